@@ -212,6 +212,9 @@ def ann_from_torch(model, input_shape: tuple[int, ...] | None = None) -> ANN:
                 raise ANNError("BatchNorm must directly follow a Linear or Conv2d layer")
             layers[-1] = _fold_batchnorm(layers[-1], m)
             continue
+        if not isinstance(m, (nn.Linear, nn.Conv2d, nn.AvgPool2d)):
+            raise ANNError(f"unsupported module {type(m).__name__} (supported: Linear, Conv2d, AvgPool2d, "
+                           "BatchNorm1d/2d, ReLU, Flatten, Dropout)")
         if layers and not relu_after[-1]:
             raise ANNError("every Linear/Conv2d but the last must be followed by a ReLU, and AvgPool2d must "
                            "come after a ReLU")
@@ -229,7 +232,7 @@ def ann_from_torch(model, input_shape: tuple[int, ...] | None = None) -> ANN:
             w = m.weight.detach().double().numpy()
             b = m.bias.detach().double().numpy() if m.bias is not None else np.zeros(m.out_channels)
             layer = ANNLayer(Conv2d(shape, m.out_channels, m.kernel_size, m.stride, m.padding), w, b)
-        elif isinstance(m, nn.AvgPool2d):
+        else:  # nn.AvgPool2d
             k = m.kernel_size
             stride = m.stride if m.stride is not None else k
             if stride != k or m.padding not in (0, (0, 0)):
@@ -238,9 +241,6 @@ def ann_from_torch(model, input_shape: tuple[int, ...] | None = None) -> ANN:
                 raise ANNError("an AvgPool2d needs a (channels, height, width) input: pass input_shape")
             pshape = Pool2d(shape, k)
             layer = ANNLayer(pshape, np.array(1.0 / (pshape.kernel[0] * pshape.kernel[1])), np.zeros(0))
-        else:
-            raise ANNError(f"unsupported module {type(m).__name__} (supported: Linear, Conv2d, AvgPool2d, "
-                           "BatchNorm1d/2d, ReLU, Flatten, Dropout)")
         if shape is None:
             shape = (layer.shape.n_in,)
         layers.append(layer)

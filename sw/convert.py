@@ -23,7 +23,7 @@ class ConversionConfig:
     weight_bits: int = 8
     input_bits: int = 8
     percentile: float = 99.9
-    output_bits: int = 32
+    output_bits: int | None = 32  # None: the smallest width that never saturates at this T
     membrane_bits: int | None = None  # None: the smallest exact width
     theta_max: int | None = None  # None: 2^15 - 1 for CSS, 2^30 for rate
 

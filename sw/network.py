@@ -111,7 +111,7 @@ class SpikingNetwork:
     input_bits: int = 8
     weight_bits: int = 8
     membrane_bits: int | None = None  # None: the smallest exact width (see SEMANTICS.md section 2)
-    output_bits: int = 32
+    output_bits: int | None = 32  # None: the smallest width that never saturates at this T
     input_shape: tuple[int, ...] | None = None
     meta: dict = field(default_factory=dict)  # conversion record (percentile, lambdas, ...)
     ann: object | None = None  # the source float ANN, kept for agreement measurements
@@ -152,6 +152,8 @@ class SpikingNetwork:
                 raise NetworkError(f"layer {i} can sum to {bound}, too large for exact evaluation")
         if self.membrane_bits is None:
             object.__setattr__(self, "membrane_bits", self.required_membrane_bits)
+        if self.output_bits is None:
+            object.__setattr__(self, "output_bits", min(max(2, self.required_output_bits), MAX_OUTPUT_BITS))
         self._check_widths()
 
     # ---- derived quantities ---------------------------------------------------------------

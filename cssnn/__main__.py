@@ -1,0 +1,3 @@
+from .sw.cli import main
+import sys
+sys.exit(main())
