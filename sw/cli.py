@@ -159,15 +159,17 @@ def cmd_sweep(args) -> None:
 
 
 def _table(results: list[dict]) -> str:
-    head = f"{'coding':6} {'T':>4} {'steps':>5} {'accuracy':>9} {'agreement':>9} {'synops/sample':>13}"
+    head = (f"{'coding':6} {'T':>4} {'steps':>5} {'accuracy':>9} {'agreement':>9} {'synops/sample':>13} "
+            f"{'analog MACs':>11}")
     lines = [head, "-" * len(head)]
     for r in results:
         if "skipped" in r:
-            lines.append(f"{r['coding']:6} {r['timesteps']:>4} {'':>5} {'-':>9} {'-':>9} {'-':>13}  (skipped: needs "
-                         f"wider output integrators than 62 bits)")
+            lines.append(f"{r['coding']:6} {r['timesteps']:>4} {'':>5} {'-':>9} {'-':>9} {'-':>13} {'-':>11}  "
+                         "(skipped: the logits would need more than 62 bits)")
             continue
         lines.append(f"{r['coding']:6} {r['timesteps']:>4} {r['total_steps']:>5} {r['snn_accuracy']:>9.2%} "
-                     f"{r['agreement']:>9.2%} {r['synaptic_ops_per_sample']:>13,.0f}")
+                     f"{r['agreement']:>9.2%} {r['synaptic_ops_per_sample']:>13,.0f} "
+                     f"{r['analog_ops_per_sample']:>11,.0f}")
     ann = next((r["ann_accuracy"] for r in results if "ann_accuracy" in r), None)
     if ann is not None:
         lines.append(f"ANN accuracy {ann:.2%} on {results[0].get('samples', '?')} test samples")
