@@ -158,7 +158,7 @@ def load_ann(path: str | Path) -> ANN:
             raise ANNError(f"{path}: loading PyTorch models needs torch (pip install 'cssnn[torch]')") from None
         return ann_from_torch(torch.load(path, weights_only=False))
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except Exception as e:
         raise ANNError(f"{path}: not an .npz file of float arrays ({e})") from None

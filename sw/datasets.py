@@ -45,7 +45,7 @@ def load_dataset(name_or_path: str) -> Dataset:
     if not path.exists():
         raise DatasetError(f"unknown dataset {name_or_path!r}: use 'digits' or the path of an .npz file")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except Exception as e:
         raise DatasetError(f"{path}: not an .npz file ({e})") from None

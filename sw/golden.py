@@ -103,12 +103,14 @@ def _run_css(net: SpikingNetwork, x: np.ndarray, want_trace: bool, bv: int) -> S
     for t in range(steps + n_layers):
         s_prev = x if t == 0 else None  # what feeds layer l at this step (the input, for the encoder)
         for l in range(n_layers + 1):
-            if l > 0 and s_prev is not None:
+            if s_prev is None:  # nothing arrived: the input is 0
+                current = np.zeros((batch, sizes[l]), np.int64)
+            elif l == 0:
+                current = s_prev  # the encoder's input x at t = 0
+            else:
                 layer = net.layers[l - 1]
                 current = layer.apply(s_prev)
                 synops += np.abs(s_prev) @ layer.fanout
-            else:
-                current = s_prev  # the encoder's input x at t = 0; None: nothing arrived
             s_prev = None
             bias = net.layers[l - 1].expanded_bias if l > 0 else 0
             if l == n_layers:  # output integrator
@@ -119,7 +121,7 @@ def _run_css(net: SpikingNetwork, x: np.ndarray, want_trace: bool, bv: int) -> S
             elif t == l:  # silent step: integrate only
                 v[l] = saturate(current + bias, bv)
             elif l < t <= l + steps:  # firing step k = t - l - 1
-                m = 2 * v[l] if current is None else 2 * v[l] + current
+                m = 2 * v[l] + current
                 theta = thetas[l]
                 s = (m >= theta).astype(np.int8) - ((m <= -theta) & fired[l]).astype(np.int8)
                 fired[l] |= s > 0

@@ -150,6 +150,8 @@ class SpikingNetwork:
             bound = int(layer.input_bound.max(initial=0)) + int(np.abs(layer.bias).max(initial=0))
             if bound * self.input_limit >= 2**52:
                 raise NetworkError(f"layer {i} can sum to {bound}, too large for exact evaluation")
+        if self.coding == "rate":
+            self._check_rate_range()
         if self.membrane_bits is None:
             object.__setattr__(self, "membrane_bits", self.required_membrane_bits)
         if self.output_bits is None:
@@ -233,6 +235,15 @@ class SpikingNetwork:
             raise NetworkError(f"the output integrators need {need} bits at T={self.timesteps} but output_bits="
                                f"{self.output_bits}: {hint}")
 
+    def _check_rate_range(self) -> None:
+        """The rate baseline is exact in int64: a hidden membrane moves by at most Imax + |b| a step."""
+        for i, layer in enumerate(self.layers[:-1], start=1):
+            per_step = int(layer.input_bound.max(initial=0)) * (self.input_limit if i == 1 else 1)
+            per_step += int(np.abs(layer.expanded_bias).max(initial=0))
+            if self.timesteps * per_step + layer.threshold >= 2**62:
+                raise NetworkError(f"layer {i}'s membrane could leave 64-bit range within T={self.timesteps} steps: "
+                                   "lower T or the biases")
+
     def with_(self, **changes) -> "SpikingNetwork":
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
@@ -277,7 +288,7 @@ def load_network(path: str | Path) -> SpikingNetwork:
 
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise NetworkError(f"{path}: no such file") from None
@@ -289,8 +300,9 @@ def load_network(path: str | Path) -> SpikingNetwork:
         meta = json.loads(str(arrays["meta"]))
     except json.JSONDecodeError as e:
         raise NetworkError(f"{path}: malformed meta record ({e})") from None
-    if meta.get("format") != FORMAT:
-        raise NetworkError(f"{path}: not a cssnn network file (format {meta.get('format')!r})")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise NetworkError(f"{path}: not a cssnn network file (format {found!r})")
     if meta.get("format_version") != FORMAT_VERSION:
         raise NetworkError(f"{path}: file format version {meta.get('format_version')} is not supported "
                            f"(this cssnn reads version {FORMAT_VERSION}); convert the ANN again")
