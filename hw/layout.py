@@ -1,0 +1,251 @@
+"""Host-side memory layout: a converted :class:`~cssnn.sw.network.SpikingNetwork` on one core.
+
+:func:`layout_network` places every layer (the encoder, the hidden TSA layers, the output
+integrators) in the core's memories and returns a :class:`NetworkImage`: the synapse rows (weights +
+mask bits), the biases, the per-layer placement, the per-step configurations in schedule order
+(:meth:`NetworkImage.schedule`) and the host-port writes that load it all
+(:meth:`NetworkImage.host_writes`, :meth:`NetworkImage.input_writes`). Controllers, drivers and tests
+all use this one function, so there is one definition of the memory map.
+
+Memory map (N = lanes, ``groups(n) = ceil(n / N)``):
+
+- neuron words (state, accumulator, bias memories): layers one after another, layer ``l`` at words
+  ``neuron_base .. neuron_base + groups - 1``; neuron ``j`` is lane ``j % N`` of word
+  ``neuron_base + j // N``; lanes past ``count`` are padding (bias 0, never emit spikes).
+- synapse rows: weight layer ``l`` (1..L) at rows ``syn_base ..``; presynaptic neuron ``i`` owns
+  ``2**stride_log2 >= groups`` consecutive rows (a power of two, so the row address is a shift, not a
+  multiply); row ``syn_base + (i << stride_log2) + g`` lane ``k`` holds the weight from ``i`` to
+  neuron ``g*N + k`` and its mask bit (1 = an unmasked synapse that exists; padding lanes, masked
+  synapses and pairs a convolution/pool does not connect are 0).
+- the encoder (layer 0) has no synapses and a zero-initialised bias: :meth:`NetworkImage.input_writes`
+  writes each sample's integer input x into its bias words before an inference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..sw.network import SpikingNetwork
+from .params import CoreParams, HostMem, Mode, bits_for
+
+__all__ = ["LayerPlacement", "NetworkImage", "layout_network", "check_network", "layer_matrix",
+           "pack_lane", "unpack_state"]
+
+
+@dataclass(frozen=True)
+class LayerPlacement:
+    """Where layer ``layer`` (0 = encoder, 1..L-1 hidden, L = output) lives in the core."""
+
+    layer: int
+    kind: str            # "encoder", "hidden" or "output"
+    count: int           # neurons
+    groups: int          # words = ceil(count / N)
+    neuron_base: int     # first word
+    syn_base: int        # first synapse row (weight layers; 0 for the encoder)
+    stride_log2: int     # log2 rows per presynaptic neuron (weight layers)
+    n_in: int            # presynaptic neurons (0 for the encoder)
+    threshold: int       # theta (0 for the output integrators)
+
+    def config(self, mode: Mode) -> dict:
+        """The ``step`` payload (a dict for :func:`~cssnn.hw.params.config_layout`) for one step."""
+        return {"mode": int(mode), "neuron_base": self.neuron_base, "groups": self.groups, "count": self.count,
+                "syn_base": self.syn_base, "stride_log2": self.stride_log2, "threshold": self.threshold}
+
+
+@dataclass
+class NetworkImage:
+    """A network laid out for a core (see the module docstring for the memory map)."""
+
+    params: CoreParams
+    net: SpikingNetwork
+    layers: list[LayerPlacement]
+    syn_weight: np.ndarray   # (rows used, N) int64
+    syn_mask: np.ndarray     # (rows used, N) bool
+    bias: np.ndarray         # (words used, N) int64 (encoder words are 0: loaded per sample)
+    synops_per_spike: list[np.ndarray] = field(default_factory=list)  # per weight layer: fan-out per presynaptic neuron
+    neuron_base: int = 0     # first word this image owns
+    syn_base: int = 0        # first synapse row this image owns
+
+    @property
+    def rows_used(self) -> int:
+        return self.syn_weight.shape[0]
+
+    @property
+    def words_used(self) -> int:
+        return self.bias.shape[0]
+
+    def schedule(self) -> list[list[tuple[int, dict]]]:
+        """Per global step t = 0 .. T+L-1, the layer-steps in evaluation order: ``(layer, config)``.
+
+        Layer ``l``'s input events at step t are the spikes layer ``l-1`` emitted in the same step (none
+        for the encoder, and none when layer ``l-1`` is not active at t): feed them, then an end marker.
+        """
+        T, L = self.net.timesteps, self.net.n_layers
+        steps = []
+        for t in range(T + L):
+            todo = []
+            for pl in self.layers:
+                l = pl.layer
+                if l < L:
+                    if t == l:
+                        todo.append((l, pl.config(Mode.SILENT)))
+                    elif l < t <= l + T:
+                        todo.append((l, pl.config(Mode.FIRE)))
+                elif t == L:
+                    todo.append((l, pl.config(Mode.OUT_FIRST)))
+                elif L < t < L + T:
+                    todo.append((l, pl.config(Mode.OUT)))
+            steps.append(todo)
+        return steps
+
+    def host_writes(self):
+        """Yield ``(HostMem, addr, lane, raw)`` for every synapse lane and every non-encoder bias lane
+        (raw = the lane's bits as an unsigned int, :func:`pack_lane`)."""
+        p = self.params
+        for r in range(self.syn_base, self.rows_used):
+            for k in range(p.lanes):
+                yield HostMem.SYNAPSE, r, k, pack_lane(p, HostMem.SYNAPSE, int(self.syn_weight[r, k]),
+                                                       bool(self.syn_mask[r, k]))
+        enc = self.layers[0]
+        for w in range(self.neuron_base, self.words_used):
+            if enc.neuron_base <= w < enc.neuron_base + enc.groups:
+                continue
+            for k in range(p.lanes):
+                yield HostMem.BIAS, w, k, pack_lane(p, HostMem.BIAS, int(self.bias[w, k]))
+
+    def input_writes(self, x) -> list[tuple[HostMem, int, int, int]]:
+        """Host writes that load one sample's integer input ``x`` (n_inputs values) as the encoder's bias
+        (padding lanes of the last encoder word get 0)."""
+        x = np.asarray(x).reshape(-1)
+        enc, p = self.layers[0], self.params
+        if x.size != enc.count:
+            raise ValueError(f"input has {x.size} values, the encoder has {enc.count} neurons")
+        if x.min(initial=0) < 0 or x.max(initial=0) > self.net.input_limit:
+            raise ValueError(f"inputs must lie in [0, {self.net.input_limit}]")
+        values = list(x) + [0] * (enc.groups * p.lanes - enc.count)  # padding lanes: 0
+        return [(HostMem.BIAS, enc.neuron_base + j // p.lanes, j % p.lanes, pack_lane(p, HostMem.BIAS, int(v)))
+                for j, v in enumerate(values)]
+
+    def neuron_addr(self, layer: int, j: int) -> tuple[int, int]:
+        """(word, lane) of neuron ``j`` of ``layer``."""
+        pl = self.layers[layer]
+        return pl.neuron_base + j // self.params.lanes, j % self.params.lanes
+
+
+def pack_lane(p: CoreParams, mem: HostMem, value: int, flag: bool = False) -> int:
+    """Raw bits of one memory lane: synapse (weight, mask above it), state (v, fired above it),
+    bias or accumulator (value); two's complement."""
+    width = {HostMem.SYNAPSE: p.weight_bits, HostMem.STATE: p.store_bits, HostMem.BIAS: p.bias_bits,
+             HostMem.ACC: p.acc_bits}[HostMem(mem)]
+    if not -(2 ** (width - 1)) <= value < 2 ** (width - 1):
+        raise ValueError(f"{value} does not fit a {width}-bit {HostMem(mem).name.lower()} lane")
+    raw = value & (2**width - 1)
+    if mem in (HostMem.SYNAPSE, HostMem.STATE):
+        raw |= int(bool(flag)) << width
+    return raw
+
+
+def unpack_state(p: CoreParams, raw: int) -> tuple[int, bool]:
+    """(membrane, fired) from a raw state lane."""
+    v = raw & (2**p.store_bits - 1)
+    if v >> (p.store_bits - 1):
+        v -= 2**p.store_bits
+    return v, bool((raw >> p.store_bits) & 1)
+
+
+def layer_matrix(layer) -> tuple[np.ndarray, np.ndarray]:
+    """The layer's integer matrix ``A`` (n_out, n_in) with masked entries zero, and its connection
+    matrix (True where an unmasked synapse exists), for any layer kind."""
+    shape = layer.shape
+    if shape.kind == "dense":
+        conn = np.ones(shape.weight_shape, bool) if layer.mask is None else layer.mask.astype(bool)
+        return layer.effective_weight.astype(np.int64), conn
+    eye = np.eye(shape.n_in)
+    a = np.rint(shape.apply(eye, layer.effective_weight.astype(np.float64))).astype(np.int64).T
+    ones = np.ones(shape.weight_shape) if layer.mask is None else layer.mask.astype(np.float64)
+    conn = (shape.apply(eye, ones) != 0).T
+    return a, conn
+
+
+def check_network(net: SpikingNetwork, p: CoreParams) -> None:
+    """Raise ``ValueError`` naming the first reason ``net`` cannot run bit-exactly on a core with ``p``."""
+    if net.coding != "css":
+        raise ValueError(f"the core runs CSS networks, not {net.coding!r} (the rate baseline is host-side only)")
+    if net.weight_bits > p.weight_bits:
+        raise ValueError(f"the network has {net.weight_bits}-bit weights, the core {p.weight_bits}-bit")
+    if p.membrane_bits < net.required_membrane_bits:
+        raise ValueError(f"the core's membrane_bits={p.membrane_bits} is too small for this network: it needs "
+                         f"{net.required_membrane_bits} (SEMANTICS.md section 2)")
+    if p.output_bits < net.required_output_bits:
+        raise ValueError(f"the core's output_bits={p.output_bits} is too small: the output integrators need "
+                         f"{net.required_output_bits} bits at T={net.timesteps}")
+    if bits_for(net.input_limit) > p.bias_bits:
+        raise ValueError(f"bias_bits={p.bias_bits} cannot hold the {net.input_bits}-bit input loaded as the "
+                         f"encoder's bias (needs {bits_for(net.input_limit)})")
+    for i, th in enumerate(net.thresholds):
+        if th > p.max_threshold:
+            raise ValueError(f"layer {i} has threshold {th}, more than threshold_bits={p.threshold_bits} hold")
+    for i, layer in enumerate(net.layers, start=1):
+        imax = int(layer.input_bound.max(initial=0))
+        if bits_for(imax) > p.acc_bits:
+            raise ValueError(f"layer {i} sums up to {imax} per step: acc_bits={p.acc_bits} is too small "
+                             f"(needs {bits_for(imax)})")
+        bmax = int(np.abs(layer.bias).max(initial=0))
+        if bits_for(bmax) > p.bias_bits:
+            raise ValueError(f"layer {i} has a bias of magnitude {bmax}: bias_bits={p.bias_bits} is too small")
+        if layer.shape.n_out > 2**p.index_bits or layer.shape.n_in > 2**p.index_bits:
+            raise ValueError(f"layer {i} is larger than the core's {p.neurons} neurons")
+
+
+def layout_network(net: SpikingNetwork, p: CoreParams, *, neuron_base: int = 0, syn_base: int = 0) -> NetworkImage:
+    """Place ``net`` in a core with parameters ``p`` starting at word ``neuron_base`` and synapse row
+    ``syn_base``; raise ``ValueError`` if it does not fit (widths: :func:`check_network`; depths)."""
+    check_network(net, p)
+    n = p.lanes
+    sizes = [net.n_inputs] + [layer.shape.n_out for layer in net.layers]
+    L = net.n_layers
+    thetas = net.thresholds + [0]
+    placements = []
+    word, row = neuron_base, syn_base
+    weights, masks, biases, fanouts = [], [], [], []
+    for l, count in enumerate(sizes):
+        groups = -(-count // n)
+        kind = "encoder" if l == 0 else "output" if l == L else "hidden"
+        stride = 0
+        n_in = 0
+        b = np.zeros((groups * n,), np.int64)
+        if l > 0:
+            layer = net.layers[l - 1]
+            n_in = layer.shape.n_in
+            stride = max(0, int(groups - 1).bit_length())  # 2**stride >= groups
+            per = 2**stride
+            a, conn = layer_matrix(layer)                   # (count, n_in)
+            w = np.zeros((n_in, per * n), np.int64)
+            mk = np.zeros((n_in, per * n), bool)
+            w[:, :count] = np.where(conn, a, 0).T
+            mk[:, :count] = conn.T
+            weights.append(w.reshape(n_in * per, n))
+            masks.append(mk.reshape(n_in * per, n))
+            fanouts.append(conn.sum(axis=0).astype(np.int64))
+            b[:count] = layer.expanded_bias
+            if stride >= 2**p.stride_bits:
+                raise ValueError(f"layer {l} needs 2^{stride} rows per presynaptic neuron: too many for this core")
+        placements.append(LayerPlacement(l, kind, count, groups, word, row if l > 0 else 0, stride, n_in,
+                                         int(thetas[l])))
+        biases.append(b.reshape(groups, n))
+        word += groups
+        if l > 0:
+            row += weights[-1].shape[0]
+    if word > p.groups:
+        raise ValueError(f"the network needs {word} neuron words ({word * n} neurons incl. padding), the core "
+                         f"has {p.groups} (neurons={p.neurons})")
+    if row > p.synapse_rows:
+        raise ValueError(f"the network needs {row} synapse rows, the core has {p.synapse_rows}")
+    syn_w = np.concatenate(weights) if weights else np.zeros((0, n), np.int64)
+    syn_m = np.concatenate(masks) if masks else np.zeros((0, n), bool)
+    pad_w = np.zeros((syn_base, n), np.int64)
+    bias = np.concatenate([np.zeros((neuron_base, n), np.int64)] + biases)
+    return NetworkImage(p, net, placements, np.concatenate([pad_w, syn_w]),
+                        np.concatenate([pad_w.astype(bool), syn_m]), bias, fanouts, neuron_base, syn_base)

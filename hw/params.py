@@ -1,0 +1,198 @@
+"""Parameters of one cssnn core, their validation, and the data layouts its ports carry.
+
+One idea: *what a core is* (widths, lanes, memory depths) and the shapes of the words that cross
+its boundary (spike events, per-step configuration, memory lanes). Every hardware component takes
+a :class:`CoreParams`, so a width is chosen in exactly one place.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data
+from amaranth.utils import ceil_log2, exact_log2
+
+__all__ = ["CoreParams", "Mode", "HostMem", "check_params", "bits_for", "event_layout", "config_layout", "syn_lane_layout",
+           "state_lane_layout"]
+
+
+class Mode(enum.IntEnum):
+    """What one layer-step does (SEMANTICS.md sections 2 and 3)."""
+
+    SILENT = 0     #: v <- sat_Bv(I + b), f <- 0 (first step of a TSA layer in an inference; encoder: b = x)
+    FIRE = 1       #: m = 2v + I, ternary spike with ReLU guard, v <- sat_Bv(m - 2*theta*s)
+    OUT_FIRST = 2  #: output integrator, first step: v <- sat_Bo(I + b)
+    OUT = 3        #: output integrator, later steps: v <- sat_Bo(2v + I)
+
+
+class HostMem(enum.IntEnum):
+    """Memory selected on the host port."""
+
+    SYNAPSE = 0  #: lane = (weight: signed Bw, mask: 1 bit above it)
+    STATE = 1    #: lane = (membrane: signed Bm, fired flag: 1 bit above it)
+    BIAS = 2     #: lane = signed Bb
+    ACC = 3      #: lane = signed Bi
+
+
+MAX_LANES = 256
+
+
+@dataclass(frozen=True)
+class CoreParams:
+    """Every width and depth of a core. Validated on construction (``ValueError`` naming the problem).
+
+    lanes           N physical neuron lanes (power of two); one synapse row feeds N postsynaptic neurons
+    weight_bits     Bw, signed synapse weights (the most negative code is never used by the converter)
+    membrane_bits   Bv, TSA membrane width: must equal the network's (SEMANTICS.md section 2)
+    output_bits     Bo, output integrator width
+    acc_bits        Bi, per-step input accumulator (must hold Imax = max_j sum_i |A[j, i]|)
+    bias_bits       Bb, biases (and the encoder's input x, loaded as its bias: needs input_bits + 1)
+    threshold_bits  Bt, unsigned per-step threshold
+    neurons         virtual neurons in the state/accumulator/bias memories (a multiple of lanes)
+    synapse_rows    rows of the synapse memory (N lane weights + N mask bits per row)
+    counter_bits    width of the cycle/event/synaptic-op counters
+    """
+
+    lanes: int = 8
+    weight_bits: int = 8
+    membrane_bits: int = 16
+    output_bits: int = 32
+    acc_bits: int = 16
+    bias_bits: int = 16
+    threshold_bits: int = 16
+    neurons: int = 256
+    synapse_rows: int = 1024
+    counter_bits: int = 32
+
+    def __post_init__(self):
+        def need(cond, msg):
+            if not cond:
+                raise ValueError(msg)
+
+        for name in ("lanes", "weight_bits", "membrane_bits", "output_bits", "acc_bits", "bias_bits",
+                     "threshold_bits", "neurons", "synapse_rows", "counter_bits"):
+            v = getattr(self, name)
+            need(isinstance(v, int) and not isinstance(v, bool), f"{name} must be an int, not {v!r}")
+        need(1 <= self.lanes <= MAX_LANES and self.lanes & (self.lanes - 1) == 0,
+             f"lanes must be a power of two in [1, {MAX_LANES}], not {self.lanes}")
+        need(2 <= self.weight_bits <= 16, f"weight_bits must be in [2, 16], not {self.weight_bits}")
+        need(2 <= self.membrane_bits <= 32, f"membrane_bits must be in [2, 32], not {self.membrane_bits}")
+        need(2 <= self.output_bits <= 62, f"output_bits must be in [2, 62], not {self.output_bits}")
+        need(1 <= self.threshold_bits <= 30, f"threshold_bits must be in [1, 30], not {self.threshold_bits}")
+        need(self.weight_bits <= self.acc_bits <= 48,
+             f"acc_bits must be in [weight_bits={self.weight_bits}, 48] (it must hold one weight), not {self.acc_bits}")
+        need(2 <= self.bias_bits <= 48, f"bias_bits must be in [2, 48], not {self.bias_bits}")
+        # A TSA membrane must hold 2*theta + one weight for the smallest threshold, or no layer with
+        # this weight width could ever satisfy V >= 2*theta + Imax (SEMANTICS.md section 2).
+        need(2 ** (self.membrane_bits - 1) - 1 >= 2 + (2 ** (self.weight_bits - 1) - 1),
+             f"membrane_bits={self.membrane_bits} is too small for {self.weight_bits}-bit weights: a membrane "
+             f"must hold 2*theta + |w| (at least {bits_for(2 + 2 ** (self.weight_bits - 1) - 1)} bits)")
+        need(2 ** (self.output_bits - 1) - 1 >= 2 ** (self.weight_bits - 1) - 1,
+             f"output_bits={self.output_bits} cannot hold one {self.weight_bits}-bit weight")
+        need(self.neurons >= self.lanes and self.neurons % self.lanes == 0,
+             f"neurons must be a positive multiple of lanes={self.lanes}, not {self.neurons}")
+        need(self.neurons <= 2**20, f"neurons must be at most 2^20, not {self.neurons}")
+        need(1 <= self.synapse_rows <= 2**22, f"synapse_rows must be in [1, 2^22], not {self.synapse_rows}")
+        need(8 <= self.counter_bits <= 64, f"counter_bits must be in [8, 64], not {self.counter_bits}")
+
+    # ---- derived widths ----
+    @property
+    def lane_bits(self) -> int:
+        """Bits of a lane index (0 for one lane)."""
+        return exact_log2(self.lanes)
+
+    @property
+    def groups(self) -> int:
+        """Words of the state/accumulator/bias memories (N neurons each)."""
+        return self.neurons // self.lanes
+
+    @property
+    def group_bits(self) -> int:
+        return max(1, ceil_log2(self.groups))
+
+    @property
+    def row_bits(self) -> int:
+        return max(1, ceil_log2(self.synapse_rows))
+
+    @property
+    def index_bits(self) -> int:
+        """Neuron index in an event (presynaptic or postsynaptic, within its layer)."""
+        return max(1, ceil_log2(self.neurons))
+
+    @property
+    def stride_bits(self) -> int:
+        """Width of the log2(rows per presynaptic neuron) config field."""
+        return max(1, (self.row_bits).bit_length())
+
+    @property
+    def store_bits(self) -> int:
+        """Bm: membrane storage width, shared by TSA layers (Bv) and output integrators (Bo)."""
+        return max(self.membrane_bits, self.output_bits)
+
+    @property
+    def host_data_bits(self) -> int:
+        return max(self.weight_bits + 1, self.store_bits + 1, self.bias_bits, self.acc_bits)
+
+    @property
+    def host_addr_bits(self) -> int:
+        return max(self.row_bits, self.group_bits)
+
+    @property
+    def max_threshold(self) -> int:
+        return 2**self.threshold_bits - 1
+
+
+def check_params(component, params) -> None:
+    """Raise ``TypeError`` unless ``params`` is a :class:`CoreParams` (silencing Amaranth's
+    "created but never used" warning for the component that is being rejected)."""
+    if not isinstance(params, CoreParams):
+        component._MustUse__silence = True
+        raise TypeError(f"params must be a CoreParams, not {params!r}")
+
+
+def bits_for(magnitude: int) -> int:
+    """Signed width holding every value in [-magnitude, magnitude]."""
+    return int(magnitude).bit_length() + 1
+
+
+def event_layout(p: CoreParams) -> data.StructLayout:
+    """A spike event (AER), the same layout in and out of a core.
+
+    ``index``: presynaptic (in) or postsynaptic (out) neuron index within its layer; ``neg``: 1 for a
+    -1 spike, 0 for +1; ``end``: end-of-step marker (carries no spike; ``index``/``neg`` ignored). A
+    core's output for one step is its spikes in ascending neuron order followed by one end marker,
+    which is exactly a valid input for the next layer's step.
+    """
+    return data.StructLayout({"index": unsigned(p.index_bits), "neg": unsigned(1), "end": unsigned(1)})
+
+
+def config_layout(p: CoreParams) -> data.StructLayout:
+    """Per layer-step configuration, the payload of the core's ``step`` stream.
+
+    mode         :class:`Mode`
+    neuron_base  first word (group of N neurons) of the layer in the state/accumulator/bias memories
+    groups       words of the layer: ceil(count / N) (1 or more)
+    count        neurons in the layer (spikes of lanes at index >= count are never emitted)
+    syn_base     first synapse row of the layer
+    stride_log2  log2(rows per presynaptic neuron): rows of presynaptic i are syn_base + (i << stride_log2) + g
+    threshold    theta (FIRE mode only)
+    """
+    return data.StructLayout({
+        "mode": unsigned(2),
+        "neuron_base": unsigned(p.group_bits),
+        "groups": unsigned(p.group_bits + 1),
+        "count": unsigned(p.index_bits + 1),
+        "syn_base": unsigned(p.row_bits),
+        "stride_log2": unsigned(p.stride_bits),
+        "threshold": unsigned(p.threshold_bits),
+    })
+
+
+def syn_lane_layout(p: CoreParams) -> data.StructLayout:
+    return data.StructLayout({"weight": signed(p.weight_bits), "mask": unsigned(1)})
+
+
+def state_lane_layout(p: CoreParams) -> data.StructLayout:
+    return data.StructLayout({"v": signed(p.store_bits), "fired": unsigned(1)})

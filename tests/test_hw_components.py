@@ -1,0 +1,151 @@
+"""Unit tests of the core's components in the Amaranth simulator."""
+
+import random
+
+from amaranth.back import rtlil
+from amaranth.sim import Simulator
+
+from cssnn.hw.accumulator import SpikeAccumulator
+from cssnn.hw.argmax import Argmax
+from cssnn.hw.core import Core
+from cssnn.hw.params import CoreParams
+from cssnn.hw.serializer import SpikeSerializer
+from cssnn.hw.synapse import SynapseMemory
+
+P = CoreParams(lanes=4, weight_bits=5, membrane_bits=10, output_bits=12, acc_bits=8, bias_bits=8,
+               threshold_bits=6, neurons=16, synapse_rows=8)
+
+
+def s2u(v, bits):
+    return v & (2**bits - 1)
+
+
+def test_spike_accumulator_adds_subtracts_and_skips_masked():
+    dut = SpikeAccumulator(P)
+    sim = Simulator(dut)
+    rng = random.Random(0)
+    wq = 2 ** (P.weight_bits - 1) - 1
+
+    async def tb(ctx):
+        for _ in range(300):
+            acc = [rng.randint(-100, 100) for _ in range(P.lanes)]
+            w = [rng.randint(-wq, wq) for _ in range(P.lanes)]
+            mk = [rng.random() < 0.7 for _ in range(P.lanes)]
+            neg = rng.random() < 0.5
+            for k in range(P.lanes):
+                ctx.set(dut.acc_in[k], acc[k]); ctx.set(dut.row[k].weight, w[k]); ctx.set(dut.row[k].mask, mk[k])
+            ctx.set(dut.neg, neg)
+            want = [a + (-x if neg else x) * m for a, x, m in zip(acc, w, mk)]
+            assert [ctx.get(dut.acc_out[k]) for k in range(P.lanes)] == want
+            assert ctx.get(dut.synops) == sum(mk)
+
+    sim.add_testbench(tb)
+    sim.run()
+
+
+def test_synapse_memory_lane_writes_sync_read_and_hold():
+    dut = SynapseMemory(P)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    rng = random.Random(1)
+    ref = [[(0, 0)] * P.lanes for _ in range(P.synapse_rows)]
+
+    async def tb(ctx):
+        for _ in range(60):
+            r, k = rng.randrange(P.synapse_rows), rng.randrange(P.lanes)
+            w, m = rng.randint(-15, 15), rng.randint(0, 1)
+            ctx.set(dut.write_addr, r); ctx.set(dut.write_lane, k); ctx.set(dut.write_en, 1)
+            ctx.set(dut.write_data.weight, w); ctx.set(dut.write_data.mask, m)
+            await ctx.tick()
+            ref[r][k] = (w, m)
+        ctx.set(dut.write_en, 0)
+        for r in range(P.synapse_rows):
+            ctx.set(dut.read_addr, r)
+            await ctx.tick()   # synchronous read: data one clock after the address
+            got = [(ctx.get(dut.read_data[k].weight), ctx.get(dut.read_data[k].mask)) for k in range(P.lanes)]
+            assert got == ref[r]
+        ctx.set(dut.read_en, 0)            # hold: a new address does not change the data
+        ctx.set(dut.read_addr, 0)
+        await ctx.tick()
+        assert [(ctx.get(dut.read_data[k].weight), ctx.get(dut.read_data[k].mask)) for k in range(P.lanes)] == ref[-1]
+
+    sim.add_testbench(tb)
+    sim.run()
+
+
+def test_serializer_under_backpressure():
+    dut = SpikeSerializer(P)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    rng = random.Random(2)
+    words = []
+    for _ in range(40):
+        pos = rng.randrange(1, 2**P.lanes)
+        neg = rng.randrange(2**P.lanes) & ~pos
+        words.append((rng.randrange(P.groups), pos, neg))
+    want = [((g << P.lane_bits) | k, (neg >> k) & 1) for g, pos, neg in words for k in range(P.lanes)
+            if (pos | neg) >> k & 1]
+    got = []
+
+    async def producer(ctx):
+        for g, pos, neg in words:
+            ctx.set(dut.i.payload.group, g); ctx.set(dut.i.payload.pos, pos); ctx.set(dut.i.payload.neg, neg)
+            ctx.set(dut.i.valid, 1)
+            await ctx.tick().until(dut.i.ready)
+            ctx.set(dut.i.valid, 0)
+            for _ in range(rng.choice([0, 0, 1])):
+                await ctx.tick()
+
+    async def consumer(ctx):
+        while len(got) < len(want):
+            ready = rng.random() < 0.6
+            ctx.set(dut.o.ready, ready)
+            await ctx.tick()
+        ctx.set(dut.o.ready, 0)
+
+    async def monitor(ctx):
+        async for _clk, _rst, valid, ready, payload in ctx.tick().sample(dut.o.valid, dut.o.ready, dut.o.payload):
+            if valid and ready:
+                got.append((payload.index, payload.neg))
+                assert payload.end == 0
+
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.add_process(monitor)
+    sim.run_until(1e-8 * 2000)
+    assert got == want
+
+
+def test_argmax_lowest_index_wins_ties():
+    dut = Argmax(P)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    rng = random.Random(3)
+    lo, hi = -(2 ** (P.store_bits - 1)), 2 ** (P.store_bits - 1) - 1
+
+    async def tb(ctx):
+        for trial in range(40):
+            count = rng.randint(1, P.neurons)
+            pool = [rng.randint(lo, hi) for _ in range(3)] if trial % 2 else None  # many ties
+            vals = [rng.choice(pool) if pool else rng.randint(lo, hi) for _ in range(count)]
+            groups = -(-count // P.lanes)
+            for g in range(groups):
+                ctx.set(dut.en, 1); ctx.set(dut.first, g == 0); ctx.set(dut.group, g)
+                valid = 0
+                for k in range(P.lanes):
+                    j = g * P.lanes + k
+                    ctx.set(dut.values[k], vals[j] if j < count else hi)   # padding lanes must be ignored
+                    valid |= (j < count) << k
+                ctx.set(dut.valid, valid)
+                await ctx.tick()
+            ctx.set(dut.en, 0)
+            best = max(range(count), key=lambda j: (vals[j], -j))
+            assert (ctx.get(dut.index), ctx.get(dut.value)) == (best, vals[best])
+
+    sim.add_testbench(tb)
+    sim.run()
+
+
+def test_core_has_no_multiplier():
+    text = rtlil.convert(Core(CoreParams(lanes=4, neurons=32, synapse_rows=64)), name="core")
+    assert "$mul" not in text and "$div" not in text and "$mod" not in text
