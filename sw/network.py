@@ -214,10 +214,9 @@ class SpikingNetwork:
         if self.coding == "css":
             t = self.timesteps
             worst = (2**t - 1) * bound_i.astype(object) + 2 ** (t - 1) * bias.astype(object)
-        else:
-            worst = self.timesteps * (bound_i.astype(object) + bias.astype(object))
-            if len(self.layers) == 1:
-                worst = self.timesteps * (bound_i.astype(object) * self.input_limit + bias.astype(object))
+        else:  # one step adds at most Imax (times the largest input, for an analog first layer) + |b|
+            scale = self.input_limit if len(self.layers) == 1 else 1
+            worst = self.timesteps * (bound_i.astype(object) * scale + bias.astype(object))
         return bits_for(int(max(worst, default=0)))
 
     def _check_widths(self) -> None:
