@@ -13,8 +13,8 @@ result back. Per lane and mode:
     OUT        v <- sat_Bo(2v + I)
 
 Multiplier-free: ``2v`` and ``2*theta`` are shifts, ``2*theta*s`` a select between +-2*theta and 0.
-Clearing ``f`` at the silent step is how the flag is zeroed at the start of every inference (the
-spec's "f unchanged" there applies to a flag that is already 0).
+Clearing ``f`` at the silent step (SEMANTICS.md section 2) is how the flag is zeroed at the start of
+every inference, without a separate pass over the state memory.
 """
 
 from __future__ import annotations

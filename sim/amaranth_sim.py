@@ -8,24 +8,31 @@ from ..hw.core import Core
 from ..hw.params import CoreParams
 from .driver import AmaranthIO, CoreDriver
 
-__all__ = ["run_with_core"]
+__all__ = ["run_testbenches", "run_with_core"]
+
+
+def run_testbenches(dut, *benches, clock: bool = True, vcd: str | None = None) -> None:
+    """Simulate ``dut`` with the given async testbenches (and a clock unless it is combinational)."""
+    sim = Simulator(dut)
+    if clock:
+        sim.add_clock(1e-8)
+    for bench in benches:
+        sim.add_testbench(bench)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
 
 
 def run_with_core(params: CoreParams, body, *, vcd: str | None = None, **driver_kwargs):
     """Build a :class:`Core`, run ``await body(driver)`` as a testbench, return what it returned."""
     dut = Core(params)
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
     result = {}
 
     async def tb(ctx):
         drv = CoreDriver(AmaranthIO(ctx, dut), params, **driver_kwargs)
         result["value"] = await body(drv)
 
-    sim.add_testbench(tb)
-    if vcd:
-        with sim.write_vcd(vcd):
-            sim.run()
-    else:
-        sim.run()
+    run_testbenches(dut, tb, vcd=vcd)
     return result.get("value")

@@ -11,6 +11,7 @@ from cssnn.hw.core import Core
 from cssnn.hw.params import CoreParams
 from cssnn.hw.serializer import SpikeSerializer
 from cssnn.hw.synapse import SynapseMemory
+from cssnn.sim.amaranth_sim import run_testbenches
 
 P = CoreParams(lanes=4, weight_bits=5, membrane_bits=10, output_bits=12, acc_bits=8, bias_bits=8,
                threshold_bits=6, neurons=16, synapse_rows=8)
@@ -22,7 +23,6 @@ def s2u(v, bits):
 
 def test_spike_accumulator_adds_subtracts_and_skips_masked():
     dut = SpikeAccumulator(P)
-    sim = Simulator(dut)
     rng = random.Random(0)
     wq = 2 ** (P.weight_bits - 1) - 1
 
@@ -39,14 +39,11 @@ def test_spike_accumulator_adds_subtracts_and_skips_masked():
             assert [ctx.get(dut.acc_out[k]) for k in range(P.lanes)] == want
             assert ctx.get(dut.synops) == sum(mk)
 
-    sim.add_testbench(tb)
-    sim.run()
+    run_testbenches(dut, tb, clock=False)
 
 
 def test_synapse_memory_lane_writes_sync_read_and_hold():
     dut = SynapseMemory(P)
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
     rng = random.Random(1)
     ref = [[(0, 0)] * P.lanes for _ in range(P.synapse_rows)]
 
@@ -69,14 +66,11 @@ def test_synapse_memory_lane_writes_sync_read_and_hold():
         await ctx.tick()
         assert [(ctx.get(dut.read_data[k].weight), ctx.get(dut.read_data[k].mask)) for k in range(P.lanes)] == ref[-1]
 
-    sim.add_testbench(tb)
-    sim.run()
+    run_testbenches(dut, tb)
 
 
 def test_serializer_under_backpressure():
     dut = SpikeSerializer(P)
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
     rng = random.Random(2)
     words = []
     for _ in range(40):
@@ -109,6 +103,8 @@ def test_serializer_under_backpressure():
                 got.append((payload.index, payload.neg))
                 assert payload.end == 0
 
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
     sim.add_testbench(producer)
     sim.add_testbench(consumer)
     sim.add_process(monitor)
@@ -118,8 +114,6 @@ def test_serializer_under_backpressure():
 
 def test_argmax_lowest_index_wins_ties():
     dut = Argmax(P)
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
     rng = random.Random(3)
     lo, hi = -(2 ** (P.store_bits - 1)), 2 ** (P.store_bits - 1) - 1
 
@@ -142,8 +136,7 @@ def test_argmax_lowest_index_wins_ties():
             best = max(range(count), key=lambda j: (vals[j], -j))
             assert (ctx.get(dut.index), ctx.get(dut.value)) == (best, vals[best])
 
-    sim.add_testbench(tb)
-    sim.run()
+    run_testbenches(dut, tb)
 
 
 def test_core_has_no_multiplier():

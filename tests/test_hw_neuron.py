@@ -3,7 +3,7 @@
 import random
 
 import pytest
-from amaranth.sim import Simulator
+from cssnn.sim.amaranth_sim import run_testbenches
 
 from cssnn.hw.neuron import TsaLane
 from cssnn.hw.params import CoreParams, Mode
@@ -27,7 +27,6 @@ def reference(mode, v, f, acc, bias, theta, bv, bo):
 def run_lane(p: CoreParams, vectors):
     """Apply (mode, v, f, acc, bias, theta) vectors; return [(v_next, f_next, spike)]."""
     dut = TsaLane(p)
-    sim = Simulator(dut)
     out = []
 
     async def tb(ctx):
@@ -38,8 +37,7 @@ def run_lane(p: CoreParams, vectors):
             assert not (pos and neg)
             out.append((ctx.get(dut.v_next), bool(ctx.get(dut.fired_next)), pos - neg))
 
-    sim.add_testbench(tb)
-    sim.run()
+    run_testbenches(dut, tb, clock=False)
     return out
 
 
