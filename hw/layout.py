@@ -30,7 +30,7 @@ import numpy as np
 from ..sw.network import SpikingNetwork
 from .params import CoreParams, HostMem, Mode, bits_for
 
-__all__ = ["LayerPlacement", "NetworkImage", "layout_network", "check_network", "layer_matrix",
+__all__ = ["LayerPlacement", "NetworkImage", "layout_network", "check_network", "check_accel", "layer_matrix",
            "pack_lane", "unpack_state"]
 
 
@@ -133,6 +133,60 @@ class NetworkImage:
         pl = self.layers[layer]
         return pl.neuron_base + j // self.params.lanes, j % self.params.lanes
 
+    # ---- the accelerator's bus (hw/memmap.py) ----
+    def _check_ap(self, ap):
+        from .memmap import AccelParams
+
+        if not isinstance(ap, AccelParams):
+            raise TypeError(f"ap must be an AccelParams, not {ap!r}")
+        if ap.core != self.params:
+            raise ValueError("the image was laid out for different core parameters than ap.core")
+        check_accel(self.net, ap)
+
+    def bus_writes(self, ap, *, tap: bool = False) -> list[tuple]:
+        """``(Sel, addr, raw)`` bus writes that load everything but the input: synapse lanes, the
+        non-encoder biases, layer-table entries 0..L (:func:`~cssnn.hw.memmap.layer_layout`), route
+        entries (LOOPBACK for layers 0..L-1, nothing for the output layer L; with ``tap`` every entry
+        also has TAP) and the registers T and L. Raises ``ValueError`` (:func:`check_accel`) if the
+        network does not fit the accelerator."""
+        from .memmap import Reg, Route, Sel, layer_layout
+
+        self._check_ap(ap)
+        n = self.params.lanes
+        sel = {HostMem.SYNAPSE: Sel.SYNAPSE, HostMem.BIAS: Sel.BIAS}
+        out = [(sel[mem], addr * n + lane, raw) for mem, addr, lane, raw in self.host_writes()]
+        lay = layer_layout(self.params)
+        L = self.net.n_layers
+        for pl in self.layers:
+            fields = pl.config(Mode.SILENT)
+            raw = 0
+            for name, f in lay:
+                raw |= int(fields[name]) << f.offset
+            out.append((Sel.LAYER, pl.layer, raw))
+        extra = Route.TAP if tap else 0
+        for pl in self.layers:
+            out.append((Sel.ROUTE, pl.layer, int((Route.LOOPBACK if pl.layer < L else 0) | extra)))
+        out += [(Sel.REG, int(Reg.TIMESTEPS), self.net.timesteps), (Sel.REG, int(Reg.LAYERS), L)]
+        return out
+
+    def bus_input_writes(self, x) -> list[tuple]:
+        """``(Sel.BIAS, addr, raw)`` bus writes of one sample's integer input ``x`` (the encoder's bias,
+        :meth:`input_writes`)."""
+        from .memmap import Sel
+
+        n = self.params.lanes
+        return [(Sel.BIAS, addr * n + lane, raw) for _mem, addr, lane, raw in self.input_writes(x)]
+
+    def state_addrs(self, layer: int) -> list[int]:
+        """Flat STATE bus addresses (``word * N + lane``) of the neurons of ``layer``, in index order."""
+        pl = self.layers[layer]
+        return [pl.neuron_base * self.params.lanes + j for j in range(pl.count)]
+
+    def output_addrs(self) -> list[int]:
+        """Flat STATE bus addresses of the output integrators (the logits), in class order; decode the
+        raw elements with :func:`unpack_state`."""
+        return self.state_addrs(len(self.layers) - 1)
+
 
 def pack_lane(p: CoreParams, mem: HostMem, value: int, flag: bool = False) -> int:
     """Raw bits of one memory lane: synapse (weight, mask above it), state (v, fired above it),
@@ -197,6 +251,31 @@ def check_network(net: SpikingNetwork, p: CoreParams) -> None:
             raise ValueError(f"layer {i} has a bias of magnitude {bmax}: bias_bits={p.bias_bits} is too small")
         if layer.shape.n_out > 2**p.index_bits or layer.shape.n_in > 2**p.index_bits:
             raise ValueError(f"layer {i} is larger than the core's {p.neurons} neurons")
+
+
+def check_accel(net: SpikingNetwork, ap) -> None:
+    """Raise ``ValueError`` naming the first reason ``net`` cannot run on an accelerator with
+    :class:`~cssnn.hw.memmap.AccelParams` ``ap``: the core checks (:func:`check_network`), then the
+    layer table (L <= max_layers - 1), the T register (T <= 2**timestep_bits - 1) and the loopback
+    FIFO (a spiking layer's step output, its spikes plus an end marker, must fit:
+    at most ``ap.max_layer_neurons`` neurons)."""
+    from .memmap import AccelParams
+
+    if not isinstance(ap, AccelParams):
+        raise TypeError(f"ap must be an AccelParams, not {ap!r}")
+    check_network(net, ap.core)
+    L, T = net.n_layers, net.timesteps
+    if L > ap.max_layers - 1:
+        raise ValueError(f"the network has {L} weight layers ({L + 1} table entries with the encoder), the "
+                         f"accelerator's layer table holds max_layers={ap.max_layers}: at most {ap.max_layers - 1}")
+    if T > 2**ap.timestep_bits - 1:
+        raise ValueError(f"T={T} time steps do not fit the {ap.timestep_bits}-bit T register "
+                         f"(at most {2**ap.timestep_bits - 1})")
+    sizes = [net.n_inputs] + [layer.shape.n_out for layer in net.layers[:-1]]
+    for l, n in enumerate(sizes):
+        if n > ap.max_layer_neurons:
+            raise ValueError(f"layer {l} has {n} neurons: the loopback FIFO (fifo_depth={ap.fifo_depth}) holds one "
+                             f"step of at most {ap.max_layer_neurons} spikes plus the end marker")
 
 
 def layout_network(net: SpikingNetwork, p: CoreParams, *, neuron_base: int = 0, syn_base: int = 0) -> NetworkImage:

@@ -38,6 +38,9 @@ class HostMem(enum.IntEnum):
 
 MAX_LANES = 256
 
+#: Synapse memory implementations (:attr:`CoreParams.synapse_ram`).
+SYNAPSE_RAMS = ("block", "spram")
+
 
 @dataclass(frozen=True)
 class CoreParams:
@@ -53,6 +56,9 @@ class CoreParams:
     neurons         virtual neurons in the state/accumulator/bias memories (a multiple of lanes)
     synapse_rows    rows of the synapse memory (N lane weights + N mask bits per row)
     counter_bits    width of the cycle/event/synaptic-op counters
+    synapse_ram     where the synapse memory lives: "block" (block RAM, any device) or "spram"
+                    (iCE40 UltraPlus single-port RAM, one SB_SPRAM256KA per lane and 16k rows,
+                    :mod:`cssnn.hw.spram`; simulates bit-exactly through its model)
     """
 
     lanes: int = 8
@@ -65,6 +71,7 @@ class CoreParams:
     neurons: int = 256
     synapse_rows: int = 1024
     counter_bits: int = 32
+    synapse_ram: str = "block"
 
     def __post_init__(self):
         def need(cond, msg):
@@ -96,6 +103,11 @@ class CoreParams:
         need(self.neurons <= 2**20, f"neurons must be at most 2^20, not {self.neurons}")
         need(1 <= self.synapse_rows <= 2**22, f"synapse_rows must be in [1, 2^22], not {self.synapse_rows}")
         need(8 <= self.counter_bits <= 64, f"counter_bits must be in [8, 64], not {self.counter_bits}")
+        need(self.synapse_ram in SYNAPSE_RAMS,
+             f"synapse_ram must be one of {', '.join(map(repr, SYNAPSE_RAMS))}, not {self.synapse_ram!r}")
+        need(self.synapse_ram != "spram" or self.weight_bits + 1 <= 16,
+             f"synapse_ram='spram' holds a lane (weight + mask bit) in 16 bits: weight_bits must be at most 15, "
+             f"not {self.weight_bits}")
 
     # ---- derived widths ----
     @property

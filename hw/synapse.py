@@ -8,6 +8,9 @@ connect): it adds nothing and is not a synaptic operation. On-chip pruning clear
 The read port is synchronous (data one clock after the address, held while ``read_en`` is low), so
 synthesis maps the memory to block RAM (iCE40 EBR, ECP5 DP16KD). The write port writes one lane at
 a time (lane-granular enables), which is what a host link or a learning engine needs.
+
+With ``CoreParams.synapse_ram = "spram"`` the memory is built from iCE40 UltraPlus SPRAM instead
+(:class:`~cssnn.hw.spram.SpramSynapseMemory`: same ports and timing, a simulation model off-chip).
 """
 
 from __future__ import annotations
@@ -39,6 +42,14 @@ class SynapseMemory(wiring.Component):
     def elaborate(self, platform):
         p = self.params
         m = Module()
+        if p.synapse_ram == "spram":
+            from .spram import SpramSynapseMemory
+
+            m.submodules.spram = inner = SpramSynapseMemory(p)
+            for name in ("read_addr", "read_en", "write_addr", "write_lane", "write_data", "write_en"):
+                m.d.comb += getattr(inner, name).eq(getattr(self, name))
+            m.d.comb += self.read_data.eq(inner.read_data)
+            return m
         m.submodules.mem = mem = memory.Memory(shape=data.ArrayLayout(self.lane, p.lanes), depth=p.synapse_rows,
                                                init=[])
         wr = mem.write_port(granularity=1)

@@ -27,7 +27,7 @@ from amaranth.back import verilog
 from ..hw.core import Core
 from ..hw.params import CoreParams
 
-__all__ = ["ensure_verilator", "core_verilog", "lint", "build_core", "run_cocotb", "LINT_WAIVERS", "TOPLEVEL"]
+__all__ = ["ensure_verilator", "core_verilog", "lint", "build_core", "build_cocotb", "run_cocotb", "run_cocotb_module", "LINT_WAIVERS", "TOPLEVEL"]
 
 TOPLEVEL = "cssnn_core"
 LINT_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE")
@@ -65,19 +65,19 @@ def core_verilog(params: CoreParams) -> tuple[str, Path]:
     return text, path
 
 
-def lint(path: Path, *extra: str) -> subprocess.CompletedProcess:
+def lint(path: Path, *extra: str, toplevel: str = TOPLEVEL) -> subprocess.CompletedProcess:
     """``verilator --lint-only`` with the documented waivers."""
     exe = ensure_verilator()
-    return subprocess.run([exe, "--lint-only", *LINT_WAIVERS, *extra, "--top-module", TOPLEVEL, str(path)],
+    return subprocess.run([exe, "--lint-only", *LINT_WAIVERS, *extra, "--top-module", toplevel, str(path)],
                           capture_output=True, text=True)
 
 
-def build_core(params: CoreParams):
-    """Build (once per generated Verilog) the cocotb/Verilator simulation; return (runner, build_dir)."""
+def build_cocotb(vpath: Path, toplevel: str):
+    """Build (once per generated Verilog file) the cocotb/Verilator simulation of ``vpath``; return
+    (runner, build_dir)."""
     ensure_verilator()
     from cocotb_tools.runner import get_runner
 
-    _, vpath = core_verilog(params)
     build_dir = vpath.parent / "sim_build"
     runner = get_runner("verilator")
     stamp = build_dir / ".built"
@@ -86,7 +86,7 @@ def build_core(params: CoreParams):
     old = os.environ.get("MAKEFLAGS")
     os.environ["MAKEFLAGS"] = " ".join(filter(None, [old, "CFG_CXXFLAGS_PCH_I=-include"]))
     try:
-        runner.build(sources=[vpath], hdl_toplevel=TOPLEVEL, build_dir=build_dir, always=not stamp.exists(),
+        runner.build(sources=[vpath], hdl_toplevel=toplevel, build_dir=build_dir, always=not stamp.exists(),
                      build_args=[*LINT_WAIVERS, "-O3", "--x-assign", "fast", "--x-initial", "fast"],
                      timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
     finally:
@@ -98,21 +98,34 @@ def build_core(params: CoreParams):
     return runner, build_dir
 
 
+def build_core(params: CoreParams):
+    """Build (once per generated Verilog) the cocotb/Verilator simulation of a core."""
+    _, vpath = core_verilog(params)
+    return build_cocotb(vpath, TOPLEVEL)
+
+
 def run_cocotb(params: CoreParams, spec: dict, *, testcase: str | None = None) -> dict:
     """Run the cocotb tests of :mod:`cssnn.sim.cocotb_core` on a Verilator build of a core with
     ``params``; ``spec`` (JSON-serialisable) tells them what to run. Returns the JSON report they
     write (raises if the simulation did not produce one)."""
+    _, vpath = core_verilog(params)
+    return run_cocotb_module(vpath, TOPLEVEL, "cssnn.sim.cocotb_core", dict(spec, params=params.__dict__),
+                             testcase=testcase)
+
+
+def run_cocotb_module(vpath: Path, toplevel: str, module: str, spec: dict, *, testcase: str | None = None) -> dict:
+    """Run the cocotb test module ``module`` on a Verilator build of ``vpath``; the tests read
+    ``spec`` from ``CSSNN_COCOTB_SPEC`` and write a JSON report to ``spec["report"]``, returned here."""
     import json
 
-    runner, build_dir = build_core(params)
+    runner, build_dir = build_cocotb(vpath, toplevel)
     fd, report = tempfile.mkstemp(prefix="cssnn-report-", suffix=".json")
     os.close(fd)
     os.unlink(report)
-    spec = dict(spec, params=params.__dict__, report=report)
-    env = {"CSSNN_COCOTB_SPEC": json.dumps(spec)}
+    env = {"CSSNN_COCOTB_SPEC": json.dumps(dict(spec, report=report))}
     test_dir = Path(tempfile.mkdtemp(prefix="cssnn-cocotb-"))
     try:
-        runner.test(hdl_toplevel=TOPLEVEL, test_module="cssnn.sim.cocotb_core", testcase=testcase,
+        runner.test(hdl_toplevel=toplevel, test_module=module, testcase=testcase,
                     build_dir=build_dir, test_dir=test_dir, extra_env=env,
                     results_xml=str(test_dir / "results.xml"), log_file=test_dir / "sim.log")
         if not Path(report).exists():
@@ -123,3 +136,32 @@ def run_cocotb(params: CoreParams, spec: dict, *, testcase: str | None = None) -
         shutil.rmtree(test_dir, ignore_errors=True)
         if os.path.exists(report):
             os.unlink(report)
+
+
+# ---- the accelerator top (hw/accelerator.py) ----
+ACCEL_TOPLEVEL = "cssnn_accel"
+
+
+def accelerator_verilog(ap) -> tuple[str, Path]:
+    """Generate the Verilog of an :class:`~cssnn.hw.accelerator.Accelerator` with
+    :class:`~cssnn.hw.memmap.AccelParams` ``ap``; return (text, path of a cached copy named by its hash)."""
+    from ..hw.accelerator import Accelerator
+
+    text = verilog.convert(Accelerator(ap), name=ACCEL_TOPLEVEL, emit_src=False)
+    d = cache_root() / hashlib.sha256(text.encode()).hexdigest()[:16]
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{ACCEL_TOPLEVEL}.v"
+    if not path.exists():
+        path.write_text(text)
+    return text, path
+
+
+def lint_accelerator(ap, *extra: str) -> subprocess.CompletedProcess:
+    """``verilator --lint-only`` of the accelerator top with the same waivers as the core."""
+    _, path = accelerator_verilog(ap)
+    exe = ensure_verilator()
+    return subprocess.run([exe, "--lint-only", *LINT_WAIVERS, *extra, "--top-module", ACCEL_TOPLEVEL, str(path)],
+                          capture_output=True, text=True)
+
+
+__all__ += ["ACCEL_TOPLEVEL", "accelerator_verilog", "lint_accelerator"]

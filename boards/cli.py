@@ -1,0 +1,174 @@
+"""The board subcommands of the ``cssnn`` command line: ``build`` and ``selftest``.
+
+``cssnn.sw.cli`` calls :func:`register` with its subparsers. Conventions as in the rest of the CLI:
+``--json`` prints one JSON document on stdout and nothing else there; progress goes to stderr;
+errors are one line naming the problem (``cssnn build: error: ...``) and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .targets import BOARDS
+
+__all__ = ["register", "cmd_build", "cmd_selftest"]
+
+
+def _cli_error(msg: str):
+    from ..sw.cli import CLIError
+
+    return CLIError(msg.strip().splitlines()[0] if msg.strip() else "failed")
+
+
+def _emit(args, payload, text: str) -> None:
+    if args.json:
+        print(json.dumps(payload, indent=2))
+    else:
+        print(text)
+
+
+def _progress(args):
+    if getattr(args, "quiet", False):
+        return None
+
+    def say(msg: str) -> None:
+        print(f"cssnn build: {msg}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _build_text(r: dict) -> str:
+    util = r["utilization"]
+    main = [k for k in ("ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_SPRAM", "TRELLIS_COMB", "TRELLIS_FF", "DP16KD",
+                        "TRELLIS_RAMW") if k in util]
+    lines = [f"bitstream: {r['bitstream']}",
+             f"board {r['board']} ({r['device']}), {r['params']['core']['lanes']} lanes, synapses in "
+             f"{'SPRAM' if r['params']['core']['synapse_ram'] == 'spram' else 'block RAM'}",
+             f"clock {r['clock_mhz']:g} MHz, post-route Fmax {r['fmax_mhz']:.1f} MHz"
+             + ("" if r["timing_met"] else "  ** TIMING NOT MET: the design may misbehave at this clock **"),
+             "utilization: " + ", ".join(f"{k} {util[k]['used']}/{util[k]['available']} "
+                                         f"({util[k]['used'] / util[k]['available']:.0%})" for k in main)]
+    cp = r.get("critical_path")
+    if cp:
+        lines.append(f"critical path: {cp['delay_ns']:.1f} ns, {cp['logic_levels']} logic levels, through "
+                     + (", ".join(cp["sources"][:6]) or cp["start"]))
+    if "latency_us_per_inference" in r:
+        lines.append(f"latency: {r['cycles_per_inference']:.0f} cycles per inference (median of {len(r['cycles'])}, "
+                     f"max {r['cycles_per_inference_max']}) = {r['latency_us_per_inference']:.1f} us at "
+                     f"{r['clock_mhz']:g} MHz ({r['latency_us_at_fmax']:.1f} us at Fmax); simulated results "
+                     f"{'match' if r['bit_exact'] else 'DIFFER FROM'} the golden model")
+    if r.get("programmed"):
+        lines.append(f"programmed with {r['programmer']}")
+    return "\n".join(lines)
+
+
+def cmd_build(args) -> None:
+    from ..sw.network import load_network
+    from .build import BuildError, build
+    from .program import ProgramError, ProgrammerMissing
+    from .sanity import SANITY_LANES, tiny_network
+
+    if args.sanity:
+        if args.network is not None:
+            raise _cli_error("give either a network or --sanity, not both")
+        net = tiny_network()
+        lanes = args.lanes or SANITY_LANES
+    else:
+        if args.network is None:
+            raise _cli_error("a network file is required (or --sanity for the self-test bitstream)")
+        net = load_network(args.network)
+        lanes = args.lanes
+    if args.samples < 0:
+        raise _cli_error(f"--samples must be at least 0, not {args.samples}")
+    try:
+        r = build(net, args.board, args.out, freq_mhz=args.freq, lanes=lanes, baud=args.baud, seed=args.seed,
+                  samples=args.samples, dataset=args.dataset, latency_backend=args.sim_backend,
+                  progress=_progress(args))
+    except BuildError as e:
+        raise _cli_error(str(e)) from None
+    if not r["timing_met"]:
+        print(f"cssnn build: warning: timing not met: Fmax {r['fmax_mhz']:.1f} MHz < clock {r['clock_mhz']:g} MHz "
+              f"(try --freq {int(r['fmax_mhz'])})", file=sys.stderr)
+    error = None
+    if args.program:  # a separate step: the bitstream and its report stand even if it fails
+        from .build import NAME
+        from .program import program
+
+        try:
+            r["programmer"] = program(args.board, Path(r["bitstream"]).parent, NAME)
+            r["programmed"] = True
+        except (ProgrammerMissing, ProgramError, OSError) as e:
+            r["program_error"] = error = str(e)
+    _emit(args, r, _build_text(r))
+    if error:
+        raise _cli_error(error)
+
+
+def cmd_selftest(args) -> None:
+    from ..sw.driver import DoesNotFit
+    from ..sw.protocol import LinkError, ProtocolError, SerialTransport
+    from .sanity import selftest
+
+    try:
+        transport = SerialTransport(args.port, baudrate=args.baud, timeout=args.timeout)
+    except ImportError as e:
+        raise _cli_error(str(e)) from None
+    try:
+        r = selftest(transport, samples=args.samples)
+    except (ProtocolError, LinkError, DoesNotFit, RuntimeError) as e:
+        raise _cli_error(f"{args.port}: {e}") from None
+    finally:
+        transport.close()
+    ident = r["identity"]
+    text = (f"{'PASS' if r['ok'] else 'FAIL'}: {args.port} answers (echo {'ok' if r['echo'] else 'WRONG'}); "
+            f"accelerator with {ident['lanes']} lanes, {ident['neurons']} neurons, {ident['synapse_rows']} synapse rows "
+            f"({ident['synapse_ram']}); tiny network: {r['samples'] - len(r['mismatches'])}/{r['samples']} answers "
+            f"match the golden model, {min(r['cycles'])}-{max(r['cycles'])} cycles each; {r['seconds']:.2f} s")
+    _emit(args, r, text)
+    if not r["ok"]:
+        raise SystemExit(1)
+
+
+def register(subparsers) -> None:
+    """Add ``build`` and ``selftest`` to the ``cssnn`` subcommands (``subparsers`` from
+    ``argparse.ArgumentParser.add_subparsers``)."""
+    def add(name, func, help_):
+        p = subparsers.add_parser(name, help=help_, description=help_)
+        p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("build", cmd_build, "build the bitstream for a network on an FPGA board (PyPI tools only), with "
+                                "Fmax, utilisation and latency")
+    p.add_argument("network", type=Path, nargs="?", help="converted network .npz")
+    p.add_argument("--board", required=True, choices=list(BOARDS), help="target board")
+    p.add_argument("--out", type=Path, default=None, help="build directory (default build/BOARD)")
+    p.add_argument("--freq", type=float, default=None,
+                   help="system clock in MHz (default: the board's, 30 for icebreaker, 100 for ulx3s-85f; "
+                        "the PLL makes the highest frequency not above it)")
+    p.add_argument("--lanes", type=int, default=None, help="neuron lanes (default: the most that fit)")
+    p.add_argument("--baud", type=int, default=115200, help="UART baud rate (default 115200)")
+    p.add_argument("--seed", type=int, default=1, help="place-and-route seed (default 1)")
+    p.add_argument("--samples", type=int, default=5,
+                   help="inferences simulated for the latency (default 5; 0 skips the simulation)")
+    p.add_argument("--dataset", default=None,
+                   help="latency inputs: a dataset's test split (default digits for 64-input networks, else "
+                        "random inputs)")
+    p.add_argument("--sim-backend", choices=("auto", "amaranth", "verilator"), default="auto",
+                   help="simulator for the latency (default auto: Amaranth for small networks, Verilator for large)")
+    p.add_argument("--program", action="store_true",
+                   help="program the board after building (needs its programmer: iceprog / openFPGALoader)")
+    p.add_argument("--sanity", action="store_true",
+                   help="build the small self-test bitstream (the tiny network of 'cssnn selftest') instead")
+    p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+
+    p = add("selftest", cmd_selftest, "check a programmed board over its UART in seconds: identify the "
+                                      "bitstream, run a tiny network, compare with the golden model")
+    p.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyUSB1 (iCEBreaker: the "
+                                                 "second FTDI channel)")
+    p.add_argument("--baud", type=int, default=115200, help="UART baud rate of the bitstream (default 115200)")
+    p.add_argument("--samples", type=int, default=4, help="tiny-network inferences (default 4)")
+    p.add_argument("--timeout", type=float, default=0.5, help="serial read timeout in seconds (default 0.5)")

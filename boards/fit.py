@@ -1,0 +1,262 @@
+"""Sizing an accelerator for a network on a board, and the "does not fit" checks.
+
+- :func:`board_params` chooses the :class:`~cssnn.hw.memmap.AccelParams` for a network on a board:
+  the widths and depths of :func:`cssnn.hw.sizing.params_for` (the narrowest that run the network
+  bit-exactly), depths rounded up to what the board's RAM primitives hold for free, the synapse
+  memory in SPRAM on the UP5K, and the largest of the board's lane counts whose estimate fits.
+- :func:`estimate` counts the RAM primitives the design will use (before any tool runs) and
+  estimates its logic; :func:`check_estimate` raises :class:`DoesNotFit` naming the resource that
+  runs out ("needs 41 block RAMs (ICESTORM_RAM), the iCE40UP5K has 30").
+- :func:`check_synth` does the same from yosys' cell counts after synthesis, before the long
+  place-and-route step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from ..hw.layout import layout_network
+from ..hw.memmap import AccelParams, layer_layout
+from ..hw.params import CoreParams
+from ..hw.sizing import params_for, pow2_at_least
+from ..hw.spram import SPRAM_DEPTH
+from ..sw.network import SpikingNetwork
+from .targets import Board, get_board
+
+__all__ = ["DoesNotFit", "board_params", "estimate", "check_estimate", "check_synth", "memories",
+           "ram_blocks", "RESOURCE_NAMES", "LOGIC_FILL"]
+
+
+class DoesNotFit(ValueError):
+    """The design cannot fit the board; the message names the resource that runs out."""
+
+
+#: What each report resource is, in words.
+RESOURCE_NAMES = {
+    "ICESTORM_LC": "logic cells", "ICESTORM_RAM": "block RAMs", "ICESTORM_SPRAM": "SPRAMs",
+    "ICESTORM_DSP": "DSPs", "TRELLIS_COMB": "LUT4s", "TRELLIS_FF": "flip-flops", "DP16KD": "block RAMs",
+    "MULT18X18D": "multipliers", "TRELLIS_RAMW": "distributed-RAM write ports", "SB_IO": "I/Os",
+}
+
+#: Largest logic fill the automatic lane choice accepts (estimate), leaving room for routing and for
+#: later additions; an explicit ``lanes`` is only held to the device's size.
+LOGIC_FILL = 0.85
+
+# RAM primitive geometries: (depth, width) configurations.
+_EBR_ICE40 = ((256, 16), (512, 8), (1024, 4), (2048, 2))          # SB_RAM40_4K, 4 kbit
+_DP16KD = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))  # 18 kbit
+#: On ECP5, yosys puts memories this shallow into distributed RAM (TRELLIS_DPR16X4), not DP16KD.
+ECP5_LUTRAM_MAX_DEPTH = 64
+#: Memories this small (bits, or this shallow) become flip-flops rather than a block RAM.
+SMALL_MEMORY_BITS = 256
+SMALL_MEMORY_DEPTH = 16
+
+
+def ram_blocks(family: str, width: int, depth: int, *, masked: bool = False) -> int:
+    """Block RAMs for a ``width`` x ``depth`` memory (0 if it goes to logic or distributed RAM).
+    ``masked``: written a lane at a time (iCE40: only the 256 x 16 mode has a bit mask)."""
+    if width <= 0 or depth <= 0 or width * depth <= SMALL_MEMORY_BITS or depth <= SMALL_MEMORY_DEPTH:
+        return 0
+    if family == "ice40":
+        modes = _EBR_ICE40[:1] if masked else _EBR_ICE40
+    elif family == "ecp5":
+        if depth <= ECP5_LUTRAM_MAX_DEPTH:
+            return 0
+        modes = _DP16KD
+    else:
+        raise ValueError(f"no RAM model for the {family!r} family")
+    return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in modes)
+
+
+def memories(ap: AccelParams, *, max_payload: int = 256) -> list[dict]:
+    """The design's memories (accelerator and host link with a ``max_payload``-byte buffer):
+    ``name``, ``width``, ``depth``, ``masked`` (lane writes), ``copies`` (one per extra read port),
+    ``kind`` ("block" or "spram")."""
+    from ..sw.protocol import IDENTIFY_BYTES
+
+    p = ap.core
+    n = p.lanes
+    ev = p.index_bits + 2 + ap.layer_bits  # routed event: index, neg, end, source layer
+    out = [
+        {"name": "synapse", "width": n * (p.weight_bits + 1), "depth": p.synapse_rows, "masked": True,
+         "copies": 1, "kind": p.synapse_ram},
+        {"name": "state", "width": n * (p.store_bits + 1), "depth": p.groups, "masked": True, "copies": 1},
+        {"name": "accumulator", "width": n * p.acc_bits, "depth": p.groups, "masked": True, "copies": 1},
+        {"name": "bias", "width": n * p.bias_bits, "depth": p.groups, "masked": True, "copies": 1},
+        {"name": "loopback FIFO", "width": ev, "depth": max(1, ap.fifo_depth - 1), "masked": False, "copies": 1},
+        {"name": "tap FIFO", "width": ev, "depth": max(1, ap.tap_depth - 1), "masked": False, "copies": 1},
+        {"name": "layer table", "width": layer_layout(p).size, "depth": ap.max_layers, "masked": False,
+         "copies": 2},
+        {"name": "host link buffer", "width": 8, "depth": max_payload + IDENTIFY_BYTES, "masked": False, "copies": 1},
+    ]
+    for mem in out:
+        mem.setdefault("kind", "block")
+    return out
+
+
+def _spram_count(p: CoreParams) -> int:
+    return p.lanes * -(-p.synapse_rows // SPRAM_DEPTH) if p.synapse_ram == "spram" else 0
+
+
+def estimate(ap: AccelParams, board, *, max_payload: int = 256) -> dict:
+    """Resources the accelerator ``ap`` needs on ``board``, by report name, before synthesis:
+    block RAMs and SPRAMs exactly as the memory geometry dictates, logic from a per-lane model
+    (calibrated on yosys/nextpnr results for these boards; see docs/BOARDS.md). Also ``detail``:
+    the block RAMs per memory."""
+    board = get_board(board)
+    p = ap.core
+    detail = {}
+    for mem in memories(ap, max_payload=max_payload):
+        if mem["kind"] == "spram":
+            detail[mem["name"]] = {"SPRAM": _spram_count(p)}
+            continue
+        blocks = ram_blocks(board.family, mem["width"], mem["depth"], masked=mem["masked"]) * mem["copies"]
+        detail[mem["name"]] = {"BRAM": blocks}
+    needs = {board.bram: sum(d.get("BRAM", 0) for d in detail.values())}
+    if board.spram:
+        needs["ICESTORM_SPRAM"] = _spram_count(p)
+    needs[board.logic] = estimate_logic(ap, board)
+    needs["detail"] = detail
+    return needs
+
+
+def estimate_logic(ap: AccelParams, board) -> int:
+    """Logic estimate (LCs on iCE40, LUT4s on ECP5): a fixed part (host link, UART, controller, router,
+    counters, step control) plus a per-lane datapath that grows with the lane's widths. Calibrated on
+    the digits network (iCE40UP5K: 3090 / 3651 / 4889 LCs for 1 / 2 / 4 lanes after packing; ECP5:
+    14170 LUT4s for 16 lanes); within ~5% there."""
+    board = get_board(board)
+    p = ap.core
+    lane_bits = (p.weight_bits + 1) + 2 * p.acc_bits + 2 * (p.store_bits + 1) + p.bias_bits
+    per_lane = 7.0 * lane_bits + 30
+    fixed = 1900 + 12 * p.counter_bits + 4 * (p.row_bits + p.index_bits + p.group_bits)
+    if board.family == "ecp5":
+        per_lane *= 1.2
+    return int(fixed + p.lanes * per_lane)
+
+
+def _what(board: Board, resource: str) -> str:
+    return f"{RESOURCE_NAMES.get(resource, resource)} ({resource})"
+
+
+def check_estimate(needs: dict, board, *, what: str = "the network", logic_fill: float = 1.0) -> None:
+    """Raise :class:`DoesNotFit` if a RAM resource in ``needs`` (:func:`estimate`) exceeds the board's,
+    or the logic estimate exceeds ``logic_fill`` of the device's logic. The message names every
+    resource that runs out, RAMs first, with what uses them."""
+    board = get_board(board)
+    over = []
+    for res in (board.bram, "ICESTORM_SPRAM"):
+        used, have = needs.get(res, 0), board.resources.get(res, 0)
+        if used > have:
+            key = "SPRAM" if res == "ICESTORM_SPRAM" else "BRAM"
+            users = ", ".join(f"{name} {d[key]}" for name, d in needs.get("detail", {}).items() if d.get(key))
+            over.append((used, res, have, f" ({users})" if users else ""))
+    used, have = needs.get(board.logic, 0), board.resources.get(board.logic, 0)
+    if used > have * logic_fill:
+        limit = "" if logic_fill >= 1 else f", of which the automatic lane choice uses at most {logic_fill:.0%}"
+        over.append((used, board.logic, have, limit))
+    if over:
+        parts = [f"{'about ' * (res == board.logic)}{used} {_what(board, res)}, the {board.device} has {have}{extra}"
+                 for used, res, have, extra in over]
+        raise DoesNotFit(f"{what} needs " + "; and ".join(parts) + f" (board {board.name})")
+
+
+#: yosys cell types -> report resources, per family.
+_SYNTH_CELLS = {
+    "ice40": {"SB_RAM40_4K": "ICESTORM_RAM", "SB_SPRAM256KA": "ICESTORM_SPRAM", "SB_MAC16": "ICESTORM_DSP"},
+    "ecp5": {"DP16KD": "DP16KD", "PDPW16KD": "DP16KD", "MULT18X18D": "MULT18X18D"},
+}
+
+
+def synth_needs(cells: dict, board) -> dict:
+    """Resources implied by yosys cell counts: RAM primitives one to one; on iCE40 logic cells about
+    LUT4s + carries (nextpnr packs a LUT, a carry and a flip-flop per LC, but a carry whose LUT does
+    something else needs its own: within ~3% of the packed count on these designs), at least the
+    flip-flops; on ECP5 LUT4s + 2 per CCU2C carry cell + 4 per distributed-RAM cell."""
+    board = get_board(board)
+    needs = {}
+    for cell, res in _SYNTH_CELLS[board.family].items():
+        if cells.get(cell):
+            needs[res] = needs.get(res, 0) + cells[cell]
+    if board.family == "ice40":
+        luts = cells.get("SB_LUT4", 0) + cells.get("SB_CARRY", 0)
+        ffs = sum(v for k, v in cells.items() if k.startswith("SB_DFF"))
+        needs["ICESTORM_LC"] = max(luts, ffs)
+    else:
+        needs["TRELLIS_COMB"] = cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0) + 4 * cells.get("TRELLIS_DPR16X4", 0)
+        needs["TRELLIS_FF"] = cells.get("TRELLIS_FF", 0)
+    return needs
+
+
+def check_synth(cells: dict, board) -> dict:
+    """After synthesis: raise :class:`DoesNotFit` if the cells (yosys ``stat``) need more of a resource
+    than the board has (:func:`synth_needs`); return the needs."""
+    board = get_board(board)
+    needs = synth_needs(cells, board)
+    for res, used in needs.items():
+        have = board.resources.get(res)
+        if have is not None and used > have:
+            raise DoesNotFit(f"after synthesis the design needs {'about ' * (res == board.logic)}{used} "
+                             f"{_what(board, res)}, the {board.device} has {have}")
+    return needs
+
+
+def _free_depth(board: Board, width: int, depth: int, *, spram: bool = False, masked: bool = True) -> int:
+    """``depth`` rounded up to what the memory's RAM primitives hold anyway: whole SPRAMs, or whole
+    block RAMs in the configuration that needs the fewest (memories that go to logic or distributed
+    RAM are rounded to a power of two)."""
+    if spram:
+        return -(-depth // SPRAM_DEPTH) * SPRAM_DEPTH
+    blocks = ram_blocks(board.family, width, depth, masked=masked)
+    if not blocks:
+        return pow2_at_least(depth)
+    modes = (_EBR_ICE40[:1] if masked else _EBR_ICE40) if board.family == "ice40" else _DP16KD
+    best = min(modes, key=lambda m: (math.ceil(width / m[1]) * math.ceil(depth / m[0]), -m[0]))
+    return math.ceil(depth / best[0]) * best[0]
+
+
+def board_params(net: SpikingNetwork, board, *, lanes: int | None = None, synapse_ram: str | None = None,
+                 free_depths: bool = True) -> AccelParams:
+    """The :class:`AccelParams` to build for ``net`` on ``board`` (see the module docstring).
+
+    ``lanes``: force a lane count (default: the largest of ``board.lanes`` whose estimate fits);
+    ``synapse_ram``: force ``"block"`` or ``"spram"`` (default: the board's); ``free_depths``: round
+    depths up to the RAM primitives' free depth. Raises :class:`DoesNotFit` naming the resource
+    that runs out (for the smallest lane count tried) or the reason the network cannot run at all."""
+    board = get_board(board)
+    ram = synapse_ram or board.synapse_ram
+    if ram == "spram" and not board.spram:
+        raise DoesNotFit(f"the {board.device} has no SPRAM: use synapse_ram='block'")
+    candidates = [lanes] if lanes is not None else list(board.lanes)
+    error = None
+    for n in candidates:
+        try:
+            ap = _sized(net, board, n, ram, free_depths)
+            check_estimate(estimate(ap, board), board, what=f"the network with {n} lane{'s' * (n > 1)}",
+                           logic_fill=1.0 if lanes is not None or n == candidates[-1] else LOGIC_FILL)
+            return ap
+        except DoesNotFit as e:
+            error = e
+    raise error
+
+
+def _sized(net: SpikingNetwork, board: Board, lanes: int, ram: str, free_depths: bool) -> AccelParams:
+    try:
+        ap = params_for(net, lanes=lanes, pow2_depths=False)
+    except ValueError as e:
+        raise DoesNotFit(str(e)) from None
+    core = ap.core
+    if ram == "spram" and core.weight_bits + 1 > 16:
+        raise DoesNotFit(f"{core.weight_bits}-bit weights do not fit a 16-bit SPRAM lane")
+    rows, words = core.synapse_rows, core.groups
+    if free_depths:
+        rows = _free_depth(board, lanes * (core.weight_bits + 1), rows, spram=ram == "spram")
+        words = _free_depth(board, lanes * (core.store_bits + 1), words)
+    core = dataclasses.replace(core, synapse_rows=rows, neurons=words * lanes, synapse_ram=ram)
+    # Room for the self-test's tiny network (cssnn.boards.sanity) in every bitstream: T up to 7,
+    # 4 layer-table entries, 8-neuron layers. A few flip-flops.
+    ap = dataclasses.replace(ap, core=core, timestep_bits=max(ap.timestep_bits, 3), max_layers=max(ap.max_layers, 4),
+                             fifo_depth=max(ap.fifo_depth, 9))
+    layout_network(net, core)  # the widths and depths must hold the network
+    return ap

@@ -1,0 +1,198 @@
+r"""The accelerator top: a core, the controller that runs the schedule, the spike router, the tables,
+and the bus of :mod:`cssnn.hw.memmap`.
+
+One idea: *one inference per ``start``, everything reachable from one bus*. The host loads a network
+through ``bus`` (:meth:`NetworkImage.bus_writes`), writes a sample's input
+(:meth:`NetworkImage.bus_input_writes`), pulses ``start``, waits for ``done`` and reads the output
+integrators (STATE) and the counters::
+
+                 bus (sel, addr, wdata, we, rdata, start, busy, done)
+                  |           |              |               |          \
+          SYNAPSE/STATE/   LAYER table    ROUTE table     REG (T, L)   COUNTER (read-only)
+          BIAS/ACC           |               |               |
+          core host port     |  +------------+---------------+
+                |            v  v            |
+                |         Controller --step--> Core --out--> Controller --routed--> Router
+                |            ^     --events->    ^                                   |   |
+                +------------|-------------------+                  port 0 LOOPBACK  |   | port 1 TAP
+                             +-----------------------------------------------------<-+   +--> tap
+
+Bus (``memmap``): ``rdata`` is the element addressed (``sel``, ``addr``) in the previous clock;
+``we`` writes ``wdata`` this clock, only while ``busy`` is low and only inside ``depth(sel)``
+(out-of-range writes are ignored, COUNTER is read-only). Neuron memories use flat element
+``word * N + lane`` (synapses ``row * N + lane``): the lane is the low ``log2 N`` bits.
+
+Counters: RUN_CYCLES counts the busy clocks (from the clock after ``start`` through the ``done``
+clock, i.e. done arrives RUN_CYCLES clocks after start); the others are the core's; all are
+cleared by ``start``. ARGMAX_VALUE is the signed Bm-bit value sign-extended to the element width
+(its low Bm bits are the raw value).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .controller import Controller
+from .core import Core
+from .memmap import AccelParams, Counter, Reg, Route, Sel, bus_signature, layer_layout
+from .router import Router, routed_layout
+
+__all__ = ["Accelerator", "tap_layout", "LOOPBACK_PORT", "TAP_PORT"]
+
+LOOPBACK_PORT = Route.LOOPBACK.bit_length() - 1
+TAP_PORT = Route.TAP.bit_length() - 1
+
+
+def tap_layout(ap: AccelParams) -> data.StructLayout:
+    """Payload of the ``tap`` stream: ``event`` (:func:`~cssnn.hw.params.event_layout`) and
+    ``source`` (the layer that emitted it)."""
+    return routed_layout(ap.core, ap.layer_bits)
+
+
+class Accelerator(wiring.Component):
+    """Ports:
+
+    ``bus``  In(:func:`~cssnn.hw.memmap.bus_signature`): memories, tables, registers, counters,
+             ``start``/``busy``/``done``
+    ``tap``  Out stream of :func:`tap_layout`: the events of every layer whose ROUTE entry has TAP
+             (a FIRE or output step's spikes, then its end marker; SILENT steps are not tapped).
+             It must be drained, or the run stalls once its FIFO (``ap.tap_depth``) is full.
+
+    Attributes ``core`` (:class:`~cssnn.hw.core.Core`), ``controller``
+    (:class:`~cssnn.hw.controller.Controller`) and ``router`` (:class:`~cssnn.hw.router.Router`, port 0
+    LOOPBACK with ``ap.fifo_depth`` entries, port 1 TAP with ``ap.tap_depth``) are the submodules.
+    """
+
+    def __init__(self, ap: AccelParams):
+        if not isinstance(ap, AccelParams):
+            self._MustUse__silence = True
+            raise TypeError(f"ap must be an AccelParams, not {ap!r}")
+        self.ap = ap
+        super().__init__({
+            "bus": In(bus_signature(ap)),
+            "tap": Out(stream.Signature(tap_layout(ap))),
+        })
+        # Built here (not in elaborate) so that a testbench can watch their ports.
+        self.core = Core(ap.core)
+        self.controller = Controller(ap)
+        # Every layer loops back by default, so a freshly reset accelerator only needs T, L and the
+        # layer table (the controller masks LOOPBACK for the output layer).
+        self.router = Router(ap.core, max_layers=ap.max_layers, depths=(ap.fifo_depth, ap.tap_depth),
+                             init=[int(Route.LOOPBACK)] * ap.max_layers)
+
+    def elaborate(self, platform):
+        ap = self.ap
+        p = ap.core
+        lb = ap.layer_bits
+        m = Module()
+        bus = self.bus
+
+        m.submodules.core = core = self.core
+        m.submodules.ctrl = ctrl = self.controller
+        m.submodules.router = router = self.router
+
+        # ---- datapath: controller between core and router ----
+        wiring.connect(m, ctrl.step, core.step)
+        wiring.connect(m, ctrl.events, core.events)
+        wiring.connect(m, core.out, ctrl.core_out)
+        wiring.connect(m, ctrl.routed, router.i)
+        wiring.connect(m, router.o[LOOPBACK_PORT], ctrl.loopback)
+        wiring.connect(m, router.o[TAP_PORT], wiring.flipped(self.tap))
+        m.d.comb += [
+            ctrl.core_done.eq(core.done), core.clear.eq(ctrl.clear), router.enable.eq(ctrl.route_enable),
+            router.query_addr.eq(ctrl.route_addr), ctrl.route_mask.eq(router.query_mask),
+            ctrl.start.eq(bus.start), bus.busy.eq(ctrl.busy), bus.done.eq(ctrl.done),
+        ]
+
+        # ---- bus write decode ----
+        in_range = Signal()
+        with m.Switch(bus.sel):
+            for sel in Sel:
+                with m.Case(sel):
+                    depth = ap.depth(sel)
+                    m.d.comb += in_range.eq(Const(1) if depth >= 2 ** len(bus.addr) else bus.addr < depth)
+        wr = Signal()
+        m.d.comb += wr.eq(bus.we & ~ctrl.busy & in_range)
+
+        # core memories: flat element = word_or_row * N + lane
+        h = core.host
+        m.d.comb += [
+            h.sel.eq(bus.sel[:2]), h.addr.eq(bus.addr >> p.lane_bits), h.wdata.eq(bus.wdata),
+            h.we.eq(wr & (bus.sel <= Sel.ACC)),
+        ]
+        if p.lane_bits:
+            m.d.comb += h.lane.eq(bus.addr[:p.lane_bits])
+
+        # layer table: one read port (1R1W maps to block RAM), the bus's while idle, the controller's
+        # from the start clock on (its first prefetch); transparent, so a write in the start clock
+        # is seen by that prefetch
+        m.submodules.layer_table = lt = memory.Memory(shape=layer_layout(p), depth=ap.max_layers, init=[])
+        lt_w = lt.write_port()
+        lt_r = lt.read_port(transparent_for=(lt_w,))
+        m.d.comb += [
+            lt_w.addr.eq(bus.addr[:lb]), lt_w.data.as_value().eq(bus.wdata[:layer_layout(p).size]),
+            lt_w.en.eq(wr & (bus.sel == Sel.LAYER)),
+            lt_r.addr.eq(Mux(ctrl.busy | ctrl.clear, ctrl.table_addr, bus.addr[:lb])),
+            ctrl.table_data.eq(lt_r.data),
+        ]
+
+        # route table (in the router)
+        m.d.comb += [router.table_addr.eq(bus.addr[:lb]), router.table_wdata.eq(bus.wdata),
+                     router.table_we.eq(wr & (bus.sel == Sel.ROUTE))]
+
+        # registers
+        reg_t = Signal(ap.timestep_bits)
+        reg_l = Signal(lb + 1)
+        m.d.comb += [ctrl.timesteps.eq(reg_t), ctrl.layers.eq(reg_l)]
+        with m.If(wr & (bus.sel == Sel.REG)):
+            with m.Switch(bus.addr):
+                with m.Case(Reg.TIMESTEPS):
+                    m.d.sync += reg_t.eq(bus.wdata)
+                with m.Case(Reg.LAYERS):
+                    m.d.sync += reg_l.eq(bus.wdata)
+
+        # RUN_CYCLES: busy clocks of the top (start .. done)
+        run_cycles = Signal(p.counter_bits)
+        with m.If(ctrl.clear):
+            m.d.sync += run_cycles.eq(0)
+        with m.Elif(ctrl.busy):
+            m.d.sync += run_cycles.eq(run_cycles + 1)
+
+        # ---- bus read: everything one clock after the address ----
+        sel_r = Signal(3)
+        small_r = Signal(ap.bus_data_bits)    # REG / COUNTER element, registered
+        m.d.sync += sel_r.eq(bus.sel)
+        counters = {
+            Counter.RUN_CYCLES: run_cycles, Counter.CORE_CYCLES: core.cnt_cycles, Counter.EVENTS: core.cnt_events,
+            Counter.SYNOPS: core.cnt_synops, Counter.SPIKES: core.cnt_spikes, Counter.STEPS: core.cnt_steps,
+            Counter.ARGMAX_INDEX: core.argmax_index,
+            Counter.ARGMAX_VALUE: core.argmax_value,   # signed: sign-extended (low Bm bits are the raw value)
+        }
+        cnt_elem = Signal(ap.elem_bits(Sel.COUNTER))
+        with m.Switch(bus.sel):
+            with m.Case(Sel.REG):
+                with m.Switch(bus.addr):
+                    with m.Case(Reg.TIMESTEPS):
+                        m.d.sync += small_r.eq(reg_t)
+                    with m.Case(Reg.LAYERS):
+                        m.d.sync += small_r.eq(reg_l)
+                    with m.Default():
+                        m.d.sync += small_r.eq(0)
+            with m.Case(Sel.COUNTER):
+                with m.Switch(bus.addr):
+                    for c, sig in counters.items():
+                        with m.Case(c):
+                            m.d.comb += cnt_elem.eq(sig)
+                m.d.sync += small_r.eq(cnt_elem)
+        with m.Switch(sel_r):
+            with m.Case(Sel.SYNAPSE, Sel.STATE, Sel.BIAS, Sel.ACC):
+                m.d.comb += bus.rdata.eq(h.rdata)
+            with m.Case(Sel.LAYER):
+                m.d.comb += bus.rdata.eq(lt_r.data.as_value())
+            with m.Case(Sel.ROUTE):
+                m.d.comb += bus.rdata.eq(router.table_rdata)
+            with m.Default():
+                m.d.comb += bus.rdata.eq(small_r)
+        return m

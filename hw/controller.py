@@ -1,0 +1,197 @@
+r"""The schedule of one inference in gateware: which layer-step the core runs next, and its input.
+
+One idea: *the order of layer-steps* (docs/SEMANTICS.md section 4, :meth:`NetworkImage.schedule`).
+For global step ``t = 0 .. T+L-1`` the active layers are ``l = lo(t) .. hi(t)`` with
+``lo(t) = max(0, t - T)`` and ``hi(t) = min(t, L)``, in ascending order:
+
+- layer ``l < L``: SILENT at ``t == l``, FIRE for ``l < t <= l + T``;
+- layer ``L`` (output integrators): OUT_FIRST at ``t == L``, OUT for ``L < t < L + T``.
+
+Input of a layer-step: the first active layer of a step (``l == lo(t)``: the encoder, or a layer
+whose predecessor has finished) gets just an end marker injected by the controller; every other
+layer takes its predecessor's spikes of this same step from the router's loopback port (then the
+predecessor's end marker). A predecessor whose route lacks LOOPBACK also means an injected marker
+(so a mis-set route table gives wrong numbers, never a hang).
+
+Output of a layer-step: a SILENT step's output (just an end marker) is sunk here, its consumer is not
+active yet; every other step's output goes to the router tagged ``source = l``. The output layer's
+events may not use the loopback port (it has no consumer: ``route_enable`` masks it).
+
+Timing: the next step's layer-table entry is read (synchronous read port, addressed with the
+*next* value of the layer counter) while the current step runs, so the config is on ``step`` when
+the core turns idle and is accepted in that clock: one idle clock per layer-step, so
+``run cycles = core busy cycles + layer-steps``. ``start`` while idle runs one inference; ``done``
+pulses in the last busy clock. T == 0, L == 0 or L >= max_layers run nothing (done at once).
+
+Block diagram::
+
+    start --> [ (t, l) counters ] --next l--> layer table read port --> step (config) --> core
+                     |   \--next l-1--> route table query (LOOPBACK bit of the predecessor)
+                     v
+              cur: layer, inject, sink
+    inject ? end marker : router loopback port  --> core.events
+    core.out --> sink (SILENT) | router.i {event, source = cur layer}
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .memmap import ROUTE_PORTS, AccelParams, Route, layer_layout
+from .params import Mode, config_layout, event_layout
+from .router import routed_layout
+
+__all__ = ["Controller"]
+
+LOOPBACK_BIT = Route.LOOPBACK.bit_length() - 1
+ALL_PORTS = 2**ROUTE_PORTS - 1
+
+
+class Controller(wiring.Component):
+    """Runs the schedule from the layer table and the T, L registers. Ports:
+
+    ``start``        In: one clock while idle runs one inference
+    ``busy``, ``done``  Out: busy from the clock after ``start`` through the ``done`` clock
+    ``clear``        Out: pulses with an accepted ``start`` (zero the core's counters)
+    ``timesteps``, ``layers``  In: the T and L registers (held while busy)
+    ``table_addr``   Out: layer-table read address; ``table_data`` In: the entry addressed the
+                     previous clock (:func:`~cssnn.hw.memmap.layer_layout`)
+    ``route_addr``   Out: route-table read address; ``route_mask`` In: that entry, previous clock
+    ``step``         Out stream of :func:`~cssnn.hw.params.config_layout` -> the core's ``step``
+    ``core_done``    In: the core's ``done``
+    ``events``       Out stream of events -> the core's ``events``
+    ``core_out``     In stream of events <- the core's ``out``
+    ``routed``       Out stream of :func:`~cssnn.hw.router.routed_layout` -> the router's input
+    ``route_enable`` Out: the router's ``enable`` (no LOOPBACK for the output layer's events)
+    ``loopback``     In stream of routed events <- the router's LOOPBACK port
+    ``t``, ``layer`` Out: global step and layer of the step currently running (for debugging)
+    """
+
+    def __init__(self, ap: AccelParams):
+        if not isinstance(ap, AccelParams):
+            self._MustUse__silence = True
+            raise TypeError(f"ap must be an AccelParams, not {ap!r}")
+        self.ap = ap
+        p = ap.core
+        lb = ap.layer_bits
+        self.t_bits = max(ap.timestep_bits, lb + 1) + 1   # t goes up to T + L - 1
+        routed = routed_layout(p, lb)
+        super().__init__({
+            "start": In(1), "busy": Out(1), "done": Out(1), "clear": Out(1),
+            "timesteps": In(ap.timestep_bits), "layers": In(lb + 1),
+            "table_addr": Out(lb), "table_data": In(layer_layout(p)),
+            "route_addr": Out(lb), "route_mask": In(ROUTE_PORTS),
+            "step": Out(stream.Signature(config_layout(p))),
+            "core_done": In(1),
+            "events": Out(stream.Signature(event_layout(p))),
+            "core_out": In(stream.Signature(event_layout(p))),
+            "routed": Out(stream.Signature(routed)),
+            "route_enable": Out(ROUTE_PORTS),
+            "loopback": In(stream.Signature(routed)),
+            "t": Out(self.t_bits), "layer": Out(lb + 1),
+        })
+
+    def elaborate(self, platform):
+        ap = self.ap
+        lb = ap.layer_bits
+        m = Module()
+        T, L = self.timesteps, self.layers
+
+        running = Signal()       # an inference is in progress (steps issued or running)
+        issued_all = Signal()    # the last step's config has been accepted
+        empty_run = Signal()     # start with unusable registers: done in the next clock
+        nt = Signal(self.t_bits)  # (nt, nl): the next step to hand to the core
+        nl = Signal(lb + 1)
+        nt_next = Signal.like(nt)
+        nl_next = Signal.like(nl)
+        m.d.comb += [nt_next.eq(nt), nl_next.eq(nl)]
+        m.d.sync += [nt.eq(nt_next), nl.eq(nl_next)]
+        # Addressing the tables with the *next* counter value makes their sync read data line up
+        # with (nt, nl) one clock later: the prefetch costs no extra state.
+        m.d.comb += [self.table_addr.eq(nl_next), self.route_addr.eq(nl_next - 1)]
+
+        # ---- where the next step is in the schedule ----
+        at_hi = Signal()         # nl == hi(nt) = min(nt, L) (nl never exceeds it)
+        is_last = Signal()
+        t1 = Signal.like(nt)
+        lo1 = Signal.like(nl)
+        lo = Signal.like(nl)
+        m.d.comb += [
+            at_hi.eq((nl == nt) | (nl == L)),
+            is_last.eq(at_hi & (nt == T + L - 1)),
+            t1.eq(nt + 1),
+            lo1.eq(Mux(t1 >= T, t1 - T, 0)),
+            lo.eq(Mux(nt >= T, nt - T, 0)),
+        ]
+        out_layer = Signal()
+        mode = Signal(2)
+        inject = Signal()
+        m.d.comb += [
+            out_layer.eq(nl == L),
+            mode.eq(Mux(out_layer, Mux(nt == L, Mode.OUT_FIRST, Mode.OUT), Mux(nt == nl, Mode.SILENT, Mode.FIRE))),
+            # route_mask is the entry of layer nl - 1 (for nl == 0, lo == 0 == nl anyway)
+            inject.eq((nl == lo) | ~self.route_mask[LOOPBACK_BIT]),
+        ]
+        for name, f in layer_layout(ap.core):
+            m.d.comb += getattr(self.step.payload, name).eq(getattr(self.table_data, name))
+        m.d.comb += [self.step.payload.mode.eq(mode), self.step.valid.eq(running & ~issued_all)]
+
+        # ---- the step the core is running ----
+        cur_layer = Signal(lb + 1)
+        cur_t = Signal.like(nt)
+        cur_inject = Signal(init=1)
+        cur_sink = Signal()
+        cur_out = Signal()
+        inj_pending = Signal()   # the injected end marker has not been taken yet
+        m.d.comb += [self.t.eq(cur_t), self.layer.eq(cur_layer)]
+
+        idle = Signal()
+        m.d.comb += [idle.eq(~running & ~empty_run), self.busy.eq(~idle)]
+        m.d.comb += self.clear.eq(self.start & idle)
+        regs_ok = Signal()
+        m.d.comb += regs_ok.eq((T != 0) & (L != 0) & (L < ap.max_layers))
+
+        m.d.sync += empty_run.eq(0)
+        with m.If(self.start & idle):
+            m.d.comb += [nt_next.eq(0), nl_next.eq(0)]
+            m.d.sync += issued_all.eq(0)
+            with m.If(regs_ok):
+                m.d.sync += running.eq(1)
+            with m.Else():
+                m.d.sync += empty_run.eq(1)
+        with m.Elif(self.step.valid & self.step.ready):
+            m.d.sync += [cur_layer.eq(nl), cur_t.eq(nt), cur_inject.eq(inject), inj_pending.eq(inject),
+                         cur_sink.eq(mode == Mode.SILENT), cur_out.eq(out_layer)]
+            with m.If(is_last):
+                m.d.sync += issued_all.eq(1)
+            with m.Elif(at_hi):
+                m.d.comb += [nt_next.eq(t1), nl_next.eq(lo1)]
+            with m.Else():
+                m.d.comb += nl_next.eq(nl + 1)
+
+        m.d.comb += self.done.eq(empty_run | (running & issued_all & self.core_done))
+        with m.If(running & issued_all & self.core_done):
+            m.d.sync += running.eq(0)
+
+        # ---- input mux: injected end marker or the loopback port ----
+        with m.If(cur_inject):
+            m.d.comb += [self.events.valid.eq(inj_pending), self.events.payload.end.eq(1)]
+            with m.If(self.events.valid & self.events.ready):
+                m.d.sync += inj_pending.eq(0)
+        with m.Else():
+            m.d.comb += [self.events.valid.eq(self.loopback.valid),
+                         self.events.payload.eq(self.loopback.payload.event),
+                         self.loopback.ready.eq(self.events.ready)]
+
+        # ---- output demux: sink (SILENT) or the router ----
+        with m.If(cur_sink):
+            m.d.comb += self.core_out.ready.eq(1)
+        with m.Else():
+            m.d.comb += [self.routed.valid.eq(self.core_out.valid),
+                         self.routed.payload.event.eq(self.core_out.payload),
+                         self.routed.payload.source.eq(cur_layer),
+                         self.core_out.ready.eq(self.routed.ready)]
+        m.d.comb += self.route_enable.eq(Mux(cur_out, ALL_PORTS & ~int(Route.LOOPBACK), ALL_PORTS))
+        return m

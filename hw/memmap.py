@@ -1,0 +1,174 @@
+"""The accelerator's memory map: what the host link can read and write, and how wide each element is.
+
+One idea: *the address space seen from the host*. The accelerator top (:mod:`cssnn.hw.accelerator`)
+implements it on its ``bus`` port, the host link (:mod:`cssnn.hw.hostlink`) range-checks commands
+against it, and the driver (:mod:`cssnn.sw.driver`) loads networks through it, so every width and
+depth below is defined here once.
+
+Address space: a selector :class:`Sel` picks a memory; ``addr`` is a flat element index in it.
+For the neuron memories (STATE, BIAS, ACC) element ``word * N + lane`` is neuron lane ``lane`` of
+word ``word``; for the synapse memory element ``row * N + lane`` is lane ``lane`` of row ``row``.
+Every element is ``elem_bits(sel)`` raw bits (two's complement for signed values), carried over the
+link as ``elem_bytes(sel)`` little-endian bytes.
+
+Bus timing (one element per clock): ``rdata`` is the element addressed (``sel``, ``addr``) in the
+previous clock; ``we`` writes ``wdata`` in this clock. Memory accesses act only while ``busy`` is
+low. ``start`` (one clock, while idle) runs one inference: the schedule of SEMANTICS.md, T + L steps;
+``done`` pulses once when it is finished.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .params import CoreParams, config_layout
+
+__all__ = ["Sel", "Reg", "Counter", "Route", "AccelParams", "layer_layout", "bus_signature", "PROTOCOL_VERSION"]
+
+#: Version of the memory map and the host protocol built on it (reported by IDENTIFY).
+PROTOCOL_VERSION = 1
+
+
+class Sel(enum.IntEnum):
+    """Memories on the bus."""
+
+    SYNAPSE = 0  #: rows x N elements: weight (signed Bw), mask bit above it
+    STATE = 1    #: words x N: membrane (signed Bm), fired flag above it
+    BIAS = 2     #: words x N: bias (signed Bb); the encoder's bias is the sample's input x
+    ACC = 3      #: words x N: per-step accumulator (signed Bi)
+    LAYER = 4    #: max_layers entries of :func:`layer_layout` (layer 0 = encoder ... layer L = output)
+    ROUTE = 5    #: max_layers entries: :class:`Route` destination mask of each layer's output spikes
+    REG = 6      #: registers, :class:`Reg`
+    COUNTER = 7  #: read-only counters of the last run, :class:`Counter`
+
+
+class Reg(enum.IntEnum):
+    TIMESTEPS = 0  #: T, time steps per inference (1 .. 2**timestep_bits - 1)
+    LAYERS = 1     #: L, weight layers (1 .. max_layers - 1); layer table entries 0 .. L are used
+
+
+class Counter(enum.IntEnum):
+    RUN_CYCLES = 0    #: clocks from start to done (the inference latency)
+    CORE_CYCLES = 1   #: clocks the core was busy
+    EVENTS = 2        #: input spike events processed
+    SYNOPS = 3        #: synaptic operations (unmasked synapses touched)
+    SPIKES = 4        #: spikes emitted
+    STEPS = 5         #: layer-steps run
+    ARGMAX_INDEX = 6  #: class: index of the largest output integrator (lowest index on ties)
+    ARGMAX_VALUE = 7  #: its value (signed Bm, raw)
+
+
+class Route(enum.IntFlag):
+    """Destinations of the spike router (bit k = router port k)."""
+
+    LOOPBACK = 1  #: back into the core as the next layer's input (the same step)
+    TAP = 2       #: the top's ``tap`` stream (debugging, simulation)
+
+
+ROUTE_PORTS = 2
+
+
+def layer_layout(p: CoreParams) -> data.StructLayout:
+    """One layer-table entry: the layer's placement (the step config without ``mode``, which the
+    controller chooses per step)."""
+    fields = {name: f.shape for name, f in config_layout(p) if name != "mode"}
+    return data.StructLayout(fields)
+
+
+@dataclass(frozen=True)
+class AccelParams:
+    """Parameters of the accelerator top: a core plus the controller's tables and the router FIFOs.
+
+    core           the :class:`CoreParams`
+    max_layers     entries of the layer and route tables (encoder + hidden + output layers)
+    timestep_bits  width of the T register
+    fifo_depth     loopback FIFO depth: must hold one whole layer-step output (spikes + end marker),
+                   so the largest layer has at most fifo_depth - 1 neurons; default neurons + 1
+    tap_depth      depth of the tap FIFO
+    """
+
+    core: CoreParams = field(default_factory=CoreParams)
+    max_layers: int = 8
+    timestep_bits: int = 8
+    fifo_depth: int | None = None
+    tap_depth: int = 16
+
+    def __post_init__(self):
+        if not isinstance(self.core, CoreParams):
+            raise TypeError(f"core must be a CoreParams, not {self.core!r}")
+        for name in ("max_layers", "timestep_bits", "tap_depth"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise ValueError(f"{name} must be an int, not {v!r}")
+        if not 2 <= self.max_layers <= 256:
+            raise ValueError(f"max_layers must be in [2, 256], not {self.max_layers}")
+        if not 1 <= self.timestep_bits <= 16:
+            raise ValueError(f"timestep_bits must be in [1, 16], not {self.timestep_bits}")
+        if self.tap_depth < 1:
+            raise ValueError(f"tap_depth must be at least 1, not {self.tap_depth}")
+        if self.fifo_depth is None:
+            object.__setattr__(self, "fifo_depth", self.core.neurons + 1)
+        if not isinstance(self.fifo_depth, int) or self.fifo_depth < 2:
+            raise ValueError(f"fifo_depth must be an int of at least 2, not {self.fifo_depth!r}")
+
+    @property
+    def layer_bits(self) -> int:
+        return max(1, ceil_log2(self.max_layers))
+
+    @property
+    def max_layer_neurons(self) -> int:
+        """The largest layer the loopback FIFO can carry in one step."""
+        return self.fifo_depth - 1
+
+    def elem_bits(self, sel: Sel) -> int:
+        p = self.core
+        return {
+            Sel.SYNAPSE: p.weight_bits + 1,
+            Sel.STATE: p.store_bits + 1,
+            Sel.BIAS: p.bias_bits,
+            Sel.ACC: p.acc_bits,
+            Sel.LAYER: layer_layout(p).size,
+            Sel.ROUTE: ROUTE_PORTS,
+            Sel.REG: max(self.timestep_bits, self.layer_bits + 1),
+            Sel.COUNTER: max(p.counter_bits, p.store_bits, p.index_bits),
+        }[Sel(sel)]
+
+    def elem_bytes(self, sel: Sel) -> int:
+        return -(-self.elem_bits(sel) // 8)
+
+    def depth(self, sel: Sel) -> int:
+        """Elements of memory ``sel``."""
+        p = self.core
+        return {
+            Sel.SYNAPSE: p.synapse_rows * p.lanes,
+            Sel.STATE: p.neurons, Sel.BIAS: p.neurons, Sel.ACC: p.neurons,
+            Sel.LAYER: self.max_layers, Sel.ROUTE: self.max_layers,
+            Sel.REG: len(Reg), Sel.COUNTER: len(Counter),
+        }[Sel(sel)]
+
+    @staticmethod
+    def writable(sel: Sel) -> bool:
+        return Sel(sel) != Sel.COUNTER
+
+    @property
+    def bus_addr_bits(self) -> int:
+        return max(1, max(ceil_log2(self.depth(s)) for s in Sel))
+
+    @property
+    def bus_data_bits(self) -> int:
+        return max(self.elem_bits(s) for s in Sel)
+
+
+def bus_signature(ap: AccelParams) -> wiring.Signature:
+    """The accelerator's bus, from the host link's side (see the module docstring for timing)."""
+    return wiring.Signature({
+        "sel": Out(3), "addr": Out(ap.bus_addr_bits), "wdata": Out(ap.bus_data_bits), "we": Out(1),
+        "rdata": In(ap.bus_data_bits),
+        "start": Out(1), "busy": In(1), "done": In(1),
+    })

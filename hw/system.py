@@ -1,0 +1,51 @@
+"""The whole accelerator as a host sees it: :class:`~cssnn.hw.accelerator.Accelerator` behind a
+:class:`~cssnn.hw.hostlink.HostLink`, talking the protocol of docs/PROTOCOL.md over a byte stream.
+
+Boards put a UART in front of ``rx``/``tx``; simulators push bytes into the streams directly (the
+same frames, without the bit-serial line), so every transport exercises the real protocol
+gateware. The router's debug ``tap`` is exposed for simulation; nothing needs to drain it unless
+the route table selects it (the driver never does).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .accelerator import Accelerator
+from .hostlink import HostLink
+from .memmap import AccelParams
+
+__all__ = ["System"]
+
+
+class System(wiring.Component):
+    """Ports: ``rx`` (bytes in), ``tx`` (bytes out), ``busy`` (an inference is running),
+    ``tap`` (the router's debug port; ready is tied high unless ``expose_tap``)."""
+
+    def __init__(self, ap: AccelParams, *, expose_tap: bool = False, **link_kwargs):
+        if not isinstance(ap, AccelParams):
+            raise TypeError(f"ap must be an AccelParams, not {ap!r}")
+        self.ap = ap
+        self.accelerator = Accelerator(ap)
+        self.link = HostLink(ap, **link_kwargs)
+        self.expose_tap = expose_tap
+        sig = {"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)), "busy": Out(1)}
+        if expose_tap:
+            sig["tap"] = Out(self.accelerator.signature.members["tap"].signature)
+        super().__init__(sig)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.accelerator = acc = self.accelerator
+        m.submodules.link = link = self.link
+        wiring.connect(m, link.bus, acc.bus)
+        wiring.connect(m, wiring.flipped(self.rx), link.rx)
+        wiring.connect(m, link.tx, wiring.flipped(self.tx))
+        m.d.comb += self.busy.eq(acc.bus.busy)
+        if self.expose_tap:
+            wiring.connect(m, acc.tap, wiring.flipped(self.tap))
+        else:
+            m.d.comb += acc.tap.ready.eq(1)
+        return m

@@ -1,0 +1,171 @@
+"""The host driver: one API for a board and for the simulators.
+
+    acc = Accelerator(transport)      # SerialTransport, AmaranthTransport, VerilatorTransport, ...
+    acc.load(snn)                     # checks the hardware's IDENTIFY reply against the network first
+    result = acc.infer(x)             # logits, class, cycles, events, synaptic ops
+    batch = acc.infer_batch(xs)
+
+Everything goes through :class:`cssnn.sw.protocol.Client` (the sans-IO codec of docs/PROTOCOL.md)
+and the memory map of :mod:`cssnn.hw.memmap`; the layout of a network in the accelerator's memories
+is :func:`cssnn.hw.layout.layout_network`, the same one every simulation test uses. A network that
+does not fit the hardware is rejected with :class:`DoesNotFit` before anything is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..hw.layout import NetworkImage, check_accel, layout_network, unpack_state
+from ..hw.memmap import AccelParams, Counter, Sel
+from .golden import quantize_input
+from .network import SpikingNetwork, load_network
+from .protocol import Client, Identity
+
+__all__ = ["Accelerator", "Inference", "BatchInference", "DoesNotFit", "runs"]
+
+
+class DoesNotFit(ValueError):
+    """The network cannot run on this hardware; the message names the first reason."""
+
+
+@dataclass(frozen=True)
+class Inference:
+    """One sample's answer from the hardware."""
+
+    logits: np.ndarray   # output integrators (int64), the golden model's logits bit for bit
+    cls: int             # argmax as computed by the hardware (lowest index on ties)
+    cycles: int          # clocks from start to done (RUN_CYCLES)
+    core_cycles: int     # clocks the core was busy
+    events: int          # input spike events processed
+    synops: int          # synaptic operations
+    spikes: int          # spikes emitted
+    steps: int           # layer-steps run
+
+    def as_dict(self) -> dict:
+        return {"class": self.cls, "logits": self.logits.tolist(), "cycles": self.cycles,
+                "core_cycles": self.core_cycles, "events": self.events, "synaptic_ops": self.synops,
+                "spikes": self.spikes, "steps": self.steps}
+
+
+@dataclass(frozen=True)
+class BatchInference:
+    logits: np.ndarray   # (B, n_outputs) int64
+    classes: np.ndarray  # (B,)
+    cycles: np.ndarray   # (B,) RUN_CYCLES per sample
+    events: np.ndarray
+    synops: np.ndarray
+
+
+def runs(writes) -> list[tuple[Sel, int, list[int]]]:
+    """Group ``(sel, addr, raw)`` writes into runs of consecutive addresses: one WRITE command each
+    (the client splits runs longer than a frame)."""
+    out: list[tuple[Sel, int, list[int]]] = []
+    for sel, addr, raw in writes:
+        if out and out[-1][0] == sel and out[-1][1] + len(out[-1][2]) == addr:
+            out[-1][2].append(raw)
+        else:
+            out.append((Sel(sel), addr, [raw]))
+    return out
+
+
+class Accelerator:
+    """A cssnn accelerator behind ``transport`` (see the module docstring)."""
+
+    def __init__(self, transport, *, retries: int = 3):
+        self.client = Client(transport, retries=retries)
+        self._identity: Identity | None = None
+        self.image: NetworkImage | None = None
+
+    # ---- hardware ----
+    def identify(self) -> Identity:
+        """The hardware's IDENTIFY reply (protocol version, parameters); asked once, then cached."""
+        if self._identity is None:
+            self._identity = self.client.identify()
+        return self._identity
+
+    @property
+    def params(self) -> AccelParams:
+        return self.identify().params
+
+    # ---- network ----
+    def check(self, net: SpikingNetwork) -> None:
+        """Raise :class:`DoesNotFit` naming the first reason ``net`` cannot run on this hardware."""
+        try:
+            check_accel(net, self.params)
+            layout_network(net, self.params.core)
+        except ValueError as e:
+            raise DoesNotFit(f"the network does not fit this accelerator: {e}") from None
+
+    def load(self, net: SpikingNetwork | str | Path) -> NetworkImage:
+        """Check ``net`` (or a network file) against the hardware, then write it: synapses, biases,
+        layer and route tables, T and L. Nothing is written if it does not fit."""
+        if not isinstance(net, SpikingNetwork):
+            net = load_network(net)
+        self.check(net)
+        image = layout_network(net, self.params.core)
+        self.image = None  # a half-loaded network must not be used if a write fails
+        for sel, addr, values in runs(image.bus_writes(self.params)):
+            self.client.write(sel, addr, values)
+        self.image = image
+        return image
+
+    @property
+    def net(self) -> SpikingNetwork:
+        if self.image is None:
+            raise RuntimeError("no network loaded: call load() first")
+        return self.image.net
+
+    # ---- inference ----
+    def encode(self, x) -> np.ndarray:
+        """Integer input codes for one sample: integers pass through (range-checked by the layout),
+        floats are features in [0, 1], quantised exactly as the golden model does."""
+        x = np.asarray(x)
+        if x.ndim != 1:
+            x = x.reshape(-1)
+        if not np.issubdtype(x.dtype, np.integer):
+            x = quantize_input(x, self.net.input_bits)
+        if x.size != self.net.n_inputs:
+            raise ValueError(f"input has {x.size} values, the network takes {self.net.n_inputs}")
+        return x.astype(np.int64)
+
+    def infer(self, x) -> Inference:
+        """Run one sample (integer codes or [0, 1] features) and read its answer back."""
+        if self.image is None:
+            raise RuntimeError("no network loaded: call load() first")
+        image, x = self.image, self.encode(x)
+        for sel, addr, values in runs(image.bus_input_writes(x)):
+            self.client.write(sel, addr, values)
+        self.client.run()
+        c = self.client.read(Sel.COUNTER, 0, len(Counter))
+        out = image.layers[-1]
+        n = self.params.core.lanes
+        raws = self.client.read(Sel.STATE, out.neuron_base * n, out.count)
+        logits = np.array([unpack_state(self.params.core, r)[0] for r in raws], np.int64)
+        return Inference(logits, int(c[Counter.ARGMAX_INDEX]), int(c[Counter.RUN_CYCLES]), int(c[Counter.CORE_CYCLES]),
+                         int(c[Counter.EVENTS]), int(c[Counter.SYNOPS]), int(c[Counter.SPIKES]), int(c[Counter.STEPS]))
+
+    def infer_batch(self, xs, *, progress=None) -> BatchInference:
+        """Run every sample of ``xs`` (B, n_inputs); ``progress`` (e.g. a tqdm bar) is updated per sample."""
+        results = []
+        for x in xs:
+            results.append(self.infer(x))
+            if progress is not None:
+                progress.update(1)
+        if not results:
+            n_out = self.net.n_outputs
+            return BatchInference(np.zeros((0, n_out), np.int64), *(np.zeros(0, np.int64) for _ in range(4)))
+        return BatchInference(np.stack([r.logits for r in results]), np.array([r.cls for r in results]),
+                              np.array([r.cycles for r in results]), np.array([r.events for r in results]),
+                              np.array([r.synops for r in results]))
+
+    def close(self) -> None:
+        self.client.transport.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

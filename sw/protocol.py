@@ -1,0 +1,616 @@
+"""The host protocol: framed, CRC-checked request/reply messages over a byte stream (docs/PROTOCOL.md).
+
+One idea: *the bytes on the wire*. This module is the specification in code, shared by the gateware
+(:mod:`cssnn.hw.hostlink` takes its constants and the IDENTIFY image from here), the pure-Python
+device model (:mod:`cssnn.sim.bus_model`) and every host-side transport.
+
+It is sans-IO: :func:`encode_request` / :class:`ReplyParser` turn messages into bytes and back, the
+payload helpers build and parse command payloads, and :class:`Client` runs commands over any
+:class:`Transport` (something with ``send``/``recv``/``close``) with sequence matching, resync and
+retries. :class:`SerialTransport` (pyserial, the ``cssnn[serial]`` extra, imported lazily) is the
+transport for boards; simulators bring their own (:mod:`cssnn.sim.transports`, :mod:`cssnn.sim.bytestream`).
+
+Frames (integers little-endian, the CRC big-endian so that the CRC over a whole frame is zero)::
+
+    request  A5 | cmd | seq | len (u16) | payload[len] | crc16 (over cmd .. payload)
+    reply    5A | status | cmd | seq | len (u16) | payload[len] | crc16 (over status .. payload)
+
+CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final XOR (``crc16(b"123456789") ==
+0x29B1``).
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from typing import Protocol, runtime_checkable
+
+from ..hw.memmap import PROTOCOL_VERSION, AccelParams, Sel
+from ..hw.params import SYNAPSE_RAMS, CoreParams
+
+__all__ = [
+    "SYNC_REQUEST", "SYNC_REPLY", "REQUEST_HEADER", "REPLY_HEADER", "CRC_BYTES", "MAGIC", "IDENTIFY_BYTES",
+    "WRITE_HEADER", "READ_PAYLOAD", "Cmd", "Status", "RETRYABLE", "crc16", "crc16_update",
+    "Request", "Reply", "encode_request", "encode_reply", "ReplyParser", "RequestParser",
+    "Identity", "encode_identity", "decode_identity", "write_payload", "parse_write_payload",
+    "read_payload", "parse_read_payload", "encode_elements", "decode_elements",
+    "ProtocolError", "LinkError", "LinkTimeout", "Transport", "Client", "SerialTransport",
+]
+
+SYNC_REQUEST = 0xA5
+SYNC_REPLY = 0x5A
+REQUEST_HEADER = 5   #: sync, cmd, seq, len (2)
+REPLY_HEADER = 6     #: sync, status, cmd, seq, len (2)
+CRC_BYTES = 2
+MAGIC = b"CSNN"
+WRITE_HEADER = 5     #: sel u8, addr u32 (then the elements)
+READ_PAYLOAD = 7     #: sel u8, addr u32, count u16
+MAX_LEN = 0xFFFF
+
+
+class Cmd(enum.IntEnum):
+    """Request commands (0x00 is deliberately unused: a zeroed line is not a command)."""
+
+    IDENTIFY = 0x01  #: -> identity block (:class:`Identity`)
+    WRITE = 0x02     #: sel u8, addr u32, elements -> (empty)
+    READ = 0x03      #: sel u8, addr u32, count u16 -> elements
+    RUN = 0x04       #: pulse start, wait for done (watchdog) -> (empty)
+    ECHO = 0x05      #: any payload -> the same payload
+
+
+class Status(enum.IntEnum):
+    """Reply status codes (3 bits in the gateware)."""
+
+    OK = 0x00
+    BAD_CRC = 0x01      #: the frame's CRC did not check: nothing was executed
+    BAD_LENGTH = 0x02   #: len > max_payload (header), or a payload length the command does not allow
+    UNKNOWN_CMD = 0x03
+    BAD_ADDRESS = 0x04  #: unknown selector, range beyond depth(sel), or a write to a read-only selector
+    TIMEOUT = 0x05      #: the frame stopped arriving (inter-byte gap > the link's timeout_cycles)
+    BUSY = 0x06         #: the accelerator is running (a RUN timed out and it has not finished yet)
+    WATCHDOG = 0x07     #: RUN: done did not come within the link's run_timeout_cycles
+
+
+#: Statuses a client retries: the frame may have been damaged in transit (the header is not covered
+#: by a checked CRC when BAD_LENGTH is reported for len > max_payload), or the condition may pass.
+RETRYABLE = frozenset({Status.BAD_CRC, Status.BAD_LENGTH, Status.TIMEOUT, Status.BUSY})
+
+
+# ---------------------------------------------------------------------------------------------
+# CRC-16/CCITT-FALSE
+# ---------------------------------------------------------------------------------------------
+
+def _make_table() -> list[int]:
+    table = []
+    for b in range(256):
+        c = b << 8
+        for _ in range(8):
+            c = ((c << 1) ^ 0x1021) if c & 0x8000 else c << 1
+        table.append(c & 0xFFFF)
+    return table
+
+
+_CRC_TABLE = _make_table()
+
+
+def crc16_update(crc: int, data: Iterable[int]) -> int:
+    for b in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[(crc >> 8) ^ b]
+    return crc
+
+
+def crc16(data: bytes | bytearray | Iterable[int]) -> int:
+    """CRC-16/CCITT-FALSE of ``data`` (``crc16(b"123456789") == 0x29B1``)."""
+    return crc16_update(0xFFFF, data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Frames
+# ---------------------------------------------------------------------------------------------
+
+def _status(v: int) -> Status | int:
+    try:
+        return Status(v)
+    except ValueError:
+        return v
+
+
+def _cmd(v: int) -> Cmd | int:
+    try:
+        return Cmd(v)
+    except ValueError:
+        return v
+
+
+@dataclass(frozen=True)
+class Request:
+    cmd: int
+    seq: int
+    payload: bytes = b""
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    cmd: int
+    seq: int
+    payload: bytes = b""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == Status.OK
+
+
+def _u8(name, v):
+    if not isinstance(v, int) or not 0 <= v <= 0xFF:
+        raise ValueError(f"{name} must be an int in [0, 255], not {v!r}")
+    return v
+
+
+def _frame(sync: int, head: bytes, payload: bytes) -> bytes:
+    if len(payload) > MAX_LEN:
+        raise ValueError(f"payload of {len(payload)} bytes does not fit the u16 length field")
+    body = head + struct.pack("<H", len(payload)) + bytes(payload)
+    return bytes([sync]) + body + struct.pack(">H", crc16(body))
+
+
+def encode_request(cmd: int, seq: int, payload: bytes = b"") -> bytes:
+    """``A5 cmd seq len payload crc`` (any cmd value, so tests can send unknown commands)."""
+    return _frame(SYNC_REQUEST, bytes([_u8("cmd", cmd), _u8("seq", seq)]), payload)
+
+
+def encode_reply(status: int, cmd: int, seq: int, payload: bytes = b"") -> bytes:
+    """``5A status cmd seq len payload crc`` (what the device sends; for models and tests)."""
+    return _frame(SYNC_REPLY, bytes([_u8("status", status), _u8("cmd", cmd), _u8("seq", seq)]), payload)
+
+
+class _FrameParser:
+    """Finds CRC-valid frames in a byte stream. A false SYNC (length too large, CRC wrong) costs one
+    byte: the search restarts at the byte after it, so a real frame hidden behind garbage is found."""
+
+    def __init__(self, sync: int, header: int, max_payload: int):
+        self.sync, self.header = sync, header
+        self.max_payload = max_payload
+        self.buf = bytearray()
+        self.dropped = 0      # bytes discarded as garbage
+        self.crc_errors = 0   # candidate frames rejected by their CRC
+
+    def reset(self) -> None:
+        self.dropped += len(self.buf)
+        self.buf.clear()
+
+    def _make(self, frame: bytes):
+        raise NotImplementedError
+
+    def _scan(self, final: bool) -> list:
+        out = []
+        buf = self.buf
+        while True:
+            i = buf.find(self.sync)
+            if i < 0:
+                self.dropped += len(buf)
+                buf.clear()
+                return out
+            if i:
+                self.dropped += i
+                del buf[:i]
+            if len(buf) >= self.header:
+                n = buf[self.header - 2] | buf[self.header - 1] << 8
+                if n > self.max_payload:
+                    self._skip()
+                    continue
+                total = self.header + n + CRC_BYTES
+                if len(buf) >= total:
+                    if crc16(buf[1:total]) == 0:
+                        out.append(self._make(bytes(buf[:total])))
+                        del buf[:total]
+                    else:
+                        self.crc_errors += 1
+                        self._skip()
+                    continue
+            if final and buf:
+                self._skip()  # no more bytes are coming: this SYNC started no frame
+                continue
+            return out
+
+    def _skip(self):
+        self.dropped += 1
+        del self.buf[:1]
+
+    def feed(self, data: bytes) -> list:
+        """Add received bytes; return the complete valid frames among everything received so far."""
+        self.buf += data
+        return self._scan(final=False)
+
+    def flush(self) -> list:
+        """The stream went quiet: an incomplete frame will never complete, so look for frames
+        inside it (behind a false SYNC), then discard what is left."""
+        return self._scan(final=True)
+
+
+class ReplyParser(_FrameParser):
+    """Reply frames from a byte stream: ``feed(bytes) -> list[Reply]`` (resyncs over garbage)."""
+
+    def __init__(self, max_payload: int = MAX_LEN):
+        super().__init__(SYNC_REPLY, REPLY_HEADER, max_payload)
+
+    def _make(self, f: bytes) -> Reply:
+        return Reply(_status(f[1]), _cmd(f[2]), f[3], f[REPLY_HEADER:-CRC_BYTES])
+
+
+class RequestParser(_FrameParser):
+    """Request frames from a byte stream (sniffers, tests)."""
+
+    def __init__(self, max_payload: int = MAX_LEN):
+        super().__init__(SYNC_REQUEST, REQUEST_HEADER, max_payload)
+
+    def _make(self, f: bytes) -> Request:
+        return Request(_cmd(f[1]), f[2], f[REQUEST_HEADER:-CRC_BYTES])
+
+
+# ---------------------------------------------------------------------------------------------
+# IDENTIFY
+# ---------------------------------------------------------------------------------------------
+
+#: Field order of the identity block: every field of CoreParams, then of AccelParams (but core),
+#: each a u32. ``synapse_ram`` (a name) is sent as its index in :data:`SYNAPSE_RAMS`.
+CORE_FIELDS = ("lanes", "weight_bits", "membrane_bits", "output_bits", "acc_bits", "bias_bits",
+               "threshold_bits", "neurons", "synapse_rows", "counter_bits", "synapse_ram")
+ACCEL_FIELDS = ("max_layers", "timestep_bits", "fifo_depth", "tap_depth")
+_ENUM_FIELDS = {"synapse_ram": SYNAPSE_RAMS}
+_IDENT_HEAD = struct.Struct("<4sHHII")  # magic, version, max_payload, timeout_cycles, run_timeout_cycles
+_IDENT = struct.Struct(_IDENT_HEAD.format + "I" * (len(CORE_FIELDS) + len(ACCEL_FIELDS)))
+IDENTIFY_BYTES = _IDENT.size  #: 76 for protocol version 1
+
+
+def _check_fields_covered() -> None:
+    """Raise if CoreParams/AccelParams gained a field the identity block does not carry (IDENTIFY
+    must rebuild the parameters exactly, so this file has to follow)."""
+    for cls, names in ((CoreParams, set(CORE_FIELDS)), (AccelParams, set(ACCEL_FIELDS) | {"core"})):
+        missing = {f.name for f in fields(cls)} - names
+        if missing:
+            raise RuntimeError(f"the IDENTIFY block (cssnn.sw.protocol) does not carry {cls.__name__} field(s) "
+                               f"{sorted(missing)}: add them to CORE_FIELDS/ACCEL_FIELDS (and bump PROTOCOL_VERSION)")
+
+
+def _enc_field(name, v):
+    return _ENUM_FIELDS[name].index(v) if name in _ENUM_FIELDS else v
+
+
+def _dec_field(name, v):
+    if name in _ENUM_FIELDS:
+        choices = _ENUM_FIELDS[name]
+        if not v < len(choices):
+            raise ProtocolError(f"device reports {name} code {v}, known: {list(choices)}")
+        return choices[v]
+    return v
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What IDENTIFY reports: enough to rebuild the device's :class:`AccelParams` exactly."""
+
+    params: AccelParams
+    max_payload: int
+    timeout_cycles: int       #: the link's frame (inter-byte) timeout, clocks
+    run_timeout_cycles: int   #: the RUN watchdog, clocks
+    protocol_version: int = PROTOCOL_VERSION
+
+    def max_write(self, sel: Sel) -> int:
+        """Elements of ``sel`` in one WRITE frame."""
+        return (self.max_payload - WRITE_HEADER) // self.params.elem_bytes(sel)
+
+    def max_read(self, sel: Sel) -> int:
+        """Elements of ``sel`` in one READ reply."""
+        return self.max_payload // self.params.elem_bytes(sel)
+
+
+def encode_identity(ident: Identity) -> bytes:
+    _check_fields_covered()
+    ap = ident.params
+    vals = [_enc_field(n, getattr(ap.core, n)) for n in CORE_FIELDS] + [getattr(ap, n) for n in ACCEL_FIELDS]
+    try:
+        return _IDENT.pack(MAGIC, ident.protocol_version, ident.max_payload, ident.timeout_cycles,
+                           ident.run_timeout_cycles, *vals)
+    except struct.error as e:
+        raise ValueError(f"identity does not fit the identity block: {e}") from None
+
+
+def decode_identity(payload: bytes) -> Identity:
+    """Parse an IDENTIFY reply payload (later protocol versions may append fields: ignored)."""
+    if len(payload) < _IDENT.size:
+        raise ProtocolError(f"identity block of {len(payload)} bytes, expected at least {_IDENT.size}")
+    magic, version, max_payload, tmo, run_tmo, *vals = _IDENT.unpack_from(payload)
+    if magic != MAGIC:
+        raise ProtocolError(f"bad identity magic {magic!r} (expected {MAGIC!r}): not a cssnn accelerator")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(f"device speaks protocol version {version}, this host version {PROTOCOL_VERSION}")
+    core_vals = {n: _dec_field(n, v) for n, v in zip(CORE_FIELDS, vals[:len(CORE_FIELDS)])}
+    accel_vals = dict(zip(ACCEL_FIELDS, vals[len(CORE_FIELDS):]))
+    try:
+        ap = AccelParams(core=CoreParams(**core_vals), **accel_vals)
+    except ValueError as e:
+        raise ProtocolError(f"device reports invalid parameters: {e}") from None
+    return Identity(ap, max_payload, tmo, run_tmo, version)
+
+
+# ---------------------------------------------------------------------------------------------
+# WRITE / READ payloads
+# ---------------------------------------------------------------------------------------------
+
+def encode_elements(values: Iterable[int], elem_bytes: int) -> bytes:
+    out = bytearray()
+    for v in values:
+        out += int(v).to_bytes(elem_bytes, "little")
+    return bytes(out)
+
+
+def decode_elements(data: bytes, elem_bytes: int) -> list[int]:
+    if len(data) % elem_bytes:
+        raise ProtocolError(f"{len(data)} bytes are not a whole number of {elem_bytes}-byte elements")
+    return [int.from_bytes(data[i:i + elem_bytes], "little") for i in range(0, len(data), elem_bytes)]
+
+
+def write_payload(sel: int, addr: int, values: Iterable[int], elem_bytes: int) -> bytes:
+    """``sel u8, addr u32, values`` (each ``elem_bytes`` little-endian; not range-checked here)."""
+    return struct.pack("<BI", sel, addr) + encode_elements(values, elem_bytes)
+
+
+def parse_write_payload(payload: bytes, elem_bytes: int) -> tuple[int, int, list[int]]:
+    if len(payload) < WRITE_HEADER:
+        raise ProtocolError("WRITE payload shorter than its 5-byte header")
+    sel, addr = struct.unpack_from("<BI", payload)
+    return sel, addr, decode_elements(payload[WRITE_HEADER:], elem_bytes)
+
+
+def read_payload(sel: int, addr: int, count: int) -> bytes:
+    return struct.pack("<BIH", sel, addr, count)
+
+
+def parse_read_payload(payload: bytes) -> tuple[int, int, int]:
+    if len(payload) != READ_PAYLOAD:
+        raise ProtocolError(f"READ payload of {len(payload)} bytes, expected {READ_PAYLOAD}")
+    return struct.unpack("<BIH", payload)
+
+
+# ---------------------------------------------------------------------------------------------
+# Client
+# ---------------------------------------------------------------------------------------------
+
+class ProtocolError(Exception):
+    """A reply that is well framed but does not make sense (bad identity, wrong payload size)."""
+
+
+class LinkError(Exception):
+    """The device answered a command with an error (``status``), after any retries."""
+
+    def __init__(self, message: str, status: Status | int | None = None, reply: Reply | None = None):
+        super().__init__(message)
+        self.status, self.reply = status, reply
+
+
+class LinkTimeout(LinkError, TimeoutError):
+    """Nothing (no matching reply) came back, after every retry."""
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """A byte pipe to the device.
+
+    ``recv()`` returns whatever bytes arrived; ``b""`` means nothing arrived within the transport's
+    own timeout (seconds for a serial port, clock cycles for a simulator). That timeout should exceed
+    the device's frame timeout, so that one empty ``recv`` means the device has given up on any
+    partial frame (the client's resync relies on it).
+    """
+
+    def send(self, data: bytes) -> None: ...
+
+    def recv(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class Client:
+    """Runs commands on a device over a :class:`Transport`.
+
+    Every attempt uses a fresh sequence number; replies whose (cmd, seq) do not match are stale or
+    duplicates and are discarded. An attempt fails on silence (``silence`` empty ``recv`` calls in a
+    row; ``run_silence`` for RUN, which may take long) or on a retryable error reply (:data:`RETRYABLE`);
+    the client then resynchronises (drains the line until ``recv`` is quiet, which also waits out the
+    device's frame timeout) and sends again, up to ``retries`` more times. Commands are idempotent, so
+    a repeated command is harmless. UNKNOWN_CMD, BAD_ADDRESS and WATCHDOG come from a CRC-checked
+    request and are raised at once.
+
+    ``write``/``read`` check their arguments against the device's identity (fetched once, lazily)
+    and split transfers into frames of at most ``max_payload`` bytes.
+    """
+
+    def __init__(self, transport: Transport, *, retries: int = 3, silence: int = 2, run_silence: int = 50,
+                 max_polls: int = 10_000):
+        if not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be an int >= 0, not {retries!r}")
+        for name, v in (("silence", silence), ("run_silence", run_silence), ("max_polls", max_polls)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an int >= 1, not {v!r}")
+        self.transport = transport
+        self.retries, self.silence, self.run_silence, self.max_polls = retries, silence, run_silence, max_polls
+        self.parser = ReplyParser()
+        self.identity: Identity | None = None
+        self._seq = 0
+        self.stats = {"requests": 0, "attempts": 0, "retries": 0, "stale": 0, "silences": 0, "errors": 0}
+
+    # ---- context manager ----
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    # ---- commands ----
+    def identify(self) -> Identity:
+        ident = decode_identity(self.transact(Cmd.IDENTIFY).payload)
+        self.identity = ident
+        self.parser.max_payload = max(ident.max_payload, IDENTIFY_BYTES)
+        return ident
+
+    def echo(self, data: bytes = b"") -> bytes:
+        reply = self.transact(Cmd.ECHO, bytes(data))
+        if reply.payload != bytes(data):
+            raise ProtocolError("ECHO came back different")
+        return reply.payload
+
+    def write(self, sel: Sel | int, addr: int, values: Sequence[int]) -> None:
+        """Write raw unsigned element values ``values`` to ``sel`` from element ``addr`` on."""
+        ident = self._ident()
+        sel = self._sel(sel)
+        values = [int(v) for v in values]
+        ap = ident.params
+        if not ap.writable(sel):
+            raise ValueError(f"{sel.name} is read-only")
+        self._range(ap, sel, addr, len(values))
+        bits = ap.elem_bits(sel)
+        for i, v in enumerate(values):
+            if not 0 <= v < 2**bits:
+                raise ValueError(f"{sel.name} element {addr + i}: {v} is not a raw {bits}-bit value")
+        eb, per = ap.elem_bytes(sel), ident.max_write(sel)
+        for off in range(0, len(values), per):
+            self.transact(Cmd.WRITE, write_payload(sel, addr + off, values[off:off + per], eb))
+
+    def read(self, sel: Sel | int, addr: int, count: int) -> list[int]:
+        """Read ``count`` raw elements of ``sel`` from element ``addr`` on."""
+        ident = self._ident()
+        sel = self._sel(sel)
+        ap = ident.params
+        self._range(ap, sel, addr, count)
+        eb, per = ap.elem_bytes(sel), ident.max_read(sel)
+        out: list[int] = []
+        for off in range(0, count, per):
+            n = min(per, count - off)
+            reply = self.transact(Cmd.READ, read_payload(sel, addr + off, n))
+            if len(reply.payload) != n * eb:
+                raise ProtocolError(f"READ of {n} elements returned {len(reply.payload)} bytes")
+            out += decode_elements(reply.payload, eb)
+        return out
+
+    def run(self) -> None:
+        """Run one inference; returns when the device reports done."""
+        self.transact(Cmd.RUN, silence=self.run_silence)
+
+    # ---- machinery ----
+    def transact(self, cmd: int, payload: bytes = b"", *, silence: int | None = None) -> Reply:
+        """Send one command (with retries) and return its OK reply."""
+        self.stats["requests"] += 1
+        history = []
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.stats["retries"] += 1
+                self.resync()
+            seq = self._seq
+            self._seq = (self._seq + 1) & 0xFF
+            self.stats["attempts"] += 1
+            self.transport.send(encode_request(cmd, seq, payload))
+            reply = self._await(cmd, seq, silence or self.silence)
+            if reply is None:
+                self.stats["silences"] += 1
+                history.append("silence")
+                continue
+            if reply.status == Status.OK:
+                return reply
+            self.stats["errors"] += 1
+            history.append(_name(reply.status))
+            if reply.status not in RETRYABLE:
+                raise LinkError(f"{_name(cmd)}: device replied {_name(reply.status)}", reply.status, reply)
+            last = reply
+        what = f"{_name(cmd)} failed after {self.retries + 1} attempts ({', '.join(history)})"
+        if history[-1] == "silence":
+            raise LinkTimeout(what)
+        raise LinkError(what, last.status, last)
+
+    def resync(self) -> None:
+        """Forget partial replies and drain the line until it is quiet (the device's frame timeout
+        has then passed too, so it is hunting for a SYNC again)."""
+        self.parser.reset()
+        for _ in range(self.max_polls):
+            if not self.transport.recv():
+                break
+        self.parser.reset()
+
+    def _await(self, cmd: int, seq: int, silence: int) -> Reply | None:
+        quiet = 0
+        for _ in range(self.max_polls):
+            data = self.transport.recv()
+            if data:
+                quiet = 0
+                replies = self.parser.feed(data)
+            else:
+                quiet += 1
+                replies = self.parser.flush()
+            for r in replies:
+                if r.seq == seq and r.cmd == cmd:
+                    return r
+                self.stats["stale"] += 1
+            if quiet >= silence:
+                return None
+        return None
+
+    def _ident(self) -> Identity:
+        return self.identity if self.identity is not None else self.identify()
+
+    @staticmethod
+    def _sel(sel) -> Sel:
+        try:
+            return Sel(sel)
+        except ValueError:
+            raise ValueError(f"unknown selector {sel!r}") from None
+
+    @staticmethod
+    def _range(ap: AccelParams, sel: Sel, addr: int, count: int) -> None:
+        if not isinstance(addr, int) or not isinstance(count, int) or addr < 0 or count < 0:
+            raise ValueError(f"addr and count must be ints >= 0, not {addr!r}, {count!r}")
+        if addr + count > ap.depth(sel):
+            raise ValueError(f"{sel.name}[{addr}:{addr + count}] is beyond its depth {ap.depth(sel)}")
+
+
+def _name(v: int) -> str:
+    return getattr(v, "name", None) or f"0x{int(v):02x}"
+
+
+class SerialTransport:
+    """A :class:`Transport` over a serial port (pyserial, the ``cssnn[serial]`` extra).
+
+    ``port`` is a device (``/dev/ttyUSB1``, ``COM3``) or any pyserial URL (``loop://``). ``timeout``
+    (seconds) is how long ``recv`` waits for a first byte: make it longer than the device's frame
+    timeout (``timeout_cycles / f_clk``; IDENTIFY reports the cycles)."""
+
+    def __init__(self, port: str, baudrate: int = 115200, *, timeout: float = 0.2, **kwargs):
+        try:
+            import serial  # optional dependency, imported only when a board is used
+        except ImportError:
+            raise ImportError("SerialTransport needs pyserial: pip install cssnn[serial]") from None
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive seconds, not {timeout!r}")
+        self._ser = serial.serial_for_url(port, baudrate=baudrate, timeout=timeout, **kwargs)
+
+    def send(self, data: bytes) -> None:
+        self._ser.write(bytes(data))
+        self._ser.flush()
+
+    def recv(self) -> bytes:
+        data = self._ser.read(1)  # blocks up to the timeout
+        if data:
+            data += self._ser.read(self._ser.in_waiting)
+        return bytes(data)
+
+    def close(self) -> None:
+        self._ser.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
