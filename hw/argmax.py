@@ -1,16 +1,28 @@
 """Argmax over the output integrators, N lanes per clock (lowest index wins a tie, like numpy).
 
 The core feeds it every word (group) of output membranes it writes in an output-layer step, in
-ascending group order; ``first`` marks group 0 (restarts the search). After the step's last word the
-registered ``index``/``value`` hold the argmax of the layer's ``count`` neurons (lanes at index >=
-count are excluded by ``valid``).
+ascending group order; ``first`` marks group 0 (restarts the search). ``latency`` clocks after the
+step's last word the registered ``index``/``value`` hold the argmax of the layer's ``count`` neurons
+(lanes at index >= count are excluded by ``valid``); ``busy`` is high while a word is still in the
+pipeline.
+
+Pipeline (for timing: every stage is one comparator and a mux deep)::
+
+    inputs -> [input register] -> [tree level 1] -> ... -> [tree level log2 N] -> [running best]
+
+The inputs come straight from the end of the core's update stage, so they are registered first.
+Each tree level halves the candidates (pairs of adjacent candidates: the right one wins only if it
+is strictly greater or the left one is invalid, so the lowest lane wins ties); the last stage
+compares the word's best with the running best (strict ``>``: an earlier word wins ties). The
+group number and ``first`` travel along with the word. ``latency = ceil(log2 N) + 2``.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from .params import CoreParams, check_params
 
@@ -19,37 +31,64 @@ __all__ = ["Argmax"]
 
 class Argmax(wiring.Component):
     """In: ``en`` (a word this clock), ``first``, ``group``, ``values`` (N x signed Bm), ``valid`` (N
-    bits). Out (registered): ``index``, ``value``."""
+    bits). Out (registered, ``latency`` clocks after the word): ``index``, ``value``; ``busy``."""
 
     def __init__(self, params: CoreParams):
         check_params(self, params)
         self.params = p = params
+        self.levels = ceil_log2(p.lanes)
+        self.latency = self.levels + 2
         super().__init__({
             "en": In(1), "first": In(1), "group": In(p.group_bits),
             "values": In(data.ArrayLayout(signed(p.store_bits), p.lanes)), "valid": In(p.lanes),
-            "index": Out(p.index_bits), "value": Out(signed(p.store_bits)),
+            "index": Out(p.index_bits), "value": Out(signed(p.store_bits)), "busy": Out(1),
         })
 
     def elaborate(self, platform):
         p = self.params
+        kb = max(1, p.lane_bits)
         m = Module()
-        # Best lane of this word: a left-to-right scan with strict '>' keeps the lowest lane on ties.
-        best_v = Const(-(2 ** (p.store_bits - 1)), signed(p.store_bits))
-        best_k = Const(0, max(1, p.lane_bits))
-        best_ok = Const(0, 1)
-        for k in range(p.lanes):
-            v = self.values[k]
-            take = Signal(name=f"take{k}")
-            m.d.comb += take.eq(self.valid[k] & (~best_ok | (v > best_v)))
-            nv, nk, nok = Signal.like(v, name=f"bv{k}"), Signal(max(1, p.lane_bits), name=f"bk{k}"), Signal(name=f"bo{k}")
-            m.d.comb += [nv.eq(Mux(take, v, best_v)), nk.eq(Mux(take, k, best_k)), nok.eq(best_ok | self.valid[k])]
-            best_v, best_k, best_ok = nv, nk, nok
-        index = Signal(p.index_bits)
-        if p.lane_bits:
-            m.d.comb += index.eq((self.group << p.lane_bits) | best_k)
-        else:
-            m.d.comb += index.eq(self.group)
-        with m.If(self.en & best_ok & (self.first | (best_v > self.value))):
-            m.d.sync += [self.index.eq(index), self.value.eq(best_v)]
-        return m
 
+        def stage(name):
+            """Registers of one pipeline stage: the word's valid bit, first, group."""
+            return (Signal(name=f"{name}_en"), Signal(name=f"{name}_first"), Signal(p.group_bits, name=f"{name}_group"))
+
+        # input register
+        en, first, group = stage("in")
+        m.d.sync += [en.eq(self.en), first.eq(self.first), group.eq(self.group)]
+        cands = []  # (value, lane, ok) per candidate
+        for k in range(p.lanes):
+            v, ok = Signal(signed(p.store_bits), name=f"in_v{k}"), Signal(name=f"in_ok{k}")
+            m.d.sync += [v.eq(self.values[k]), ok.eq(self.valid[k])]
+            cands.append((v, k, ok))
+        busy = [en]
+
+        # tree levels, each registered
+        for lvl in range(self.levels):
+            nen, nfirst, ngroup = stage(f"l{lvl}")
+            m.d.sync += [nen.eq(en), nfirst.eq(first), ngroup.eq(group)]
+            nxt = []
+            for j in range(0, len(cands), 2):
+                if j + 1 == len(cands):        # odd one out: passes through
+                    (v, k, ok), take = cands[j], None
+                else:
+                    (lv, lk, lok), (rv, rk, rok) = cands[j], cands[j + 1]
+                    take = Signal(name=f"l{lvl}_take{j // 2}")
+                    m.d.comb += take.eq(rok & (~lok | (rv > lv)))
+                    v, k, ok = Mux(take, rv, lv), Mux(take, rk, lk), lok | rok
+                bv = Signal(signed(p.store_bits), name=f"l{lvl}_v{j // 2}")
+                bk = Signal(kb, name=f"l{lvl}_k{j // 2}")
+                bok = Signal(name=f"l{lvl}_ok{j // 2}")
+                m.d.sync += [bv.eq(v), bk.eq(k), bok.eq(ok)]
+                nxt.append((bv, bk, bok))
+            cands, en, first, group = nxt, nen, nfirst, ngroup
+            busy.append(en)
+
+        # running best over the words of the step
+        (best_v, best_k, best_ok), = cands
+        index = Signal(p.index_bits)
+        m.d.comb += index.eq((group << p.lane_bits) | best_k if p.lane_bits else group)
+        with m.If(en & best_ok & (first | (best_v > self.value))):
+            m.d.sync += [self.index.eq(index), self.value.eq(best_v)]
+        m.d.comb += self.busy.eq(Cat(*busy).any())
+        return m

@@ -1,6 +1,7 @@
 r"""The cssnn core: one layer-step at a time, event driven, N lanes.
 
-Block diagram (one clock per box boundary; S0 = issue, S1 = execute)::
+Block diagram (one clock per box boundary; S0 = issue, S1 = execute; UPDATE has a second stage S2:
+the NeuronArray's stage register splits the update, write-back/spikes/stall/argmax come from S2)::
 
       step (config stream) ---> [ FSM: IDLE -> ACCUM -> UPDATE -> FLUSH -> IDLE, done pulse ]
                                        |                |
@@ -8,11 +9,11 @@ Block diagram (one clock per box boundary; S0 = issue, S1 = execute)::
                                   syn_base+(i<<k)+g       |
                                        |                  v
                              [synapse mem]  [acc mem]  [state mem]  [bias mem]   (sync reads = BRAM)
-                                       \    /  ^ transparent           |             |
-                                 S1: SpikeAccumulator --+      S1: NeuronArray (N x TsaLane)
+                                       \    /  ^ forwarded           |             |
+                                 S1: SpikeAccumulator --+      S1/S2: NeuronArray (N x TsaLane, 2 stages)
                                        (acc +/- w)                |    |      \
-                                                       state/acc<-+    |       Argmax (output modes)
-                                                       write back      v
+                                                       state/acc<-+    |       Argmax (output modes,
+                                                       write back      v       registered tree)
                                                             SpikeSerializer --> out (index, neg, end)
 
 Per-step protocol (see docs/HARDWARE.md):
@@ -20,8 +21,8 @@ Per-step protocol (see docs/HARDWARE.md):
 1. While ``busy`` is low the controller hands a :func:`config_layout` word to the ``step`` stream.
 2. ACCUM: the core consumes ``events`` until an event with ``end = 1``. A spike event (i, neg) costs
    ``groups`` clocks (one synapse row and one accumulator word per group), steady state one row per
-   clock; back-to-back events on the same accumulator word are forwarded by a read port transparent
-   to the write port.
+   clock; back-to-back events on the same accumulator word are forwarded (the sum written by S1 is
+   registered and replaces the read data of the same word in the next clock).
 3. UPDATE: one word (N neurons) per clock: membrane, flag, accumulator, bias are read; the TSA update
    is written back and the accumulator cleared; nonzero spikes go to the serializer (a word with s > 1
    spikes holds the update stage s clocks). Output modes feed the argmax instead and emit no spikes.
@@ -106,13 +107,13 @@ class Core(wiring.Component):
         m.submodules.bias_mem = bias_mem = memory.Memory(shape=data.ArrayLayout(signed(p.bias_bits), n),
                                                          depth=p.groups, init=[])
         acc_w = acc_mem.write_port(granularity=1)
-        acc_r = acc_mem.read_port(transparent_for=(acc_w,))
+        acc_r = acc_mem.read_port()
         st_w = state_mem.write_port(granularity=1)
         st_r = state_mem.read_port()
         bias_w = bias_mem.write_port(granularity=1)
         bias_r = bias_mem.read_port()
         m.submodules.adder = adder = SpikeAccumulator(p)
-        m.submodules.neurons = neurons = NeuronArray(p)
+        m.submodules.neurons = neurons = NeuronArray(p, pipelined=True)
         m.submodules.ser = ser = SpikeSerializer(p)
         m.submodules.argmax = amax = Argmax(p)
 
@@ -200,42 +201,67 @@ class Core(wiring.Component):
                     m.d.sync += fsm_state.eq(FLUSH)
 
         # ---- S1, accumulate ----
-        m.d.comb += [adder.acc_in.eq(acc_r.data), adder.row.eq(syn.read_data), adder.neg.eq(s1_neg)]
+        # Back-to-back events on one accumulator word: S0 reads the word in the clock S1 writes it, so
+        # the new sum is forwarded by hand (a compare and a register) rather than by a read port
+        # transparent to the write port: that transparency would also cover the host's writes and put
+        # the bus address decode in front of the read-data register (a critical path on the ECP5).
+        # Only ACCUM needs it: UPDATE reads each word once, after the last ACCUM write.
+        fwd = Signal()
+        fwd_data = Signal.like(adder.acc_out)
+        m.d.sync += [fwd.eq((fsm_state == ACCUM) & s1_valid & (acc_r.addr == s1_addr)), fwd_data.eq(adder.acc_out)]
+        m.d.comb += [adder.acc_in.eq(Mux(fwd, fwd_data, acc_r.data)), adder.row.eq(syn.read_data),
+                     adder.neg.eq(s1_neg)]
         acc_lanes_all = Const(2**n - 1, n)
         with m.If((fsm_state == ACCUM) & s1_valid):
             m.d.comb += [acc_w.addr.eq(s1_addr), acc_w.data.eq(adder.acc_out), acc_w.en.eq(acc_lanes_all)]
 
-        # ---- S1, update ----
+        # ---- S1, update stage 1: m = 2v + I, I + b, fire flags (registered in the NeuronArray) ----
+        # The update is split over two clocks for timing (BRAM outputs -> adders -> compares is one
+        # clock, subtract 2*theta -> saturate -> mode select -> write-back/spikes/stall the next).
+        # A stalled stage 2 holds stage 1 (the read ports' data hold while ~stall) and S0.
         st_in = st_r.data
         for k in range(n):
             m.d.comb += [neurons.v[k].eq(st_in[k].v), neurons.fired[k].eq(st_in[k].fired)]
-        m.d.comb += [neurons.acc.eq(acc_r.data), neurons.bias.eq(bias_r.data),
+        m.d.comb += [neurons.acc.eq(acc_r.data), neurons.bias.eq(bias_r.data), neurons.en.eq(~stall),
                      neurons.mode.eq(cfg.mode), neurons.threshold.eq(cfg.threshold)]
         valid_lanes = Signal(n)
         base = Signal(p.index_bits + 1)
         m.d.comb += base.eq(s1_group << p.lane_bits)
         for k in range(n):
             m.d.comb += valid_lanes[k].eq(base + k < cfg.count)
+        # S1 -> S2 registers (besides the NeuronArray's): which word, which lanes are neurons of the layer
+        s2_valid = Signal()
+        s2_addr = Signal(p.group_bits)
+        s2_group = Signal(p.group_bits)
+        s2_lanes = Signal(n)
+        with m.If(~stall):
+            m.d.sync += [s2_valid.eq((fsm_state == UPDATE) & s1_valid), s2_addr.eq(s1_addr), s2_group.eq(s1_group),
+                         s2_lanes.eq(valid_lanes)]
+        # The accumulator word is cleared in stage 1: its value has gone into the stage register.
+        fire1 = Signal()
+        m.d.comb += fire1.eq((fsm_state == UPDATE) & s1_valid & ~stall)
+        with m.If(fire1):
+            m.d.comb += [acc_w.addr.eq(s1_addr), acc_w.data.as_value().eq(0), acc_w.en.eq(acc_lanes_all)]
+
+        # ---- S2, update stage 2: write-back, spikes to the serializer, stall, argmax ----
+        # (runs in UPDATE and in the first FLUSH clocks, until the last word has left)
         pos = Signal(n)
         neg = Signal(n)
-        m.d.comb += [pos.eq(neurons.pos & valid_lanes), neg.eq(neurons.neg & valid_lanes)]
+        m.d.comb += [pos.eq(neurons.pos & s2_lanes), neg.eq(neurons.neg & s2_lanes)]
         any_spike = Signal()
         m.d.comb += any_spike.eq((pos | neg).any())
-        upd = Signal()
         m.d.comb += [
-            upd.eq((fsm_state == UPDATE) & s1_valid),
-            stall.eq(upd & any_spike & ~ser.i.ready),
-            ser.i.payload.group.eq(s1_group), ser.i.payload.pos.eq(pos), ser.i.payload.neg.eq(neg),
-            ser.i.valid.eq(upd & any_spike),
+            stall.eq(s2_valid & any_spike & ~ser.i.ready),
+            ser.i.payload.group.eq(s2_group), ser.i.payload.pos.eq(pos), ser.i.payload.neg.eq(neg),
+            ser.i.valid.eq(s2_valid & any_spike),
         ]
         fire = Signal()
-        m.d.comb += fire.eq(upd & ~stall)
+        m.d.comb += fire.eq(s2_valid & ~stall)
         st_word = Signal(data.ArrayLayout(state_lane_layout(p), n))
         for k in range(n):
             m.d.comb += [st_word[k].v.eq(neurons.v_next[k]), st_word[k].fired.eq(neurons.fired_next[k])]
         with m.If(fire):
-            m.d.comb += [st_w.addr.eq(s1_addr), st_w.data.eq(st_word), st_w.en.eq(acc_lanes_all),
-                         acc_w.addr.eq(s1_addr), acc_w.data.as_value().eq(0), acc_w.en.eq(acc_lanes_all)]
+            m.d.comb += [st_w.addr.eq(s2_addr), st_w.data.eq(st_word), st_w.en.eq(acc_lanes_all)]
         with m.Elif(h_we & (h.sel == HostMem.STATE)):
             m.d.comb += [st_w.addr.eq(h.addr), st_w.data.as_value().eq(h.wdata[:p.store_bits + 1].replicate(n)),
                          st_w.en.eq(lane_en)]
@@ -244,14 +270,16 @@ class Core(wiring.Component):
                          acc_w.en.eq(lane_en)]
         is_out = Signal()
         m.d.comb += is_out.eq((cfg.mode == Mode.OUT) | (cfg.mode == Mode.OUT_FIRST))
-        m.d.comb += [amax.en.eq(fire & is_out), amax.first.eq(s1_group == 0), amax.group.eq(s1_group),
-                     amax.values.eq(neurons.v_next), amax.valid.eq(valid_lanes),
+        m.d.comb += [amax.en.eq(fire & is_out), amax.first.eq(s2_group == 0), amax.group.eq(s2_group),
+                     amax.values.eq(neurons.v_next), amax.valid.eq(s2_lanes),
                      self.argmax_index.eq(amax.index), self.argmax_value.eq(amax.value)]
 
         # ---- output stream: serializer spikes, then the end marker ----
         end_ok = Signal()
         m.d.comb += [
-            end_ok.eq((fsm_state == FLUSH) & ~ser.busy),
+            # the end marker waits for stage 2 to drain (its spikes go first) and for the argmax pipeline
+            # (so argmax_index/value are final when done pulses)
+            end_ok.eq((fsm_state == FLUSH) & ~s2_valid & ~ser.busy & ~amax.busy),
             self.out.valid.eq(ser.o.valid | end_ok),
             ser.o.ready.eq(self.out.ready),
         ]

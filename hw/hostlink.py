@@ -155,9 +155,20 @@ class HostLink(wiring.Component):
         is_rw = is_read | is_write
         assert sorted(Cmd) == list(range(min(Cmd), max(Cmd) + 1)), "command codes must be contiguous"
         known = (cmd >= min(Cmd)) & (cmd <= max(Cmd))
+        # CHECK's length, count and range tests are registered, off its long priority chain (for
+        # timing): cmd, length, sel, addr, count and ebc are final after the last payload byte (or the
+        # header), and CHECK comes at least three clocks later (the two CRC bytes), so the registered
+        # tests are valid there.
         end = Signal(max(A, len(count)) + 1)
         m.d.comb += end.eq(addr[:A] + count)
-        addr_high = addr[A:].any() if A < 32 else 0
+        bad_length, bad_count, out_of_range = Signal(), Signal(), Signal()
+        m.d.sync += [
+            bad_length.eq((((cmd == Cmd.IDENTIFY) | (cmd == Cmd.RUN)) & (length != 0))
+                          | (is_read & (length != READ_PAYLOAD)) | (is_write & (length < WRITE_HEADER))),
+            bad_count.eq((is_write & ((ebc != 0) | (count == 0)))
+                         | (is_read & ((count == 0) | count_big | (count > maxcount)))),
+            out_of_range.eq((addr[A:].any() if A < 32 else 0) | (end > depth)),
+        ]
 
         with m.FSM(init="HUNT") as fsm:
             # One adder each for length and count, shared by the states that step them.
@@ -234,8 +245,7 @@ class HostLink(wiring.Component):
             with m.State("CHECK"):
                 with m.If(~known):
                     reply(Status.UNKNOWN_CMD)
-                with m.Elif((((cmd == Cmd.IDENTIFY) | (cmd == Cmd.RUN)) & (length != 0))
-                            | (is_read & (length != READ_PAYLOAD)) | (is_write & (length < WRITE_HEADER))):
+                with m.Elif(bad_length):
                     reply(Status.BAD_LENGTH)
                 with m.Elif(cmd == Cmd.IDENTIFY):
                     m.d.sync += [length.eq(IDENTIFY_BYTES), ptr.eq(mp)]
@@ -245,10 +255,9 @@ class HostLink(wiring.Component):
                     reply(Status.OK, with_len=True)
                 with m.Elif(is_rw & sel_raw[3:].any()):
                     reply(Status.BAD_ADDRESS)
-                with m.Elif((is_write & ((ebc != 0) | (count == 0)))
-                            | (is_read & ((count == 0) | count_big | (count > maxcount)))):
+                with m.Elif(bad_count):
                     reply(Status.BAD_LENGTH)
-                with m.Elif((is_rw & (addr_high | (end > depth))) | (is_write & ~writable)):
+                with m.Elif((is_rw & out_of_range) | (is_write & ~writable)):
                     reply(Status.BAD_ADDRESS)
                 with m.Elif(bus.busy):
                     reply(Status.BUSY)
@@ -298,8 +307,12 @@ class HostLink(wiring.Component):
                 m.d.sync += timer.eq(0)
                 m.next = "RUN_WAIT"
 
+            # bus.done is registered before use (for timing): it is combinational in the accelerator,
+            # from the router's FIFO levels through the core's output handshake and the controller.
+            done_q = Signal()
+            m.d.sync += done_q.eq(bus.done)
             with m.State("RUN_WAIT"):
-                with m.If(bus.done):
+                with m.If(done_q):
                     reply(Status.OK)
                 with m.Elif(timer_expired):
                     reply(Status.WATCHDOG)
@@ -343,6 +356,14 @@ class HostLink(wiring.Component):
                         m.next = "T_CRC"
 
             with m.State("T_RD_ADDR"):  # rdata follows the address one clock later
+                m.next = "T_RD_LATCH"
+
+            # For timing, the element is latched before it is used: bus.rdata comes combinationally
+            # from block-RAM outputs through the accelerator's lane and memory selects, too long a
+            # path to continue into the byte select, CRC and FSM in the same clock.
+            rword = Signal.like(bus.rdata)
+            with m.State("T_RD_LATCH"):
+                m.d.sync += rword.eq(bus.rdata)
                 m.next = "T_RD_BYTE"
 
             with m.State("T_RD_BYTE"):
@@ -350,7 +371,7 @@ class HostLink(wiring.Component):
                 with m.Switch(ebc):
                     for i in range(ebmax):
                         with m.Case(i):
-                            m.d.comb += rbyte.eq(bus.rdata[8 * i:8 * i + 8] & byte_mask)
+                            m.d.comb += rbyte.eq(rword[8 * i:8 * i + 8] & byte_mask)
                 m.d.comb += [tx.valid.eq(1), tx.payload.eq(rbyte), crc_in.eq(rbyte)]
                 with m.If(tx_fire):
                     m.d.sync += [crc.eq(crc_upd), length.eq(length_step)]

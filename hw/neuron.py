@@ -15,6 +15,16 @@ result back. Per lane and mode:
 Multiplier-free: ``2v`` and ``2*theta`` are shifts, ``2*theta*s`` a select between +-2*theta and 0.
 Clearing ``f`` at the silent step (SEMANTICS.md section 2) is how the flag is zeroed at the start of
 every inference, without a separate pass over the state memory.
+
+The update is two halves (for timing, the core puts a register between them, ``pipelined=True``):
+
+    stage 1   m = 2v + I, I + b, the fire flags (m >= theta, m <= -theta and f)
+    stage 2   m -/+ 2*theta, saturation, the mode select
+
+With ``pipelined=True`` the stage-1 results (and ``f``) are registered in the clocks where ``en`` is
+high and stage 2 computes from those registers: ``v_next``/``fired_next``/``pos``/``neg`` then
+belong to the inputs presented one enabled clock earlier. ``mode`` and ``threshold`` are used by both
+stages, so they must stay constant while a word is in stage 2 (the core's step config does).
 """
 
 from __future__ import annotations
@@ -35,18 +45,20 @@ def saturate(value, bits: int):
 
 
 class TsaLane(wiring.Component):
-    """One lane: state, input and bias in; next state and ternary spike out (combinational).
+    """One lane: state, input and bias in; next state and ternary spike out.
 
     Ports: ``mode`` (:class:`Mode`), ``threshold`` (unsigned Bt), ``v`` (signed Bm = max(Bv, Bo)),
     ``fired``, ``acc`` (signed Bi), ``bias`` (signed Bb) in; ``v_next``, ``fired_next``, ``pos``,
-    ``neg`` (the spike: +1, -1; never both) out.
+    ``neg`` (the spike: +1, -1; never both) out. Combinational, or with ``pipelined=True`` a register
+    between the two stages (advanced by ``en``, see the module docstring).
     """
 
-    def __init__(self, params: CoreParams):
+    def __init__(self, params: CoreParams, *, pipelined: bool = False):
         check_params(self, params)
         self.params = p = params
+        self.pipelined = bool(pipelined)
         super().__init__({
-            "mode": In(2), "threshold": In(p.threshold_bits),
+            "mode": In(2), "threshold": In(p.threshold_bits), "en": In(1, init=1),
             "v": In(signed(p.store_bits)), "fired": In(1), "acc": In(signed(p.acc_bits)),
             "bias": In(signed(p.bias_bits)),
             "v_next": Out(signed(p.store_bits)), "fired_next": Out(1), "pos": Out(1), "neg": Out(1),
@@ -55,47 +67,56 @@ class TsaLane(wiring.Component):
     def elaborate(self, platform):
         p = self.params
         m = Module()
-        # Exact sums, wide enough by construction (Amaranth widens + and <<).
+        # ---- stage 1: exact sums (wide enough by construction; Amaranth widens + and <<) and flags ----
         two_v = Signal(signed(p.store_bits + 1))
         mem = Signal(signed(max(p.store_bits + 1, p.acc_bits) + 1))          # m = 2v + I
         ib = Signal(signed(max(p.acc_bits, p.bias_bits) + 1))                # I + b
         theta = Signal(signed(p.threshold_bits + 1))
-        reset = Signal(signed(max(mem.shape().width, p.threshold_bits + 2) + 1))  # m - 2*theta*s
+        pos = Signal()
+        neg = Signal()
         m.d.comb += [
             two_v.eq(self.v << 1),
             mem.eq(two_v + self.acc),
             ib.eq(self.acc + self.bias),
             theta.eq(self.threshold),
-        ]
-        pos = Signal()
-        neg = Signal()
-        m.d.comb += [
             pos.eq(mem >= theta),
             neg.eq((mem <= -theta) & self.fired),
-            reset.eq(Mux(pos, mem - (theta << 1), Mux(neg, mem + (theta << 1), mem))),
         ]
+        # ---- the stage register (pipelined) or wires ----
+        if self.pipelined:
+            mem2, ib2 = Signal.like(mem, name="mem_s2"), Signal.like(ib, name="ib_s2")
+            pos2, neg2, fired2 = Signal(name="pos_s2"), Signal(name="neg_s2"), Signal(name="fired_s2")
+            with m.If(self.en):
+                m.d.sync += [mem2.eq(mem), ib2.eq(ib), pos2.eq(pos), neg2.eq(neg), fired2.eq(self.fired)]
+        else:
+            mem2, ib2, pos2, neg2, fired2 = mem, ib, pos, neg, self.fired
+        # ---- stage 2: reset by subtraction, saturation, mode select ----
+        reset = Signal(signed(max(mem.shape().width, p.threshold_bits + 2) + 1))  # m - 2*theta*s
+        m.d.comb += reset.eq(Mux(pos2, mem2 - (theta << 1), Mux(neg2, mem2 + (theta << 1), mem2)))
         with m.Switch(self.mode):
             with m.Case(Mode.SILENT):
-                m.d.comb += [self.v_next.eq(saturate(ib, p.membrane_bits)), self.fired_next.eq(0)]
+                m.d.comb += [self.v_next.eq(saturate(ib2, p.membrane_bits)), self.fired_next.eq(0)]
             with m.Case(Mode.FIRE):
                 m.d.comb += [self.v_next.eq(saturate(reset, p.membrane_bits)),
-                             self.fired_next.eq(self.fired | pos), self.pos.eq(pos), self.neg.eq(neg)]
+                             self.fired_next.eq(fired2 | pos2), self.pos.eq(pos2), self.neg.eq(neg2)]
             with m.Case(Mode.OUT_FIRST):
-                m.d.comb += [self.v_next.eq(saturate(ib, p.output_bits)), self.fired_next.eq(0)]
+                m.d.comb += [self.v_next.eq(saturate(ib2, p.output_bits)), self.fired_next.eq(0)]
             with m.Case(Mode.OUT):
-                m.d.comb += [self.v_next.eq(saturate(mem, p.output_bits)), self.fired_next.eq(0)]
+                m.d.comb += [self.v_next.eq(saturate(mem2, p.output_bits)), self.fired_next.eq(0)]
         return m
 
 
 class NeuronArray(wiring.Component):
-    """N :class:`TsaLane` sharing ``mode`` and ``threshold``; lane ports are arrays of N."""
+    """N :class:`TsaLane` sharing ``mode``, ``threshold`` and ``en``; lane ports are arrays of N.
+    ``pipelined`` as for :class:`TsaLane`."""
 
-    def __init__(self, params: CoreParams):
+    def __init__(self, params: CoreParams, *, pipelined: bool = False):
         check_params(self, params)
         self.params = p = params
+        self.pipelined = bool(pipelined)
         n = p.lanes
         super().__init__({
-            "mode": In(2), "threshold": In(p.threshold_bits),
+            "mode": In(2), "threshold": In(p.threshold_bits), "en": In(1, init=1),
             "v": In(data.ArrayLayout(signed(p.store_bits), n)), "fired": In(n),
             "acc": In(data.ArrayLayout(signed(p.acc_bits), n)), "bias": In(data.ArrayLayout(signed(p.bias_bits), n)),
             "v_next": Out(data.ArrayLayout(signed(p.store_bits), n)), "fired_next": Out(n),
@@ -105,9 +126,9 @@ class NeuronArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         for i in range(self.params.lanes):
-            lane = m.submodules[f"lane{i}"] = TsaLane(self.params)
+            lane = m.submodules[f"lane{i}"] = TsaLane(self.params, pipelined=self.pipelined)
             m.d.comb += [
-                lane.mode.eq(self.mode), lane.threshold.eq(self.threshold),
+                lane.mode.eq(self.mode), lane.threshold.eq(self.threshold), lane.en.eq(self.en),
                 lane.v.eq(self.v[i]), lane.fired.eq(self.fired[i]), lane.acc.eq(self.acc[i]),
                 lane.bias.eq(self.bias[i]),
                 self.v_next[i].eq(lane.v_next), self.fired_next[i].eq(lane.fired_next),

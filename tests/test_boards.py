@@ -381,14 +381,17 @@ def test_icebreaker_digits_bitstream_and_report(icebreaker_digits):
     assert util["ICESTORM_SPRAM"]["used"] == r["params"]["core"]["lanes"]  # synapses in SPRAM
     assert util["ICESTORM_PLL"]["used"] == 1
     assert r["fmax_mhz"] > 0 and r["timing_met"] == (r["fmax_mhz"] >= r["clock_mhz"])
-    assert r["critical_path"]["sources"] and r["critical_path"]["delay_ns"] > 0
+    # the path is named by its nets; HDL source lines only when its nets carry them (a path through
+    # LUTs that ABC merged and renamed, e.g. inside the host link's FSM, has none)
+    cp = r["critical_path"]
+    assert cp["nets"] and isinstance(cp["sources"], list) and cp["delay_ns"] > 0
     assert r["bit_exact"] is True and r["cycles_per_inference"] > 0
     f_run = min(r["clock_mhz"], r["fmax_mhz"])  # the bitstream's clock, or Fmax if that misses timing
     assert r["latency_us_per_inference"] == pytest.approx(r["cycles_per_inference"] / f_run, rel=1e-3)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the core's UPDATE stage (neuron update + argmax scan in one clock) limits "
-                                       "the UP5K to ~7-11 MHz; needs the pipelining described in docs/BOARDS.md")
+@pytest.mark.xfail(strict=True, reason="after the update/argmax pipelining the host link's transmit path (byte "
+                                       "mux -> CRC -> FSM) limits the UP5K to ~27 MHz; next steps in docs/BOARDS.md")
 def test_icebreaker_digits_fmax_target(icebreaker_digits):
     assert icebreaker_digits["fmax_mhz"] >= 30

@@ -133,6 +133,8 @@ def test_argmax_lowest_index_wins_ties():
                 ctx.set(dut.valid, valid)
                 await ctx.tick()
             ctx.set(dut.en, 0)
+            await ctx.tick().repeat(dut.latency - 1)   # the last word's result is ``latency`` clocks later
+            assert not ctx.get(dut.busy)
             best = max(range(count), key=lambda j: (vals[j], -j))
             assert (ctx.get(dut.index), ctx.get(dut.value)) == (best, vals[best])
 
