@@ -128,7 +128,23 @@ class HostLink(wiring.Component):
         crc_in = Signal(8)
         crc_upd = crc16_next(crc, crc_in)
         rx_fire = rx.valid & rx.ready
-        tx_fire = tx.valid & tx.ready
+
+        # Transmit: a one-entry output register between the FSM and ``tx`` (for timing: no path from
+        # the reply's byte mux through the CRC into the FSM in one clock). The FSM loads a byte when the
+        # register is free or being emptied (``emit_rdy``); a CRC-covered byte updates the CRC one
+        # clock later, from the register (``crc_pend``), so the CRC sees registers only.
+        ob_valid, ob_data, crc_pend = Signal(), Signal(8), Signal()
+        emit_rdy = ~ob_valid | tx.ready
+        m.d.comb += [tx.valid.eq(ob_valid), tx.payload.eq(ob_data)]
+        with m.If(tx.ready):
+            m.d.sync += ob_valid.eq(0)
+        m.d.sync += crc_pend.eq(0)
+        with m.If(crc_pend):
+            m.d.comb += crc_in.eq(ob_data)
+            m.d.sync += crc.eq(crc_upd)
+
+        def emit(byte, covered):
+            m.d.sync += [ob_valid.eq(1), ob_data.eq(byte), crc_pend.eq(covered)]
 
         m.d.comb += [
             bus.sel.eq(sel), bus.addr.eq(addr[:A]), bus.wdata.eq(wdata[:D]),
@@ -321,22 +337,26 @@ class HostLink(wiring.Component):
 
             # ---- reply: 5A status cmd seq len payload crc ----
             with m.State("T_HDR"):
-                m.d.comb += [tx.valid.eq(1), crc_in.eq(tx.payload)]  # rd.en = 1: prefetch buf[ptr]
+                # rd.en = 1: prefetch buf[ptr]
+                hbyte = Signal(8)
                 with m.Switch(hb):
                     with m.Case(0):
-                        m.d.comb += tx.payload.eq(SYNC_REPLY)
+                        m.d.comb += hbyte.eq(SYNC_REPLY)
                     with m.Case(1):
-                        m.d.comb += tx.payload.eq(status)
+                        m.d.comb += hbyte.eq(status)
                     with m.Case(2):
-                        m.d.comb += tx.payload.eq(cmd)
+                        m.d.comb += hbyte.eq(cmd)
                     with m.Case(3):
-                        m.d.comb += tx.payload.eq(seq)
+                        m.d.comb += hbyte.eq(seq)
                     with m.Case(4):
-                        m.d.comb += tx.payload.eq(length[:8])
+                        m.d.comb += hbyte.eq(length[:8])
                     with m.Default():
-                        m.d.comb += tx.payload.eq(length[8:])
-                with m.If(tx_fire):  # the CRC covers status .. payload: start it at the SYNC byte
-                    m.d.sync += [crc.eq(Mux(hb == 0, CRC16_INIT, crc_upd)), hb.eq(hb + 1)]
+                        m.d.comb += hbyte.eq(length[8:])
+                with m.If(emit_rdy):  # the CRC covers status .. payload: start it at the SYNC byte
+                    emit(hbyte, hb != 0)
+                    m.d.sync += hb.eq(hb + 1)
+                    with m.If(hb == 0):
+                        m.d.sync += crc.eq(CRC16_INIT)
                     with m.If(hb == 5):
                         # buf[ptr] is prefetched; T_BUF reads ahead at ptr + 1.
                         m.d.sync += [hb.eq(0), ptr.eq(ptr + 1)]
@@ -349,9 +369,10 @@ class HostLink(wiring.Component):
 
             with m.State("T_BUF"):  # IDENTIFY, ECHO: bytes from the buffer, one per clock
                 # The read port advances only when a byte is taken (its data holds otherwise).
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(rd.data), crc_in.eq(rd.data), rd.en.eq(tx.ready)]
-                with m.If(tx_fire):
-                    m.d.sync += [crc.eq(crc_upd), ptr.eq(ptr + 1), length.eq(length_step)]
+                m.d.comb += rd.en.eq(emit_rdy)
+                with m.If(emit_rdy):
+                    emit(rd.data, 1)
+                    m.d.sync += [ptr.eq(ptr + 1), length.eq(length_step)]
                     with m.If(length == 1):
                         m.next = "T_CRC"
 
@@ -372,9 +393,9 @@ class HostLink(wiring.Component):
                     for i in range(ebmax):
                         with m.Case(i):
                             m.d.comb += rbyte.eq(rword[8 * i:8 * i + 8] & byte_mask)
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(rbyte), crc_in.eq(rbyte)]
-                with m.If(tx_fire):
-                    m.d.sync += [crc.eq(crc_upd), length.eq(length_step)]
+                with m.If(emit_rdy):
+                    emit(rbyte, 1)
+                    m.d.sync += length.eq(length_step)
                     with m.If(last_byte):
                         m.d.sync += [ebc.eq(0), addr[:A].eq(addr[:A] + 1)]
                         with m.If(length == 1):
@@ -385,8 +406,9 @@ class HostLink(wiring.Component):
                         m.d.sync += ebc.eq(ebc + 1)
 
             with m.State("T_CRC"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(Mux(hb == 0, crc[8:], crc[:8]))]
-                with m.If(tx_fire):
+                # Waits for the last covered byte's CRC update (crc_pend).
+                with m.If(emit_rdy & ~crc_pend):
+                    emit(Mux(hb == 0, crc[8:], crc[:8]), 0)
                     m.d.sync += hb.eq(hb + 1)
                     with m.If(hb == 1):
                         m.d.sync += hb.eq(0)

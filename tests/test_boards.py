@@ -391,7 +391,8 @@ def test_icebreaker_digits_bitstream_and_report(icebreaker_digits):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="after the update/argmax pipelining the host link's transmit path (byte "
-                                       "mux -> CRC -> FSM) limits the UP5K to ~27 MHz; next steps in docs/BOARDS.md")
+@pytest.mark.xfail(strict=True, reason="with the host link's tx output register the UP5K is at ~28 MHz: the SPRAM "
+                                       "inputs (row address from the router FIFO; host write decode) limit it; "
+                                       "next steps in docs/BOARDS.md")
 def test_icebreaker_digits_fmax_target(icebreaker_digits):
     assert icebreaker_digits["fmax_mhz"] >= 30
