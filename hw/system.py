@@ -3,8 +3,8 @@
 
 Boards put a UART in front of ``rx``/``tx``; simulators push bytes into the streams directly (the
 same frames, without the bit-serial line), so every transport exercises the real protocol
-gateware. The router's debug ``tap`` is exposed for simulation; nothing needs to drain it unless
-the route table selects it (the driver never does).
+gateware. The router's debug ``tap`` is drained and dropped here (ready tied high), so a route
+table that selects it can never stall a run; tests that read the tap use the Accelerator directly.
 """
 
 from __future__ import annotations
@@ -21,20 +21,15 @@ __all__ = ["System"]
 
 
 class System(wiring.Component):
-    """Ports: ``rx`` (bytes in), ``tx`` (bytes out), ``busy`` (an inference is running),
-    ``tap`` (the router's debug port; ready is tied high unless ``expose_tap``)."""
+    """Ports: ``rx`` (bytes in), ``tx`` (bytes out), ``busy`` (an inference is running)."""
 
-    def __init__(self, ap: AccelParams, *, expose_tap: bool = False, **link_kwargs):
+    def __init__(self, ap: AccelParams, **link_kwargs):
         if not isinstance(ap, AccelParams):
             raise TypeError(f"ap must be an AccelParams, not {ap!r}")
         self.ap = ap
         self.accelerator = Accelerator(ap)
         self.link = HostLink(ap, **link_kwargs)
-        self.expose_tap = expose_tap
-        sig = {"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)), "busy": Out(1)}
-        if expose_tap:
-            sig["tap"] = Out(self.accelerator.signature.members["tap"].signature)
-        super().__init__(sig)
+        super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)), "busy": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -44,8 +39,5 @@ class System(wiring.Component):
         wiring.connect(m, wiring.flipped(self.rx), link.rx)
         wiring.connect(m, link.tx, wiring.flipped(self.tx))
         m.d.comb += self.busy.eq(acc.bus.busy)
-        if self.expose_tap:
-            wiring.connect(m, acc.tap, wiring.flipped(self.tap))
-        else:
-            m.d.comb += acc.tap.ready.eq(1)
+        m.d.comb += acc.tap.ready.eq(1)
         return m
