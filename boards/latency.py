@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..hw.layout import layout_network, unpack_state
-from ..hw.memmap import AccelParams, Counter, Sel
+from ..hw.memmap import BUS_READ_LATENCY, AccelParams, Counter, Sel
 from ..sw.network import SpikingNetwork
 
 __all__ = ["simulate_cycles", "latency_inputs", "BACKENDS", "AUTO_AMARANTH_MAX_WRITES"]
@@ -90,13 +90,16 @@ def _amaranth(image, ap: AccelParams, writes, xs, timeout_cycles: int):
             ctx.set(bus.sel, int(sel)); ctx.set(bus.addr, addr); ctx.set(bus.wdata, raw); ctx.set(bus.we, 1)
             await ctx.tick()
 
-        async def read(sel, addrs):  # rdata: the element addressed in the previous clock
+        async def read(sel, addrs):  # rdata: the element addressed BUS_READ_LATENCY clocks earlier
             ctx.set(bus.we, 0)
+            ctx.set(bus.sel, int(sel))
             vals = []
-            for a in addrs:
-                ctx.set(bus.sel, int(sel)); ctx.set(bus.addr, a)
+            for i in range(len(addrs) + BUS_READ_LATENCY):
+                if i < len(addrs):
+                    ctx.set(bus.addr, addrs[i])
+                if i >= BUS_READ_LATENCY:
+                    vals.append(ctx.get(bus.rdata))
                 await ctx.tick()
-                vals.append(ctx.get(bus.rdata))
             return vals
 
         for w in writes:

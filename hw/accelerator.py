@@ -12,14 +12,16 @@ integrators (STATE) and the counters::
           BIAS/ACC           |               |               |
           core host port     |  +------------+---------------+
                 |            v  v            |
-                |         Controller --step--> Core --out--> Controller --routed--> Router
-                |            ^     --events->    ^                                   |   |
-                +------------|-------------------+                  port 0 LOOPBACK  |   | port 1 TAP
-                             +-----------------------------------------------------<-+   +--> tap
+                |         Controller --step--> Core --out--> Controller --routed--> [2-entry FIFO]
+                |            ^     --events->    ^                                       |
+                +------------|-------------------+                                    Router
+                             |                                        port 0 LOOPBACK |   | port 1 TAP
+                             +-----------------------------------------------------<--+   +--> tap
 
-Bus (``memmap``): ``rdata`` is the element addressed (``sel``, ``addr``) in the previous clock;
-``we`` writes ``wdata`` this clock, only while ``busy`` is low and only inside ``depth(sel)``
-(out-of-range writes are ignored, COUNTER is read-only). Neuron memories use flat element
+Bus (``memmap``): ``rdata`` is the element addressed (``sel``, ``addr``) two clocks earlier;
+``we`` writes ``wdata``, only while ``busy`` is low and only inside ``depth(sel)`` (out-of-range
+writes are ignored, COUNTER is read-only); writes to the core's memories land a clock later, so a
+read of that element in the very next clock still returns the old value. Neuron memories use flat element
 ``word * N + lane`` (synapses ``row * N + lane``): the lane is the low ``log2 N`` bits.
 
 Counters: RUN_CYCLES counts the busy clocks (from the clock after ``start`` through the ``done``
@@ -30,13 +32,14 @@ cleared by ``start``. ARGMAX_VALUE is the signed Bm-bit value sign-extended to t
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .controller import Controller
-from .core import Core
-from .memmap import AccelParams, Counter, Reg, Route, Sel, bus_signature, layer_layout
+from .core import HOST_READ_LATENCY, Core
+from .memmap import BUS_READ_LATENCY, AccelParams, Counter, Reg, Route, Sel, bus_signature, layer_layout
 from .router import Router, routed_layout
 
 __all__ = ["Accelerator", "tap_layout", "LOOPBACK_PORT", "TAP_PORT"]
@@ -97,11 +100,22 @@ class Accelerator(wiring.Component):
         wiring.connect(m, ctrl.step, core.step)
         wiring.connect(m, ctrl.events, core.events)
         wiring.connect(m, core.out, ctrl.core_out)
-        wiring.connect(m, ctrl.routed, router.i)
+        # A 2-entry FIFO between the controller and the router: its ready comes from registers, so the
+        # router's table lookup and FIFO-full checks do not run on into the core's done and FSM. The
+        # controller's port enables travel with their event (the step may change while one waits).
+        route_width = len(ctrl.routed.payload.as_value())
+        m.submodules.route_buf = route_buf = SyncFIFO(width=route_width + len(router.enable), depth=2)
+        m.d.comb += [
+            route_buf.w_data.eq(Cat(ctrl.routed.payload.as_value(), ctrl.route_enable)),
+            route_buf.w_en.eq(ctrl.routed.valid), ctrl.routed.ready.eq(route_buf.w_rdy),
+            router.i.payload.as_value().eq(route_buf.r_data[:route_width]),
+            router.enable.eq(route_buf.r_data[route_width:]),
+            router.i.valid.eq(route_buf.r_rdy), route_buf.r_en.eq(router.i.ready),
+        ]
         wiring.connect(m, router.o[LOOPBACK_PORT], ctrl.loopback)
         wiring.connect(m, router.o[TAP_PORT], wiring.flipped(self.tap))
         m.d.comb += [
-            ctrl.core_done.eq(core.done), core.clear.eq(ctrl.clear), router.enable.eq(ctrl.route_enable),
+            ctrl.core_done.eq(core.done), core.clear.eq(ctrl.clear),
             router.query_addr.eq(ctrl.route_addr), ctrl.route_mask.eq(router.query_mask),
             ctrl.start.eq(bus.start), bus.busy.eq(ctrl.busy), bus.done.eq(ctrl.done),
         ]
@@ -160,10 +174,23 @@ class Accelerator(wiring.Component):
         with m.Elif(ctrl.busy):
             m.d.sync += run_cycles.eq(run_cycles + 1)
 
-        # ---- bus read: everything one clock after the address ----
-        sel_r = Signal(3)
+        # ---- bus read: everything BUS_READ_LATENCY clocks after the address. The core's host port has
+        # that latency (memory outputs registered before the lane select); the tables' sync
+        # read data and the REG/COUNTER element (registered below) get delay registers to match. ----
+        assert HOST_READ_LATENCY == BUS_READ_LATENCY
+
+        def delayed(sig, clocks):
+            for _ in range(clocks):
+                q = Signal.like(sig)
+                m.d.sync += q.eq(sig)
+                sig = q
+            return sig
+
         small_r = Signal(ap.bus_data_bits)    # REG / COUNTER element, registered
-        m.d.sync += sel_r.eq(bus.sel)
+        sel_d = delayed(bus.sel, BUS_READ_LATENCY)
+        small_d = delayed(small_r, BUS_READ_LATENCY - 1)
+        layer_d = delayed(lt_r.data.as_value(), BUS_READ_LATENCY - 1)
+        route_d = delayed(router.table_rdata, BUS_READ_LATENCY - 1)
         counters = {
             Counter.RUN_CYCLES: run_cycles, Counter.CORE_CYCLES: core.cnt_cycles, Counter.EVENTS: core.cnt_events,
             Counter.SYNOPS: core.cnt_synops, Counter.SPIKES: core.cnt_spikes, Counter.STEPS: core.cnt_steps,
@@ -186,13 +213,13 @@ class Accelerator(wiring.Component):
                         with m.Case(c):
                             m.d.comb += cnt_elem.eq(sig)
                 m.d.sync += small_r.eq(cnt_elem)
-        with m.Switch(sel_r):
+        with m.Switch(sel_d):
             with m.Case(Sel.SYNAPSE, Sel.STATE, Sel.BIAS, Sel.ACC):
                 m.d.comb += bus.rdata.eq(h.rdata)
             with m.Case(Sel.LAYER):
-                m.d.comb += bus.rdata.eq(lt_r.data.as_value())
+                m.d.comb += bus.rdata.eq(layer_d)
             with m.Case(Sel.ROUTE):
-                m.d.comb += bus.rdata.eq(router.table_rdata)
+                m.d.comb += bus.rdata.eq(route_d)
             with m.Default():
-                m.d.comb += bus.rdata.eq(small_r)
+                m.d.comb += bus.rdata.eq(small_d)
         return m

@@ -8,9 +8,8 @@ adder or a subtractor. ``synops`` is the number of unmasked lanes (the synaptic 
 costs, SEMANTICS.md section 5).
 
 The sums wrap at ``acc_bits``; the layout helper checks that ``Imax`` of every layer fits, so they
-never do. The block is combinational: the core registers around it (read in one clock, add and write
-back in the next, with a read port transparent to the write so back-to-back events on one word see
-each other's sums).
+never do. The block is combinational: the core registers around it (memory outputs registered, add and write
+back in the next clock, the sums of the two items ahead forwarded, see ``hw/core.py``).
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ events may not use the loopback port (it has no consumer: ``route_enable`` masks
 
 Timing: the next step's layer-table entry is read (synchronous read port, addressed with the
 *next* value of the layer counter) while the current step runs, so the config is on ``step`` when
-the core turns idle and is accepted in that clock: one idle clock per layer-step, so
-``run cycles = core busy cycles + layer-steps``. ``start`` while idle runs one inference; ``done``
+the core turns idle and is accepted in that clock: one idle clock per layer-step, and one clock at
+the end to register the last step's done, so ``run cycles = core busy cycles + layer-steps + 1``. ``start`` while idle runs one inference; ``done``
 pulses in the last busy clock. T == 0, L == 0 or L >= max_layers run nothing (done at once).
 
 Block diagram::
@@ -171,8 +171,12 @@ class Controller(wiring.Component):
             with m.Else():
                 m.d.comb += nl_next.eq(nl + 1)
 
-        m.d.comb += self.done.eq(empty_run | (running & issued_all & self.core_done))
-        with m.If(running & issued_all & self.core_done):
+        # The last step's done is registered before it ends the run: the core's done depends on its
+        # out.ready, which comes through the router, and would otherwise run on into the host link.
+        last_done = Signal()
+        m.d.sync += last_done.eq(running & issued_all & self.core_done)
+        m.d.comb += self.done.eq(empty_run | last_done)
+        with m.If(last_done):
             m.d.sync += running.eq(0)
 
         # ---- input mux: injected end marker or the loopback port ----

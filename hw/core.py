@@ -1,16 +1,18 @@
 r"""The cssnn core: one layer-step at a time, event driven, N lanes.
 
-Block diagram (one clock per box boundary; S0 = issue, S1 = execute; UPDATE has a second stage S2:
-the NeuronArray's stage register splits the update, write-back/spikes/stall/argmax come from S2)::
+Block diagram (one clock per box boundary; R = read addresses, D = the memory outputs registered,
+X = accumulate or update stage 1, Y = update stage 2: write-back, spikes, argmax)::
 
       step (config stream) ---> [ FSM: IDLE -> ACCUM -> UPDATE -> FLUSH -> IDLE, done pulse ]
                                        |                |
-    events (index, neg, end) --> S0: synapse row addr   S0: word addr nb+g
-                                  syn_base+(i<<k)+g       |
+    events --> [E1] --> [event register: syn_base+(i<<k)]
+                                  R: synapse row addr     R: word addr nb+g
+                                     base + g             |
                                        |                  v
                              [synapse mem]  [acc mem]  [state mem]  [bias mem]   (sync reads = BRAM)
-                                       \    /  ^ forwarded           |             |
-                                 S1: SpikeAccumulator --+      S1/S2: NeuronArray (N x TsaLane, 2 stages)
+                                 D: registers ---------------------------------
+                                       \    /  ^ sums of the two items ahead forwarded
+                                 X: SpikeAccumulator --+      X/Y: NeuronArray (N x TsaLane, 2 stages)
                                        (acc +/- w)                |    |      \
                                                        state/acc<-+    |       Argmax (output modes,
                                                        write back      v       registered tree)
@@ -21,8 +23,8 @@ Per-step protocol (see docs/HARDWARE.md):
 1. While ``busy`` is low the controller hands a :func:`config_layout` word to the ``step`` stream.
 2. ACCUM: the core consumes ``events`` until an event with ``end = 1``. A spike event (i, neg) costs
    ``groups`` clocks (one synapse row and one accumulator word per group), steady state one row per
-   clock; back-to-back events on the same accumulator word are forwarded (the sum written by S1 is
-   registered and replaces the read data of the same word in the next clock).
+   clock; back-to-back events on the same accumulator word are forwarded (an item's read misses the
+   sums of the two items ahead of it; those are muxed in front of the adder).
 3. UPDATE: one word (N neurons) per clock: membrane, flag, accumulator, bias are read; the TSA update
    is written back and the accumulator cleared; nonzero spikes go to the serializer (a word with s > 1
    spikes holds the update stage s clocks). Output modes feed the argmax instead and emit no spikes.
@@ -30,33 +32,43 @@ Per-step protocol (see docs/HARDWARE.md):
    core is idle again. So a step's ``out`` is its spikes in ascending index order plus an end marker,
    directly usable as the next layer's ``events``.
 
-The ``host`` port reads and writes one lane of one memory per clock (read data one clock later) and
-only acts while the core is idle. The encoder's input x is loaded as the bias of the encoder neurons
-(its SILENT step then computes v = sat(0 + x), identical to the spec's I = x, b = 0).
+The ``host`` port reads and writes one lane of one memory per clock (read data two clocks later; a
+write lands one clock after it is presented) and only acts while the core is idle. The encoder's
+input x is loaded as the bias of the encoder neurons (its SILENT step then computes v = sat(0 + x),
+identical to the spec's I = x, b = 0).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .accumulator import SpikeAccumulator
 from .argmax import Argmax
 from .neuron import NeuronArray
 from .params import CoreParams, HostMem, Mode, check_params, config_layout, event_layout, state_lane_layout
-from .serializer import SpikeSerializer
+from .serializer import SpikeSerializer, word_layout
 from .synapse import SynapseMemory
 
-__all__ = ["Core", "host_signature", "COUNTERS"]
+__all__ = ["Core", "host_signature", "COUNTERS", "HOST_READ_LATENCY"]
+
+#: Clocks from a host-port read address to its ``rdata``.
+HOST_READ_LATENCY = 2
+
+#: Words (of N spikes) the update can have in flight between issue and the serializer: five stages
+#: (R, D, X, Y, Z) to keep one word per clock, the rest absorbs words with several spikes.
+WORD_FIFO_DEPTH = 8
 
 #: Counter ports of the core, in this order.
 COUNTERS = ("cycles", "events", "synops", "spikes", "steps")
 
 
 def host_signature(p: CoreParams) -> wiring.Signature:
-    """Memory access from the host's side: one lane per clock; ``rdata`` is the lane addressed in the
-    previous clock (``sel``, ``addr``, ``lane``). Writes (``we``) and reads act only while idle."""
+    """Memory access from the host's side: one lane per clock; ``rdata`` is the lane addressed two
+    clocks earlier (``sel``, ``addr``, ``lane``); a write (``we``) lands a clock later. Writes and reads
+    act only while idle."""
     return wiring.Signature({
         "sel": Out(2), "addr": Out(p.host_addr_bits), "lane": Out(max(1, p.lane_bits)),
         "wdata": Out(p.host_data_bits), "we": Out(1), "rdata": In(p.host_data_bits),
@@ -116,47 +128,76 @@ class Core(wiring.Component):
         m.submodules.neurons = neurons = NeuronArray(p, pipelined=True)
         m.submodules.ser = ser = SpikeSerializer(p)
         m.submodules.argmax = amax = Argmax(p)
+        m.submodules.word_fifo = word_fifo = SyncFIFO(width=word_layout(p).size, depth=WORD_FIFO_DEPTH)
 
         cfg = Signal(config_layout(p))
-        g = Signal(p.group_bits + 1)          # S0 group counter
-        s1_valid = Signal()
-        s1_neg = Signal()
-        s1_group = Signal(p.group_bits)
-        s1_addr = Signal(p.group_bits)
-        stall = Signal()
+        g = Signal(p.group_bits + 1)          # R-stage group counter
+        # last_group = (g + 1 >= cfg.groups), kept as a register (updated wherever ACCUM sets g): it
+        # gates the event handshake, which runs on into the router's FIFO read enable
+        last_group = Signal()
         idle = Signal()
-        ev = self.events.payload
         word = Signal(p.group_bits)
         m.d.comb += word.eq(cfg.neuron_base + g)
 
+        # Pipeline stages (see the module docstring): R (read addresses) -> D (memory outputs into
+        # registers) -> X (accumulate, or update stage 1) -> Y (update stage 2). Each stage has a valid
+        # bit per kind, because ACCUM items are still in flight when the FSM is in UPDATE, and UPDATE
+        # items when it is in FLUSH.
+        d_acc_v, d_upd_v = Signal(), Signal()
+        d_neg = Signal()
+        d_addr = Signal(p.group_bits)
+        d_group = Signal(p.group_bits)
+        x_acc_v, x_upd_v = Signal(), Signal()
+        x_neg = Signal()
+        x_addr = Signal(p.group_bits)
+        x_group = Signal(p.group_bits)
+
+        # D registers: the memory outputs (loaded every clock)
+        d_syn = Signal.like(syn.read_data)
+        d_acc = Signal.like(acc_r.data)
+        d_state = Signal.like(st_r.data)
+        d_bias = Signal.like(bias_r.data)
+
         # ---- host access (idle only) ----
+        # Writes are registered and land one clock later: the address decode and lane select would
+        # otherwise sit in front of the memories' write enables (on the UP5K, SPRAM chip select and
+        # write enable, a critical path). So a read in the clock right after a write of the same
+        # element returns the old value.
         h = self.host
         h_we = Signal()
-        m.d.comb += h_we.eq(idle & h.we)
-        h_sel_r = Signal(2)
-        h_lane_r = Signal.like(h.lane)
-        m.d.sync += [h_sel_r.eq(h.sel), h_lane_r.eq(h.lane)]
+        h_wsel = Signal(2)
+        h_waddr = Signal.like(h.addr)
+        h_wlane = Signal.like(h.lane)
+        h_wdata = Signal.like(h.wdata)
+        m.d.sync += [h_we.eq(idle & h.we), h_wsel.eq(h.sel), h_waddr.eq(h.addr), h_wlane.eq(h.lane),
+                     h_wdata.eq(h.wdata)]
+        # Reads come from the D registers (the memory outputs registered), two clocks after the address:
+        # the lane and memory selects must not follow a block RAM's output in the same clock. (A third
+        # register after the selects helps the ECP5 but costs the UP5K more in flip-flops than it gains.)
+        h_sel_r, h_sel_r2 = Signal(2), Signal(2)
+        h_lane_r, h_lane_r2 = Signal.like(h.lane), Signal.like(h.lane)
+        m.d.sync += [h_sel_r.eq(h.sel), h_lane_r.eq(h.lane), h_sel_r2.eq(h_sel_r), h_lane_r2.eq(h_lane_r)]
         lane_en = Signal(n)
         for k in range(n):
-            m.d.comb += lane_en[k].eq(h.lane == k if n > 1 else 1)
+            m.d.comb += lane_en[k].eq(h_wlane == k if n > 1 else 1)
 
         # Lane select by a case statement (word_select with a variable index would be a multiply).
-        sources = {HostMem.SYNAPSE: (syn.read_data, p.weight_bits + 1), HostMem.STATE: (st_r.data, p.store_bits + 1),
-                   HostMem.BIAS: (bias_r.data, p.bias_bits), HostMem.ACC: (acc_r.data, p.acc_bits)}
-        with m.Switch(h_sel_r):
+        sources = {HostMem.SYNAPSE: (d_syn, p.weight_bits + 1), HostMem.STATE: (d_state, p.store_bits + 1),
+                   HostMem.BIAS: (d_bias, p.bias_bits), HostMem.ACC: (d_acc, p.acc_bits)}
+        with m.Switch(h_sel_r2):
             for sel, (view, width) in sources.items():
                 with m.Case(sel):
                     raw = view.as_value()
-                    with m.Switch(h_lane_r):
+                    with m.Switch(h_lane_r2):
                         for k in range(n):
                             with m.Case(k):
                                 m.d.comb += h.rdata.eq(raw[k * width:(k + 1) * width])
 
         m.d.comb += [
-            syn.write_addr.eq(h.addr), syn.write_lane.eq(h.lane), syn.write_data.eq(h.wdata[:p.weight_bits + 1]),
-            syn.write_en.eq(h_we & (h.sel == HostMem.SYNAPSE)),
-            bias_w.addr.eq(h.addr), bias_w.data.as_value().eq(h.wdata[:p.bias_bits].replicate(n)),
-            bias_w.en.eq(Mux(h_we & (h.sel == HostMem.BIAS), lane_en, 0)),
+            syn.write_addr.eq(h_waddr), syn.write_lane.eq(h_wlane), syn.write_data.eq(h_wdata[:p.weight_bits + 1]),
+            syn.write_en.eq(h_we & (h_wsel == HostMem.SYNAPSE)),
+            bias_w.addr.eq(h_waddr), bias_w.data.as_value().eq(h_wdata[:p.bias_bits].replicate(n)),
+            bias_w.en.eq(Mux(h_we & (h_wsel == HostMem.BIAS), lane_en, 0)),
         ]
 
         # ---- FSM ----
@@ -165,121 +206,177 @@ class Core(wiring.Component):
         m.d.comb += [idle.eq(fsm_state == IDLE), self.busy.eq(~idle)]
         m.d.comb += self.step.ready.eq(idle)
         with m.If(self.step.valid & self.step.ready):
-            m.d.sync += [cfg.eq(self.step.payload), fsm_state.eq(ACCUM), g.eq(0)]
+            m.d.sync += [cfg.eq(self.step.payload), fsm_state.eq(ACCUM), g.eq(0),
+                         last_group.eq(self.step.payload.groups <= 1)]
 
-        # Read addresses (S0) and enables
+        # ---- the event registers: the input stream goes through two registers before R. E1 takes the
+        # raw event (its index is a FIFO's read data); the event register holds it with its first row,
+        # syn_base + (index << stride_log2), computed from E1, so R only adds g. Events are taken only in
+        # ACCUM and never past the end marker: the next step's input (or this step's own output, on a
+        # loopback) stays out.
+        e1_v = Signal()
+        e1 = Signal(event_layout(p))
+        end_in = Signal()          # the end marker has been taken (into E1)
+        evq_v = Signal()
+        evq_neg, evq_end = Signal(), Signal()
+        evq_base = Signal(p.row_bits)
+        evq_take = Signal()        # the event register's event leaves it this clock (R)
+        evq_load = Signal()
+        m.d.comb += [
+            evq_load.eq((fsm_state == ACCUM) & e1_v & (~evq_v | (evq_take & ~evq_end))),
+            self.events.ready.eq((fsm_state == ACCUM) & ~end_in & (~e1_v | evq_load)),
+        ]
+        with m.If(self.events.valid & self.events.ready):
+            m.d.sync += [e1.eq(self.events.payload), e1_v.eq(1), end_in.eq(self.events.payload.end)]
+        with m.Elif(evq_load):
+            m.d.sync += e1_v.eq(0)
+        with m.If(evq_load):
+            m.d.sync += [evq_v.eq(1), evq_neg.eq(e1.neg), evq_end.eq(e1.end),
+                         evq_base.eq(cfg.syn_base + (e1.index << cfg.stride_log2))]
+        with m.Elif(evq_take):
+            m.d.sync += evq_v.eq(0)
+
+        # Read addresses (R); the read ports are always enabled (nothing in the pipeline stalls)
         m.d.comb += [
             syn.read_addr.eq(h.addr), acc_r.addr.eq(h.addr), st_r.addr.eq(h.addr), bias_r.addr.eq(h.addr),
-            syn.read_en.eq(~stall), acc_r.en.eq(~stall), st_r.en.eq(~stall), bias_r.en.eq(~stall),
         ]
         issue = Signal()
-        last_group = Signal()
-        m.d.comb += last_group.eq(g + 1 >= cfg.groups)
+        upd_wait = Signal()   # the first UPDATE clock: the last ACCUM sum is still in X
 
         with m.If(fsm_state == ACCUM):
             row = Signal(p.row_bits)
             m.d.comb += [
-                row.eq(cfg.syn_base + (ev.index << cfg.stride_log2) + g),
+                row.eq(evq_base + g),
                 syn.read_addr.eq(row), acc_r.addr.eq(word),
-                issue.eq(self.events.valid & ~ev.end),
-                self.events.ready.eq(ev.end | last_group),
+                issue.eq(evq_v & ~evq_end),
+                evq_take.eq(evq_v & (evq_end | last_group)),
             ]
             with m.If(issue):
-                m.d.sync += g.eq(Mux(last_group, 0, g + 1))
-            with m.If(self.events.valid & ev.end):
-                m.d.sync += [fsm_state.eq(UPDATE), g.eq(0)]
-            m.d.sync += [s1_valid.eq(issue), s1_neg.eq(ev.neg), s1_addr.eq(word)]
+                m.d.sync += [g.eq(Mux(last_group, 0, g + 1)),
+                             last_group.eq(Mux(last_group, cfg.groups <= 1, g + 2 >= cfg.groups))]
+            with m.If(evq_v & evq_end):
+                m.d.sync += [fsm_state.eq(UPDATE), g.eq(0), upd_wait.eq(1), end_in.eq(0)]
+            m.d.sync += [d_acc_v.eq(issue), d_neg.eq(evq_neg), d_addr.eq(word)]
 
+        # UPDATE issues a word only with a credit: a free place for its spikes in the word FIFO in front
+        # of the serializer, counting the words in flight. So nothing downstream can refuse a word and
+        # the pipeline never stalls (a stall would fan out to every stage register and read port).
+        credit = Signal()
+        issue_upd = Signal()
+        m.d.comb += issue_upd.eq((fsm_state == UPDATE) & issue)
         with m.If(fsm_state == UPDATE):
             m.d.comb += [acc_r.addr.eq(word), st_r.addr.eq(word), bias_r.addr.eq(word),
-                         issue.eq((g < cfg.groups) & ~stall)]
-            with m.If(~stall):
-                m.d.sync += [s1_valid.eq(issue), s1_addr.eq(word), s1_group.eq(g)]
-                with m.If(issue):
-                    m.d.sync += g.eq(g + 1)
-                with m.Else():
-                    m.d.sync += fsm_state.eq(FLUSH)
+                         issue.eq((g < cfg.groups) & ~upd_wait & credit)]
+            m.d.sync += [upd_wait.eq(0), d_upd_v.eq(issue), d_addr.eq(word), d_group.eq(g)]
+            with m.If(issue):
+                m.d.sync += g.eq(g + 1)
+            with m.Elif((g >= cfg.groups) & ~upd_wait):
+                m.d.sync += fsm_state.eq(FLUSH)
+        with m.Else():
+            m.d.sync += d_upd_v.eq(0)
+        with m.If(fsm_state != ACCUM):
+            m.d.sync += d_acc_v.eq(0)
 
-        # ---- S1, accumulate ----
-        # Back-to-back events on one accumulator word: S0 reads the word in the clock S1 writes it, so
-        # the new sum is forwarded by hand (a compare and a register) rather than by a read port
-        # transparent to the write port: that transparency would also cover the host's writes and put
-        # the bus address decode in front of the read-data register (a critical path on the ECP5).
-        # Only ACCUM needs it: UPDATE reads each word once, after the last ACCUM write.
-        fwd = Signal()
-        fwd_data = Signal.like(adder.acc_out)
-        m.d.sync += [fwd.eq((fsm_state == ACCUM) & s1_valid & (acc_r.addr == s1_addr)), fwd_data.eq(adder.acc_out)]
-        m.d.comb += [adder.acc_in.eq(Mux(fwd, fwd_data, acc_r.data)), adder.row.eq(syn.read_data),
-                     adder.neg.eq(s1_neg)]
+        # ---- D: the memory outputs are registered before any logic (an ECP5 DP16KD without its output
+        # register has a 5.8 ns clock-to-out) ----
+        m.d.sync += [d_syn.eq(syn.read_data), d_acc.eq(acc_r.data), d_state.eq(st_r.data), d_bias.eq(bias_r.data),
+                     x_acc_v.eq(d_acc_v), x_upd_v.eq(d_upd_v), x_neg.eq(d_neg), x_addr.eq(d_addr),
+                     x_group.eq(d_group)]
+
+        # ---- X, accumulate ----
+        # An ACCUM read misses the sums the two items ahead of it write (they are in X while it is in R
+        # and D), so those are forwarded by hand: w1/w2 are the ACCUM writes of the last two clocks, and
+        # the hit flags compare addresses one clock early (in D) to keep the compares off the adder's
+        # path. A read port transparent to the write port would not cover this distance, and would also
+        # put the host's writes in front of the read data.
+        w1_v, w2_v = Signal(), Signal()
+        w1_addr = Signal(p.group_bits)
+        w1_data = Signal.like(adder.acc_out)
+        w2_data = Signal.like(adder.acc_out)
+        hit1, hit2 = Signal(), Signal()
+        m.d.sync += [
+            w1_v.eq(x_acc_v), w1_addr.eq(x_addr), w1_data.eq(adder.acc_out), w2_v.eq(w1_v), w2_data.eq(w1_data),
+            hit1.eq(x_acc_v & (d_addr == x_addr)), hit2.eq(w1_v & (d_addr == w1_addr)),
+        ]
+        m.d.comb += [adder.acc_in.eq(Mux(hit1, w1_data, Mux(hit2, w2_data, d_acc))), adder.row.eq(d_syn),
+                     adder.neg.eq(x_neg)]
         acc_lanes_all = Const(2**n - 1, n)
-        with m.If((fsm_state == ACCUM) & s1_valid):
-            m.d.comb += [acc_w.addr.eq(s1_addr), acc_w.data.eq(adder.acc_out), acc_w.en.eq(acc_lanes_all)]
+        with m.If(x_acc_v):
+            m.d.comb += [acc_w.addr.eq(x_addr), acc_w.data.eq(adder.acc_out), acc_w.en.eq(acc_lanes_all)]
 
-        # ---- S1, update stage 1: m = 2v + I, I + b, fire flags (registered in the NeuronArray) ----
-        # The update is split over two clocks for timing (BRAM outputs -> adders -> compares is one
-        # clock, subtract 2*theta -> saturate -> mode select -> write-back/spikes/stall the next).
-        # A stalled stage 2 holds stage 1 (the read ports' data hold while ~stall) and S0.
-        st_in = st_r.data
+        # ---- X, update stage 1: m = 2v + I, I + b, fire flags (registered in the NeuronArray) ----
+        # The update is split over two clocks for timing (registers -> adders -> compares is one clock,
+        # subtract 2*theta -> saturate -> mode select -> write-back/spikes the next).
         for k in range(n):
-            m.d.comb += [neurons.v[k].eq(st_in[k].v), neurons.fired[k].eq(st_in[k].fired)]
-        m.d.comb += [neurons.acc.eq(acc_r.data), neurons.bias.eq(bias_r.data), neurons.en.eq(~stall),
+            m.d.comb += [neurons.v[k].eq(d_state[k].v), neurons.fired[k].eq(d_state[k].fired)]
+        m.d.comb += [neurons.acc.eq(d_acc), neurons.bias.eq(d_bias), neurons.en.eq(1),
                      neurons.mode.eq(cfg.mode), neurons.threshold.eq(cfg.threshold)]
         valid_lanes = Signal(n)
         base = Signal(p.index_bits + 1)
-        m.d.comb += base.eq(s1_group << p.lane_bits)
+        m.d.comb += base.eq(x_group << p.lane_bits)
         for k in range(n):
             m.d.comb += valid_lanes[k].eq(base + k < cfg.count)
-        # S1 -> S2 registers (besides the NeuronArray's): which word, which lanes are neurons of the layer
+        # X -> Y registers (besides the NeuronArray's): which word, which lanes are neurons of the layer
         s2_valid = Signal()
         s2_addr = Signal(p.group_bits)
         s2_group = Signal(p.group_bits)
         s2_lanes = Signal(n)
-        with m.If(~stall):
-            m.d.sync += [s2_valid.eq((fsm_state == UPDATE) & s1_valid), s2_addr.eq(s1_addr), s2_group.eq(s1_group),
-                         s2_lanes.eq(valid_lanes)]
+        m.d.sync += [s2_valid.eq(x_upd_v), s2_addr.eq(x_addr), s2_group.eq(x_group), s2_lanes.eq(valid_lanes)]
         # The accumulator word is cleared in stage 1: its value has gone into the stage register.
-        fire1 = Signal()
-        m.d.comb += fire1.eq((fsm_state == UPDATE) & s1_valid & ~stall)
-        with m.If(fire1):
-            m.d.comb += [acc_w.addr.eq(s1_addr), acc_w.data.as_value().eq(0), acc_w.en.eq(acc_lanes_all)]
+        with m.If(x_upd_v):
+            m.d.comb += [acc_w.addr.eq(x_addr), acc_w.data.as_value().eq(0), acc_w.en.eq(acc_lanes_all)]
 
-        # ---- S2, update stage 2: write-back, spikes to the serializer, stall, argmax ----
-        # (runs in UPDATE and in the first FLUSH clocks, until the last word has left)
+        # ---- Y, update stage 2: the NeuronArray's stage 2 (reset select, saturation, mode select) ----
+        # (Y and Z run in UPDATE and in the first FLUSH clocks, until the last word has left)
         pos = Signal(n)
         neg = Signal(n)
         m.d.comb += [pos.eq(neurons.pos & s2_lanes), neg.eq(neurons.neg & s2_lanes)]
-        any_spike = Signal()
-        m.d.comb += any_spike.eq((pos | neg).any())
-        m.d.comb += [
-            stall.eq(s2_valid & any_spike & ~ser.i.ready),
-            ser.i.payload.group.eq(s2_group), ser.i.payload.pos.eq(pos), ser.i.payload.neg.eq(neg),
-            ser.i.valid.eq(s2_valid & any_spike),
-        ]
-        fire = Signal()
-        m.d.comb += fire.eq(s2_valid & ~stall)
-        st_word = Signal(data.ArrayLayout(state_lane_layout(p), n))
+        # Y -> Z registers: the new state word, the masked spikes
+        z_valid, z_any = Signal(), Signal()
+        z_addr = Signal(p.group_bits)
+        z_group = Signal(p.group_bits)
+        z_lanes, z_pos, z_neg = Signal(n), Signal(n), Signal(n)
+        z_word = Signal(data.ArrayLayout(state_lane_layout(p), n))
+        m.d.sync += [z_valid.eq(s2_valid), z_addr.eq(s2_addr), z_group.eq(s2_group), z_lanes.eq(s2_lanes),
+                     z_pos.eq(pos), z_neg.eq(neg), z_any.eq((pos | neg).any())]
         for k in range(n):
-            m.d.comb += [st_word[k].v.eq(neurons.v_next[k]), st_word[k].fired.eq(neurons.fired_next[k])]
-        with m.If(fire):
-            m.d.comb += [st_w.addr.eq(s2_addr), st_w.data.eq(st_word), st_w.en.eq(acc_lanes_all)]
-        with m.Elif(h_we & (h.sel == HostMem.STATE)):
-            m.d.comb += [st_w.addr.eq(h.addr), st_w.data.as_value().eq(h.wdata[:p.store_bits + 1].replicate(n)),
+            m.d.sync += [z_word[k].v.eq(neurons.v_next[k]), z_word[k].fired.eq(neurons.fired_next[k])]
+
+        # ---- Z: state write-back, spikes to the word FIFO, argmax ----
+        # The word FIFO always has room for a word (credits), so Z never waits.
+        m.d.comb += [
+            word_fifo.w_data.eq(Cat(z_group, z_pos, z_neg)), word_fifo.w_en.eq(z_valid & z_any),
+            ser.i.payload.as_value().eq(word_fifo.r_data), ser.i.valid.eq(word_fifo.r_rdy),
+            word_fifo.r_en.eq(ser.i.ready),
+        ]
+        # credits: taken by an issued word, returned by a word without spikes leaving Z or by the
+        # serializer taking a word from the FIFO
+        free = Signal(range(WORD_FIFO_DEPTH + 1), init=WORD_FIFO_DEPTH)
+        ret = Signal(2)
+        m.d.comb += [credit.eq(free != 0),
+                     ret.eq((z_valid & ~z_any) + (word_fifo.r_rdy & word_fifo.r_en))]
+        m.d.sync += free.eq(free + ret - issue_upd)
+        with m.If(z_valid):
+            m.d.comb += [st_w.addr.eq(z_addr), st_w.data.eq(z_word), st_w.en.eq(acc_lanes_all)]
+        with m.Elif(h_we & (h_wsel == HostMem.STATE)):
+            m.d.comb += [st_w.addr.eq(h_waddr), st_w.data.as_value().eq(h_wdata[:p.store_bits + 1].replicate(n)),
                          st_w.en.eq(lane_en)]
-        with m.If(h_we & (h.sel == HostMem.ACC)):
-            m.d.comb += [acc_w.addr.eq(h.addr), acc_w.data.as_value().eq(h.wdata[:p.acc_bits].replicate(n)),
+        with m.If(h_we & (h_wsel == HostMem.ACC)):
+            m.d.comb += [acc_w.addr.eq(h_waddr), acc_w.data.as_value().eq(h_wdata[:p.acc_bits].replicate(n)),
                          acc_w.en.eq(lane_en)]
         is_out = Signal()
         m.d.comb += is_out.eq((cfg.mode == Mode.OUT) | (cfg.mode == Mode.OUT_FIRST))
-        m.d.comb += [amax.en.eq(fire & is_out), amax.first.eq(s2_group == 0), amax.group.eq(s2_group),
-                     amax.values.eq(neurons.v_next), amax.valid.eq(s2_lanes),
+        m.d.comb += [amax.en.eq(z_valid & is_out), amax.first.eq(z_group == 0), amax.group.eq(z_group),
+                     amax.values.eq(Cat(z_word[k].v for k in range(n))), amax.valid.eq(z_lanes),
                      self.argmax_index.eq(amax.index), self.argmax_value.eq(amax.value)]
 
         # ---- output stream: serializer spikes, then the end marker ----
         end_ok = Signal()
         m.d.comb += [
-            # the end marker waits for stage 2 to drain (its spikes go first) and for the argmax pipeline
+            # the end marker waits for Y and Z to drain (their spikes go first) and for the argmax pipeline
             # (so argmax_index/value are final when done pulses)
-            end_ok.eq((fsm_state == FLUSH) & ~s2_valid & ~ser.busy & ~amax.busy),
+            end_ok.eq((fsm_state == FLUSH) & ~d_upd_v & ~x_upd_v & ~s2_valid & ~z_valid & ~word_fifo.r_rdy & ~ser.busy
+                   & ~amax.busy),
             self.out.valid.eq(ser.o.valid | end_ok),
             ser.o.ready.eq(self.out.ready),
         ]
@@ -293,6 +390,11 @@ class Core(wiring.Component):
 
         # ---- counters ----
         cnt = {name: getattr(self, f"cnt_{name}") for name in COUNTERS}
+        # the row's synaptic operations are counted a clock later (popcount and 32-bit add in one clock
+        # after the adder's inputs is too long); done is many clocks after the last ACCUM item
+        synops_v = Signal()
+        synops_q = Signal.like(adder.synops)
+        m.d.sync += [synops_v.eq(x_acc_v), synops_q.eq(adder.synops)]
         with m.If(self.clear):
             m.d.sync += [c.eq(0) for c in cnt.values()]
         with m.Else():
@@ -300,8 +402,8 @@ class Core(wiring.Component):
                 m.d.sync += cnt["cycles"].eq(cnt["cycles"] + 1)
             with m.If((fsm_state == ACCUM) & issue & last_group):
                 m.d.sync += cnt["events"].eq(cnt["events"] + 1)
-            with m.If((fsm_state == ACCUM) & s1_valid):
-                m.d.sync += cnt["synops"].eq(cnt["synops"] + adder.synops)
+            with m.If(synops_v):
+                m.d.sync += cnt["synops"].eq(cnt["synops"] + synops_q)
             with m.If(ser.o.valid & self.out.ready):
                 m.d.sync += cnt["spikes"].eq(cnt["spikes"] + 1)
             with m.If(self.done):

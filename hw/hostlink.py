@@ -25,7 +25,7 @@ from amaranth.utils import bits_for
 from ..sw.protocol import (IDENTIFY_BYTES, READ_PAYLOAD, SYNC_REPLY, SYNC_REQUEST, WRITE_HEADER, Cmd, Identity,
                            Status, encode_identity)
 from .crc import CRC16_INIT, crc16_next
-from .memmap import AccelParams, Sel, bus_signature
+from .memmap import BUS_READ_LATENCY, AccelParams, Sel, bus_signature
 
 __all__ = ["HostLink"]
 
@@ -102,6 +102,7 @@ class HostLink(wiring.Component):
         # Frame timeout and run watchdog share one up-counter: cleared (a free synchronous reset on
         # iCE40 flip-flops) and compared with a constant, cheaper than a loadable down-counter.
         timer = Signal(range(max(self.timeout_cycles, self.run_timeout_cycles)))
+        timer_expired = Signal()
         sel_raw = Signal(8)
         addr = Signal(32)      # the bus address register (low A bits) once executing
         count = Signal(range(mp + 1))  # READ: requested count; WRITE: elements received; then a down counter
@@ -161,11 +162,11 @@ class HostLink(wiring.Component):
         def frame_timer():
             # Inside a frame: restart on every byte, give up after timeout_cycles quiet clocks.
             with m.If(rx_fire):
-                m.d.sync += timer.eq(0)
+                m.d.sync += [timer.eq(0), timer_expired.eq(0)]
             with m.Elif(timer_expired):
                 reply(Status.TIMEOUT)
             with m.Else():
-                m.d.sync += timer.eq(timer + 1)
+                timer_step()
 
         is_read, is_write = cmd == Cmd.READ, cmd == Cmd.WRITE
         is_rw = is_read | is_write
@@ -190,14 +191,18 @@ class HostLink(wiring.Component):
             # One adder each for length and count, shared by the states that step them.
             length_step = (length + Mux(fsm.ongoing("R_LEN"), eb, -1))[:len(length)]
             count_step = (count + Mux(fsm.ongoing("PAYLOAD"), 1, -1))[:len(count)]
-            timer_expired = timer == Mux(fsm.ongoing("RUN_WAIT"), self.run_timeout_cycles - 1, self.timeout_cycles - 1)
+            # timer_expired is registered (for timing): set by the step that brings the timer to its
+            # limit - 1, i.e. exactly when the timer equals limit - 1 (limits are at least 2)
+            def timer_step():
+                limit = Mux(fsm.ongoing("RUN_WAIT"), self.run_timeout_cycles, self.timeout_cycles)
+                m.d.sync += [timer.eq(timer + 1), timer_expired.eq(timer == limit - 2)]
 
             # ---- receive ----
             with m.State("HUNT"):
                 m.d.comb += rx.ready.eq(1)
                 with m.If(rx_fire & (rx.payload == SYNC_REQUEST)):
                     m.d.sync += [crc.eq(CRC16_INIT), cmd.eq(0), seq.eq(0), length.eq(0), hb.eq(0), ptr.eq(0),
-                                 count.eq(0), count_big.eq(0), ebc.eq(0), timer.eq(0)]
+                                 count.eq(0), count_big.eq(0), ebc.eq(0), timer.eq(0), timer_expired.eq(0)]
                     m.next = "HEADER"
 
             with m.State("HEADER"):  # cmd, seq, len (2)
@@ -320,7 +325,7 @@ class HostLink(wiring.Component):
 
             with m.State("RUN_START"):
                 m.d.comb += bus.start.eq(1)
-                m.d.sync += timer.eq(0)
+                m.d.sync += [timer.eq(0), timer_expired.eq(0)]
                 m.next = "RUN_WAIT"
 
             # bus.done is registered before use (for timing): it is combinational in the accelerator,
@@ -333,7 +338,7 @@ class HostLink(wiring.Component):
                 with m.Elif(timer_expired):
                     reply(Status.WATCHDOG)
                 with m.Else():
-                    m.d.sync += timer.eq(timer + 1)
+                    timer_step()
 
             # ---- reply: 5A status cmd seq len payload crc ----
             with m.State("T_HDR"):
@@ -376,12 +381,16 @@ class HostLink(wiring.Component):
                     with m.If(length == 1):
                         m.next = "T_CRC"
 
-            with m.State("T_RD_ADDR"):  # rdata follows the address one clock later
-                m.next = "T_RD_LATCH"
+            # rdata follows the address BUS_READ_LATENCY clocks later (addr holds meanwhile): T_RD_ADDR
+            # and BUS_READ_LATENCY - 1 wait states, then T_RD_LATCH
+            waits = [f"T_RD_WAIT{i}" for i in range(1, BUS_READ_LATENCY)]
+            for state, nxt in zip(["T_RD_ADDR"] + waits, waits + ["T_RD_LATCH"]):
+                with m.State(state):
+                    m.next = nxt
 
             # For timing, the element is latched before it is used: bus.rdata comes combinationally
-            # from block-RAM outputs through the accelerator's lane and memory selects, too long a
-            # path to continue into the byte select, CRC and FSM in the same clock.
+            # through the accelerator's lane and memory selects, too long a path to continue into the
+            # byte select, CRC and FSM in the same clock.
             rword = Signal.like(bus.rdata)
             with m.State("T_RD_LATCH"):
                 m.d.sync += rword.eq(bus.rdata)

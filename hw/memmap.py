@@ -11,8 +11,9 @@ word ``word``; for the synapse memory element ``row * N + lane`` is lane ``lane`
 Every element is ``elem_bits(sel)`` raw bits (two's complement for signed values), carried over the
 link as ``elem_bytes(sel)`` little-endian bytes.
 
-Bus timing (one element per clock): ``rdata`` is the element addressed (``sel``, ``addr``) in the
-previous clock; ``we`` writes ``wdata`` in this clock. Memory accesses act only while ``busy`` is
+Bus timing (one element per clock): ``rdata`` is the element addressed (``sel``, ``addr``)
+``BUS_READ_LATENCY`` (two) clocks earlier: block-RAM outputs are registered before any select;
+``we`` writes ``wdata`` (in this clock; the core's memories a clock later). Memory accesses act only while ``busy`` is
 low. ``start`` (one clock, while idle) runs one inference: the schedule of SEMANTICS.md, T + L steps;
 ``done`` pulses once when it is finished.
 """
@@ -29,10 +30,13 @@ from amaranth.utils import ceil_log2
 
 from .params import CoreParams, config_layout
 
-__all__ = ["Sel", "Reg", "Counter", "Route", "AccelParams", "layer_layout", "bus_signature", "PROTOCOL_VERSION"]
+__all__ = ["BUS_READ_LATENCY", "Sel", "Reg", "Counter", "Route", "AccelParams", "layer_layout", "bus_signature", "PROTOCOL_VERSION"]
 
 #: Version of the memory map and the host protocol built on it (reported by IDENTIFY).
 PROTOCOL_VERSION = 1
+
+#: Clocks from a bus read address (``sel``, ``addr``) to its ``rdata``.
+BUS_READ_LATENCY = 2
 
 
 class Sel(enum.IntEnum):

@@ -18,8 +18,8 @@ every inference, without a separate pass over the state memory.
 
 The update is two halves (for timing, the core puts a register between them, ``pipelined=True``):
 
-    stage 1   m = 2v + I, I + b, the fire flags (m >= theta, m <= -theta and f)
-    stage 2   m -/+ 2*theta, saturation, the mode select
+    stage 1   m = 2v + I, I + b, the fire flags (m >= theta, m <= -theta and f), m -/+ 2*theta
+    stage 2   the reset select, saturation, the mode select
 
 With ``pipelined=True`` the stage-1 results (and ``f``) are registered in the clocks where ``en`` is
 high and stage 2 computes from those registers: ``v_next``/``fired_next``/``pos``/``neg`` then
@@ -39,9 +39,17 @@ __all__ = ["TsaLane", "NeuronArray", "saturate"]
 
 
 def saturate(value, bits: int):
-    """Amaranth expression: two's-complement saturation of ``value`` to ``bits`` bits (signed)."""
+    """Amaranth expression: two's-complement saturation of the signed ``value`` to ``bits`` bits.
+
+    Written as a test of the bits above the result (they must all equal its sign bit) rather than two
+    compares with constants, which synthesis would build as carry chains on the critical path."""
+    width = value.shape().width
     hi, lo = 2 ** (bits - 1) - 1, -(2 ** (bits - 1))
-    return Mux(value > hi, hi, Mux(value < lo, lo, value))
+    if width <= bits:
+        return value
+    top = value[bits - 1:]                 # the result's sign bit and everything above it
+    fits = (top == 0) | (top == 2 ** len(top) - 1)
+    return Mux(fits, value[:bits].as_signed(), Mux(value[-1], lo, hi))
 
 
 class TsaLane(wiring.Component):
@@ -74,6 +82,9 @@ class TsaLane(wiring.Component):
         theta = Signal(signed(p.threshold_bits + 1))
         pos = Signal()
         neg = Signal()
+        # m - 2*theta*s, computed before s is known: a spike has the sign of m (+1 needs m >= theta >= 0,
+        # -1 without +1 needs m < 0), so adj = m -/+ 2*theta by m's sign is the reset value whenever s != 0
+        adj = Signal(signed(max(mem.shape().width, p.threshold_bits + 2) + 1))
         m.d.comb += [
             two_v.eq(self.v << 1),
             mem.eq(two_v + self.acc),
@@ -81,18 +92,20 @@ class TsaLane(wiring.Component):
             theta.eq(self.threshold),
             pos.eq(mem >= theta),
             neg.eq((mem <= -theta) & self.fired),
+            adj.eq(mem + Mux(mem[-1], theta << 1, -(theta << 1))),
         ]
         # ---- the stage register (pipelined) or wires ----
         if self.pipelined:
-            mem2, ib2 = Signal.like(mem, name="mem_s2"), Signal.like(ib, name="ib_s2")
+            mem2, ib2, adj2 = Signal.like(mem, name="mem_s2"), Signal.like(ib, name="ib_s2"), Signal.like(adj, name="adj_s2")
             pos2, neg2, fired2 = Signal(name="pos_s2"), Signal(name="neg_s2"), Signal(name="fired_s2")
             with m.If(self.en):
-                m.d.sync += [mem2.eq(mem), ib2.eq(ib), pos2.eq(pos), neg2.eq(neg), fired2.eq(self.fired)]
+                m.d.sync += [mem2.eq(mem), ib2.eq(ib), adj2.eq(adj), pos2.eq(pos), neg2.eq(neg),
+                             fired2.eq(self.fired)]
         else:
-            mem2, ib2, pos2, neg2, fired2 = mem, ib, pos, neg, self.fired
-        # ---- stage 2: reset by subtraction, saturation, mode select ----
-        reset = Signal(signed(max(mem.shape().width, p.threshold_bits + 2) + 1))  # m - 2*theta*s
-        m.d.comb += reset.eq(Mux(pos2, mem2 - (theta << 1), Mux(neg2, mem2 + (theta << 1), mem2)))
+            mem2, ib2, adj2, pos2, neg2, fired2 = mem, ib, adj, pos, neg, self.fired
+        # ---- stage 2: reset by subtraction (a select: the sum is in adj), saturation, mode select ----
+        reset = Signal.like(adj)   # m - 2*theta*s
+        m.d.comb += reset.eq(Mux(pos2 | neg2, adj2, mem2))
         with m.Switch(self.mode):
             with m.Case(Mode.SILENT):
                 m.d.comb += [self.v_next.eq(saturate(ib2, p.membrane_bits)), self.fired_next.eq(0)]

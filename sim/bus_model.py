@@ -16,7 +16,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
-from ..hw.memmap import AccelParams, Counter, Sel, bus_signature
+from ..hw.memmap import BUS_READ_LATENCY, AccelParams, Counter, Sel, bus_signature
 from ..sw.protocol import (IDENTIFY_BYTES, READ_PAYLOAD, SYNC_REQUEST, WRITE_HEADER, Cmd, Identity, Status,
                            crc16_update, encode_identity, encode_reply)
 
@@ -53,8 +53,12 @@ class BusModel(wiring.Component):
         ap, bus = self.ap, self.bus
         m = Module()
         busy = Signal()
-        sel_q = Signal(3)
-        m.d.sync += sel_q.eq(bus.sel)
+        # BUS_READ_LATENCY: the select is delayed that many clocks, the sync read data one less
+        sel_d = bus.sel
+        for _ in range(BUS_READ_LATENCY):
+            q = Signal(3)
+            m.d.sync += q.eq(sel_d)
+            sel_d = q
         m.d.comb += bus.busy.eq(busy)
         with m.If(bus.we & ~busy & (bus.sel != Sel.COUNTER)):
             m.d.sync += self.writes.eq(self.writes + 1)
@@ -66,8 +70,13 @@ class BusModel(wiring.Component):
             rd = mem.read_port()
             wr = mem.write_port()
             m.d.comb += rd.addr.eq(bus.addr)
-            with m.If(sel_q == s):
-                m.d.comb += bus.rdata.eq(rd.data)
+            rd_d = rd.data
+            for _ in range(BUS_READ_LATENCY - 1):
+                q = Signal.like(rd.data)
+                m.d.sync += q.eq(rd_d)
+                rd_d = q
+            with m.If(sel_d == s):
+                m.d.comb += bus.rdata.eq(rd_d)
             if ap.writable(s):
                 m.d.comb += [wr.addr.eq(bus.addr), wr.data.eq(bus.wdata),
                              wr.en.eq(bus.we & (bus.sel == s) & ~busy)]

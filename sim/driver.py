@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from amaranth.lib import data
 
-from ..hw.core import COUNTERS
+from ..hw.core import COUNTERS, HOST_READ_LATENCY
 from ..hw.layout import NetworkImage, unpack_state
 from ..hw.params import CoreParams, HostMem, Mode, config_layout, event_layout
 
@@ -92,18 +92,18 @@ class CoreDriver:
         return (await self.host_read_many([(mem, addr, lane)]))[0]
 
     async def host_read_many(self, reqs) -> list[int]:
-        """Pipelined reads: one request per clock, data one clock later.
+        """Pipelined reads: one request per clock, data ``HOST_READ_LATENCY`` clocks later.
 
         Every clock follows set -> settle -> get -> tick (cocotb forbids writes after a read-only
         settle within the same clock)."""
         io, out = self.io, []
         reqs = list(reqs)
         io.set("host__we", 0)
-        for i in range(len(reqs) + 1):
+        for i in range(len(reqs) + HOST_READ_LATENCY):
             if i < len(reqs):
                 mem, addr, lane = reqs[i]
                 io.set("host__sel", int(mem)); io.set("host__addr", addr); io.set("host__lane", lane)
-            if i > 0:
+            if i >= HOST_READ_LATENCY:
                 await io.settle()
                 out.append(io.get("host__rdata"))
             await io.tick()

@@ -13,7 +13,7 @@ from amaranth.sim import Simulator
 
 from cssnn.hw.accelerator import Accelerator
 from cssnn.hw.layout import check_accel, layout_network, unpack_state
-from cssnn.hw.memmap import AccelParams, Counter, Reg, Route, Sel
+from cssnn.hw.memmap import BUS_READ_LATENCY, AccelParams, Counter, Reg, Route, Sel
 from cssnn.hw.params import CoreParams, Mode
 from cssnn.sim.netgen import digits_network, golden, random_case
 
@@ -26,7 +26,7 @@ SMALL = CoreParams(lanes=2, weight_bits=6, membrane_bits=11, output_bits=24, acc
 
 
 class Bus:
-    """Async bus-level helper for a pysim testbench (one element per clock, read data a clock later)."""
+    """Async bus-level helper for a pysim testbench (one element per clock, read data BUS_READ_LATENCY clocks later)."""
 
     def __init__(self, ctx, dut):
         self.ctx, self.dut, self.b = ctx, dut, dut.bus
@@ -48,12 +48,12 @@ class Bus:
         ctx, b, out = self.ctx, self.b, []
         ctx.set(b.we, 0)
         ctx.set(b.sel, int(sel))
-        for i in range(len(addrs) + 1):
+        for i in range(len(addrs) + BUS_READ_LATENCY):
             if i < len(addrs):
                 ctx.set(b.addr, addrs[i])
-            await ctx.tick()
-            if i < len(addrs):
+            if i >= BUS_READ_LATENCY:
                 out.append(ctx.get(b.rdata))
+            await ctx.tick()
         return out
 
     async def counters(self):
@@ -160,7 +160,7 @@ def check_inference(img, ap, gold, b, mems, cnt, clocks):
     assert cnt[Counter.SYNOPS] == int(gold.synaptic_ops[b])
     assert cnt[Counter.STEPS] == L * (T + 1) + T
     # the controller's whole overhead is the one idle clock in which the core accepts a step
-    assert cnt[Counter.RUN_CYCLES] == cnt[Counter.CORE_CYCLES] + cnt[Counter.STEPS] == clocks
+    assert cnt[Counter.RUN_CYCLES] == cnt[Counter.CORE_CYCLES] + cnt[Counter.STEPS] + 1 == clocks
 
 
 def schedule_of(img):

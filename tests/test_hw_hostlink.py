@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from amaranth.back import rtlil, verilog
+from amaranth.sim import Simulator
 
 from cssnn.hw.hostlink import HostLink
 from cssnn.hw.memmap import AccelParams, Counter, Sel
@@ -275,3 +276,43 @@ def test_verilator_lint():
             res = subprocess.run([exe, "--lint-only", *LINT_WAIVERS,
                                   "--top-module", "hostlink", str(path)], capture_output=True, text=True)
             assert res.returncode == 0, res.stderr[-3000:]
+
+
+def _clocks_to_reply(link, request: bytes) -> int:
+    """Clocks from the last request byte taken to the first reply byte offered (the model hangs
+    every RUN, so a RUN is answered only by the watchdog)."""
+    r = LinkRig(P, link, dict(hang=True))
+    out = {}
+
+    async def tb(ctx):
+        ctx.set(r.tx.ready, 0)
+        for b in request:
+            ctx.set(r.rx.payload, b)
+            ctx.set(r.rx.valid, 1)
+            while not ctx.get(r.rx.ready):
+                await ctx.tick()
+            await ctx.tick()
+        ctx.set(r.rx.valid, 0)
+        n = 0
+        while not ctx.get(r.tx.valid):
+            await ctx.tick()
+            n += 1
+        out["n"] = n
+
+    sim = Simulator(r)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    return out["n"]
+
+
+@pytest.mark.parametrize("timeout", [40, 41, 77])
+def test_frame_timeout_and_watchdog_fire_on_the_exact_clock(timeout):
+    """The shared timer's expiry is registered (for timing); it must still fire exactly as a direct
+    compare would: TIMEOUT timeout_cycles + 1 clocks after a partial frame's last byte, WATCHDOG
+    run_timeout_cycles + 3 clocks after a RUN request's last byte."""
+    partial = bytes([pr.SYNC_REQUEST, int(Cmd.READ)])
+    assert _clocks_to_reply(dict(max_payload=64, timeout_cycles=timeout, run_timeout_cycles=500), partial) \
+        == timeout + 1
+    run = encode_request(Cmd.RUN, 0, b"")
+    assert _clocks_to_reply(dict(max_payload=64, timeout_cycles=500, run_timeout_cycles=timeout), run) == timeout + 3
