@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..hw.layout import layout_network, unpack_state
-from ..hw.memmap import BUS_READ_LATENCY, AccelParams, Counter, Sel
+from ..hw.memmap import AccelParams, Counter, Sel
+from ..sim.bus_tb import BusTestbench
 from ..sw.network import SpikingNetwork
 
 __all__ = ["simulate_cycles", "latency_inputs", "BACKENDS", "AUTO_AMARANTH_MAX_WRITES"]
@@ -83,43 +84,14 @@ def _amaranth(image, ap: AccelParams, writes, xs, timeout_cycles: int):
     result = {"cycles": [], "logits": []}
 
     async def tb(ctx):
-        bus = dut.bus
+        bus = BusTestbench(ctx, dut.bus)
         ctx.set(dut.tap.ready, 1)
-
-        async def write(sel, addr, raw):
-            ctx.set(bus.sel, int(sel)); ctx.set(bus.addr, addr); ctx.set(bus.wdata, raw); ctx.set(bus.we, 1)
-            await ctx.tick()
-
-        async def read(sel, addrs):  # rdata: the element addressed BUS_READ_LATENCY clocks earlier
-            ctx.set(bus.we, 0)
-            ctx.set(bus.sel, int(sel))
-            vals = []
-            for i in range(len(addrs) + BUS_READ_LATENCY):
-                if i < len(addrs):
-                    ctx.set(bus.addr, addrs[i])
-                if i >= BUS_READ_LATENCY:
-                    vals.append(ctx.get(bus.rdata))
-                await ctx.tick()
-            return vals
-
-        for w in writes:
-            await write(*w)
+        await bus.write_many(writes)
         for x in xs:
-            for w in image.bus_input_writes(x):
-                await write(*w)
-            ctx.set(bus.we, 0)
-            ctx.set(bus.start, 1)
-            await ctx.tick()
-            ctx.set(bus.start, 0)
-            for _ in range(timeout_cycles):
-                if ctx.get(bus.done):
-                    break
-                await ctx.tick()
-            else:
-                raise TimeoutError(f"no done within {timeout_cycles} cycles")
-            await ctx.tick()
-            (run_cycles,) = await read(Sel.COUNTER, [int(Counter.RUN_CYCLES)])
-            raws = await read(Sel.STATE, out_addrs)
+            await bus.write_many(image.bus_input_writes(x))
+            await bus.run(timeout=timeout_cycles)
+            (run_cycles,) = await bus.read(Sel.COUNTER, [int(Counter.RUN_CYCLES)])
+            raws = await bus.read(Sel.STATE, out_addrs)
             result["cycles"].append(int(run_cycles))
             result["logits"].append([unpack_state(ap.core, r)[0] for r in raws])
 

@@ -13,8 +13,9 @@ from amaranth.sim import Simulator
 
 from cssnn.hw.accelerator import Accelerator
 from cssnn.hw.layout import check_accel, layout_network, unpack_state
-from cssnn.hw.memmap import BUS_READ_LATENCY, AccelParams, Counter, Reg, Route, Sel
+from cssnn.hw.memmap import AccelParams, Counter, Reg, Route, Sel
 from cssnn.hw.params import CoreParams, Mode
+from cssnn.sim.bus_tb import BusTestbench
 from cssnn.sim.netgen import digits_network, golden, random_case
 
 #: The digits-capable core of the Verilator tests and the benchmark.
@@ -23,60 +24,6 @@ WIDE = CoreParams(lanes=8, weight_bits=8, membrane_bits=13, output_bits=32, acc_
 #: A small core for the random networks (2 lanes: several words per layer, cheap to simulate).
 SMALL = CoreParams(lanes=2, weight_bits=6, membrane_bits=11, output_bits=24, acc_bits=12, bias_bits=12,
                    threshold_bits=10, neurons=128, synapse_rows=512)
-
-
-class Bus:
-    """Async bus-level helper for a pysim testbench (one element per clock, read data BUS_READ_LATENCY clocks later)."""
-
-    def __init__(self, ctx, dut):
-        self.ctx, self.dut, self.b = ctx, dut, dut.bus
-
-    async def write(self, sel, addr, raw):
-        ctx, b = self.ctx, self.b
-        ctx.set(b.sel, int(sel))
-        ctx.set(b.addr, addr)
-        ctx.set(b.wdata, raw)
-        ctx.set(b.we, 1)
-        await ctx.tick()
-        ctx.set(b.we, 0)
-
-    async def write_many(self, writes):
-        for w in writes:
-            await self.write(*w)
-
-    async def read(self, sel, addrs):
-        ctx, b, out = self.ctx, self.b, []
-        ctx.set(b.we, 0)
-        ctx.set(b.sel, int(sel))
-        for i in range(len(addrs) + BUS_READ_LATENCY):
-            if i < len(addrs):
-                ctx.set(b.addr, addrs[i])
-            if i >= BUS_READ_LATENCY:
-                out.append(ctx.get(b.rdata))
-            await ctx.tick()
-        return out
-
-    async def counters(self):
-        return dict(zip(Counter, await self.read(Sel.COUNTER, list(range(len(Counter))))))
-
-    async def run(self, timeout=30_000, during=None):
-        """Pulse start, wait for done (``await during(clock)`` each clock while busy); return the
-        clocks from start to done."""
-        ctx, b = self.ctx, self.b
-        assert not ctx.get(b.busy)
-        ctx.set(b.start, 1)
-        await ctx.tick()
-        ctx.set(b.start, 0)
-        for n in range(1, timeout):
-            assert ctx.get(b.busy)
-            if ctx.get(b.done):
-                await ctx.tick()
-                assert not ctx.get(b.busy)
-                return n
-            if during is not None:
-                await during(n)
-            await ctx.tick()
-        raise TimeoutError("no done")
 
 
 def simulate(dut, main, *, tap_ready=1.0, seed=0):
@@ -88,7 +35,7 @@ def simulate(dut, main, *, tap_ready=1.0, seed=0):
     core_step = dut.core.step
 
     async def tb(ctx):
-        log["result"] = await main(Bus(ctx, dut), log)
+        log["result"] = await main(BusTestbench(ctx, dut.bus), log)
 
     async def steps(ctx):
         async for _, _, valid, ready, mode, base in ctx.tick().sample(
