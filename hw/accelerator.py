@@ -21,8 +21,8 @@ integrators (STATE) and the counters::
 Bus (``memmap``): ``rdata`` is the element addressed (``sel``, ``addr``) two clocks earlier;
 ``we`` writes ``wdata``, only while ``busy`` is low and only inside ``depth(sel)`` (out-of-range
 writes are ignored, COUNTER is read-only); writes to the core's memories land a clock later, so a
-read of that element in the very next clock still returns the old value. Neuron memories use flat element
-``word * N + lane`` (synapses ``row * N + lane``): the lane is the low ``log2 N`` bits.
+read of that element in the very next clock still returns the old value. Neuron memories use flat
+element ``word * N + lane`` (synapses ``row * N + lane``): the lane is the low ``log2 N`` bits.
 
 Counters: RUN_CYCLES counts the busy clocks (from the clock after ``start`` through the ``done``
 clock, i.e. done arrives RUN_CYCLES clocks after start); the others are the core's; all are

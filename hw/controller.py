@@ -20,8 +20,9 @@ events may not use the loopback port (it has no consumer: ``route_enable`` masks
 Timing: the next step's layer-table entry is read (synchronous read port, addressed with the
 *next* value of the layer counter) while the current step runs, so the config is on ``step`` when
 the core turns idle and is accepted in that clock: one idle clock per layer-step, and one clock at
-the end to register the last step's done, so ``run cycles = core busy cycles + layer-steps + 1``. ``start`` while idle runs one inference; ``done``
-pulses in the last busy clock. T == 0, L == 0 or L >= max_layers run nothing (done at once).
+the end to register the last step's done, so ``run cycles = core busy cycles + layer-steps + 1``.
+``start`` while idle runs one inference; ``done`` pulses in the last busy clock. T == 0, L == 0 or
+L >= max_layers run nothing (done at once).
 
 Block diagram::
 

@@ -1,7 +1,7 @@
 r"""The cssnn core: one layer-step at a time, event driven, N lanes.
 
 Block diagram (one clock per box boundary; R = read addresses, D = the memory outputs registered,
-X = accumulate or update stage 1, Y = update stage 2: write-back, spikes, argmax)::
+X = accumulate or update stage 1, Y = update stage 2, Z = write-back, spikes, argmax)::
 
       step (config stream) ---> [ FSM: IDLE -> ACCUM -> UPDATE -> FLUSH -> IDLE, done pulse ]
                                        |                |
@@ -14,9 +14,9 @@ X = accumulate or update stage 1, Y = update stage 2: write-back, spikes, argmax
                                        \    /  ^ sums of the two items ahead forwarded
                                  X: SpikeAccumulator --+      X/Y: NeuronArray (N x TsaLane, 2 stages)
                                        (acc +/- w)                |    |      \
-                                                       state/acc<-+    |       Argmax (output modes,
+                                                    Z: state/acc<-+    |       Argmax (output modes,
                                                        write back      v       registered tree)
-                                                            SpikeSerializer --> out (index, neg, end)
+                                                   word FIFO (credits) -> SpikeSerializer -> out
 
 Per-step protocol (see docs/HARDWARE.md):
 
@@ -26,8 +26,9 @@ Per-step protocol (see docs/HARDWARE.md):
    clock; back-to-back events on the same accumulator word are forwarded (an item's read misses the
    sums of the two items ahead of it; those are muxed in front of the adder).
 3. UPDATE: one word (N neurons) per clock: membrane, flag, accumulator, bias are read; the TSA update
-   is written back and the accumulator cleared; nonzero spikes go to the serializer (a word with s > 1
-   spikes holds the update stage s clocks). Output modes feed the argmax instead and emit no spikes.
+   is written back and the accumulator cleared; nonzero spikes go through a word FIFO to the
+   serializer (one spike per clock). A word is issued only while the FIFO has a place reserved for it,
+   so the pipeline never stalls. Output modes feed the argmax instead and emit no spikes.
 4. FLUSH: after the last spike, one end marker on ``out``; then ``done`` pulses for one clock and the
    core is idle again. So a step's ``out`` is its spikes in ascending index order plus an end marker,
    directly usable as the next layer's ``events``.
@@ -140,9 +141,9 @@ class Core(wiring.Component):
         m.d.comb += word.eq(cfg.neuron_base + g)
 
         # Pipeline stages (see the module docstring): R (read addresses) -> D (memory outputs into
-        # registers) -> X (accumulate, or update stage 1) -> Y (update stage 2). Each stage has a valid
-        # bit per kind, because ACCUM items are still in flight when the FSM is in UPDATE, and UPDATE
-        # items when it is in FLUSH.
+        # registers) -> X (accumulate, or update stage 1) -> Y (update stage 2) -> Z (write-back,
+        # spikes, argmax). Each stage has a valid bit per kind, because ACCUM items are still in flight
+        # when the FSM is in UPDATE, and UPDATE items when it is in FLUSH.
         d_acc_v, d_upd_v = Signal(), Signal()
         d_neg = Signal()
         d_addr = Signal(p.group_bits)
@@ -305,8 +306,8 @@ class Core(wiring.Component):
             m.d.comb += [acc_w.addr.eq(x_addr), acc_w.data.eq(adder.acc_out), acc_w.en.eq(acc_lanes_all)]
 
         # ---- X, update stage 1: m = 2v + I, I + b, fire flags (registered in the NeuronArray) ----
-        # The update is split over two clocks for timing (registers -> adders -> compares is one clock,
-        # subtract 2*theta -> saturate -> mode select -> write-back/spikes the next).
+        # The update is split over two clocks for timing (registers -> adders, compares and m -/+ 2 theta
+        # is one clock, reset select -> saturate -> mode select the next); Z writes it back.
         for k in range(n):
             m.d.comb += [neurons.v[k].eq(d_state[k].v), neurons.fired[k].eq(d_state[k].fired)]
         m.d.comb += [neurons.acc.eq(d_acc), neurons.bias.eq(d_bias), neurons.en.eq(1),
@@ -345,6 +346,7 @@ class Core(wiring.Component):
         # ---- Z: state write-back, spikes to the word FIFO, argmax ----
         # The word FIFO always has room for a word (credits), so Z never waits.
         m.d.comb += [
+            # the serializer's word_layout: group, pos, neg from the low bits up
             word_fifo.w_data.eq(Cat(z_group, z_pos, z_neg)), word_fifo.w_en.eq(z_valid & z_any),
             ser.i.payload.as_value().eq(word_fifo.r_data), ser.i.valid.eq(word_fifo.r_rdy),
             word_fifo.r_en.eq(ser.i.ready),
@@ -375,8 +377,8 @@ class Core(wiring.Component):
         m.d.comb += [
             # the end marker waits for Y and Z to drain (their spikes go first) and for the argmax pipeline
             # (so argmax_index/value are final when done pulses)
-            end_ok.eq((fsm_state == FLUSH) & ~d_upd_v & ~x_upd_v & ~s2_valid & ~z_valid & ~word_fifo.r_rdy & ~ser.busy
-                   & ~amax.busy),
+            end_ok.eq((fsm_state == FLUSH) & ~d_upd_v & ~x_upd_v & ~s2_valid & ~z_valid & ~word_fifo.r_rdy
+                      & ~ser.busy & ~amax.busy),
             self.out.valid.eq(ser.o.valid | end_ok),
             ser.o.ready.eq(self.out.ready),
         ]

@@ -30,7 +30,8 @@ from amaranth.utils import ceil_log2
 
 from .params import CoreParams, config_layout
 
-__all__ = ["BUS_READ_LATENCY", "Sel", "Reg", "Counter", "Route", "AccelParams", "layer_layout", "bus_signature", "PROTOCOL_VERSION"]
+__all__ = ["BUS_READ_LATENCY", "Sel", "Reg", "Counter", "Route", "AccelParams", "layer_layout", "bus_signature",
+           "PROTOCOL_VERSION"]
 
 #: Version of the memory map and the host protocol built on it (reported by IDENTIFY).
 PROTOCOL_VERSION = 1

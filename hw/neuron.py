@@ -96,7 +96,8 @@ class TsaLane(wiring.Component):
         ]
         # ---- the stage register (pipelined) or wires ----
         if self.pipelined:
-            mem2, ib2, adj2 = Signal.like(mem, name="mem_s2"), Signal.like(ib, name="ib_s2"), Signal.like(adj, name="adj_s2")
+            mem2, ib2 = Signal.like(mem, name="mem_s2"), Signal.like(ib, name="ib_s2")
+            adj2 = Signal.like(adj, name="adj_s2")
             pos2, neg2, fired2 = Signal(name="pos_s2"), Signal(name="neg_s2"), Signal(name="fired_s2")
             with m.If(self.en):
                 m.d.sync += [mem2.eq(mem), ib2.eq(ib), adj2.eq(adj), pos2.eq(pos), neg2.eq(neg),
