@@ -153,9 +153,9 @@ def _params_dict(ap: AccelParams) -> dict:
 
 def _run_flow(top, board, build_dir: Path, env: dict, *, seed: int, progress) -> dict:
     platform = board.platform()
-    nextpnr_opts = ["--report", "report.json", "--timing-allow-fail", "--seed", str(seed)]
+    nextpnr_opts = ["--report", "report.json", "--timing-allow-fail", "--seed", str(seed), *board.nextpnr_opts]
     plan = platform.build(top, name=NAME, build_dir=str(build_dir), do_build=False, nextpnr_opts=nextpnr_opts,
-                          script_after_synth=f"tee -q -o {NAME}.stat.json stat -json")
+                          synth_opts=board.synth_opts, script_after_synth=f"tee -q -o {NAME}.stat.json stat -json")
     plan.extract(str(build_dir))
     script = plan.files.get(f"build_{NAME}.sh")
     if script is None:

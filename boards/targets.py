@@ -33,6 +33,10 @@ class Board:
     leds            LED resources (name, number) used by the top: heartbeat, busy, then activity
     reset_button    (resource name, number) of a button that resets the design, or None
     programmer      programming tool, and the environment variable that overrides it
+    synth_opts      extra options for yosys' ``synth_<family>`` (the iCE40 needs ``-device``: without
+                    it abc9 maps for the HX's delays, and the UP5K's are much slower)
+    nextpnr_opts    extra options for nextpnr (``--tmg-ripup``: the router also rips up nets for
+                    timing, not only for congestion)
     """
 
     name: str
@@ -51,6 +55,8 @@ class Board:
     reset_button: tuple | None = None
     programmer: str = ""
     programmer_env: str = ""
+    synth_opts: str = ""
+    nextpnr_opts: tuple = ()
 
     def platform(self):
         """A fresh instance of the board's amaranth-boards platform."""
@@ -73,7 +79,7 @@ BOARDS: dict[str, Board] = {
                    "ICESTORM_PLL": 1, "SB_IO": 39, "SB_GB": 8},
         logic="ICESTORM_LC", bram="ICESTORM_RAM", lanes=(4, 2, 1), synapse_ram="spram",
         leds=(("led_g", 0), ("led_r", 0)), reset_button=("button", 0),
-        programmer="iceprog", programmer_env="ICEPROG"),
+        programmer="iceprog", programmer_env="ICEPROG", synth_opts="-device u"),
     "ulx3s-85f": Board(
         name="ulx3s-85f", title="Radiona ULX3S (Lattice ECP5 LFE5U-85F-6BG381C)",
         platform_path="amaranth_boards.ulx3s:ULX3S_85F_Platform", family="ecp5", device="LFE5U-85F",
@@ -82,7 +88,7 @@ BOARDS: dict[str, Board] = {
                    "EHXPLLL": 4, "TRELLIS_RAMW": 10455},
         logic="TRELLIS_COMB", bram="DP16KD", lanes=(16, 8, 4, 2, 1), synapse_ram="block",
         leds=tuple(("led", i) for i in range(8)), reset_button=("button_fire", 0),
-        programmer="openFPGALoader", programmer_env="OPENFPGALOADER"),
+        programmer="openFPGALoader", programmer_env="OPENFPGALOADER", nextpnr_opts=("--tmg-ripup",)),
 }
 
 

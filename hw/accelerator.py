@@ -18,7 +18,7 @@ integrators (STATE) and the counters::
                              |                                        port 0 LOOPBACK |   | port 1 TAP
                              +-----------------------------------------------------<--+   +--> tap
 
-Bus (``memmap``): ``rdata`` is the element addressed (``sel``, ``addr``) two clocks earlier;
+Bus (``memmap``): ``rdata`` is the element addressed (``sel``, ``addr``) four clocks earlier;
 ``we`` writes ``wdata``, only while ``busy`` is low and only inside ``depth(sel)`` (out-of-range
 writes are ignored, COUNTER is read-only); writes to the core's memories land a clock later, so a
 read of that element in the very next clock still returns the old value. Neuron memories use flat
@@ -36,6 +36,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
+from amaranth.vendor import SiliconBluePlatform
 
 from .controller import Controller
 from .core import HOST_READ_LATENCY, Core
@@ -142,7 +143,11 @@ class Accelerator(wiring.Component):
         # layer table: one read port (1R1W maps to block RAM), the bus's while idle, the controller's
         # from the start clock on (its first prefetch); transparent, so a write in the start clock
         # is seen by that prefetch
-        m.submodules.layer_table = lt = memory.Memory(shape=layer_layout(p), depth=ap.max_layers, init=[])
+        # On the iCE40 the table goes into block RAM (it has EBRs to spare and no LUT RAM: as flip-flops
+        # it costs about 200 logic cells); elsewhere synthesis chooses (LUT RAM on the ECP5).
+        attrs = {"ram_style": "block"} if isinstance(platform, SiliconBluePlatform) else {}
+        m.submodules.layer_table = lt = memory.Memory(shape=layer_layout(p), depth=ap.max_layers, init=[],
+                                                      attrs=attrs)
         lt_w = lt.write_port()
         lt_r = lt.read_port(transparent_for=(lt_w,))
         m.d.comb += [
@@ -175,9 +180,9 @@ class Accelerator(wiring.Component):
             m.d.sync += run_cycles.eq(run_cycles + 1)
 
         # ---- bus read: everything BUS_READ_LATENCY clocks after the address. The core's host port has
-        # that latency (memory outputs registered before the lane select); the tables' sync
-        # read data and the REG/COUNTER element (registered below) get delay registers to match. ----
-        assert HOST_READ_LATENCY == BUS_READ_LATENCY
+        # that latency (memory outputs registered, then two selects); the other sources are selected
+        # into one register two clocks after the address and delayed to match. ----
+        assert HOST_READ_LATENCY == BUS_READ_LATENCY >= 3
 
         def delayed(sig, clocks):
             for _ in range(clocks):
@@ -186,40 +191,39 @@ class Accelerator(wiring.Component):
                 sig = q
             return sig
 
-        small_r = Signal(ap.bus_data_bits)    # REG / COUNTER element, registered
-        sel_d = delayed(bus.sel, BUS_READ_LATENCY)
-        small_d = delayed(small_r, BUS_READ_LATENCY - 1)
-        layer_d = delayed(lt_r.data.as_value(), BUS_READ_LATENCY - 1)
-        route_d = delayed(router.table_rdata, BUS_READ_LATENCY - 1)
+        sel_d1, addr_d1 = delayed(bus.sel, 1), delayed(bus.addr, 1)
+        sel_d = delayed(sel_d1, BUS_READ_LATENCY - 1)
         counters = {
             Counter.RUN_CYCLES: run_cycles, Counter.CORE_CYCLES: core.cnt_cycles, Counter.EVENTS: core.cnt_events,
             Counter.SYNOPS: core.cnt_synops, Counter.SPIKES: core.cnt_spikes, Counter.STEPS: core.cnt_steps,
             Counter.ARGMAX_INDEX: core.argmax_index,
             Counter.ARGMAX_VALUE: core.argmax_value,   # signed: sign-extended (low Bm bits are the raw value)
         }
-        cnt_elem = Signal(ap.elem_bits(Sel.COUNTER))
-        with m.Switch(bus.sel):
+        # The tables' sync read data (a clock after the address), or a register or counter selected by
+        # the registered address (a select over the counters right after the address decode was the
+        # ECP5's critical path); zero for the core's memories.
+        other = Signal(ap.bus_data_bits)
+        m.d.sync += other.eq(0)
+        with m.Switch(sel_d1):
+            with m.Case(Sel.LAYER):
+                m.d.sync += other.eq(lt_r.data.as_value())
+            with m.Case(Sel.ROUTE):
+                m.d.sync += other.eq(router.table_rdata)
             with m.Case(Sel.REG):
-                with m.Switch(bus.addr):
+                with m.Switch(addr_d1):
                     with m.Case(Reg.TIMESTEPS):
-                        m.d.sync += small_r.eq(reg_t)
+                        m.d.sync += other.eq(reg_t)
                     with m.Case(Reg.LAYERS):
-                        m.d.sync += small_r.eq(reg_l)
-                    with m.Default():
-                        m.d.sync += small_r.eq(0)
+                        m.d.sync += other.eq(reg_l)
             with m.Case(Sel.COUNTER):
-                with m.Switch(bus.addr):
+                with m.Switch(addr_d1):
                     for c, sig in counters.items():
                         with m.Case(c):
-                            m.d.comb += cnt_elem.eq(sig)
-                m.d.sync += small_r.eq(cnt_elem)
+                            m.d.sync += other[:ap.elem_bits(Sel.COUNTER)].eq(sig)
+        other_d = delayed(other, BUS_READ_LATENCY - 2)
         with m.Switch(sel_d):
             with m.Case(Sel.SYNAPSE, Sel.STATE, Sel.BIAS, Sel.ACC):
                 m.d.comb += bus.rdata.eq(h.rdata)
-            with m.Case(Sel.LAYER):
-                m.d.comb += bus.rdata.eq(layer_d)
-            with m.Case(Sel.ROUTE):
-                m.d.comb += bus.rdata.eq(route_d)
             with m.Default():
-                m.d.comb += bus.rdata.eq(small_d)
+                m.d.comb += bus.rdata.eq(other_d)
         return m

@@ -33,7 +33,7 @@ Per-step protocol (see docs/HARDWARE.md):
    core is idle again. So a step's ``out`` is its spikes in ascending index order plus an end marker,
    directly usable as the next layer's ``events``.
 
-The ``host`` port reads and writes one lane of one memory per clock (read data two clocks later; a
+The ``host`` port reads and writes one lane of one memory per clock (read data four clocks later; a
 write lands one clock after it is presented) and only acts while the core is idle. The encoder's
 input x is loaded as the bias of the encoder neurons (its SILENT step then computes v = sat(0 + x),
 identical to the spec's I = x, b = 0).
@@ -56,7 +56,11 @@ from .synapse import SynapseMemory
 __all__ = ["Core", "host_signature", "COUNTERS", "HOST_READ_LATENCY"]
 
 #: Clocks from a host-port read address to its ``rdata``.
-HOST_READ_LATENCY = 2
+HOST_READ_LATENCY = 4
+
+#: The host read's first select takes one lane of a group of 2**READ_GROUP_BITS lanes, the second
+#: one group (on the ECP5 one select over 16 lanes is too long a path).
+READ_GROUP_BITS = 2
 
 #: Words (of N spikes) the update can have in flight between issue and the serializer: five stages
 #: (R, D, X, Y, Z) to keep one word per clock, the rest absorbs words with several spikes.
@@ -67,7 +71,7 @@ COUNTERS = ("cycles", "events", "synops", "spikes", "steps")
 
 
 def host_signature(p: CoreParams) -> wiring.Signature:
-    """Memory access from the host's side: one lane per clock; ``rdata`` is the lane addressed two
+    """Memory access from the host's side: one lane per clock; ``rdata`` is the lane addressed four
     clocks earlier (``sel``, ``addr``, ``lane``); a write (``we``) lands a clock later. Writes and reads
     act only while idle."""
     return wiring.Signature({
@@ -137,8 +141,10 @@ class Core(wiring.Component):
         # gates the event handshake, which runs on into the router's FIFO read enable
         last_group = Signal()
         idle = Signal()
+        # word = neuron_base + g, kept as a register (stepped wherever g is): the address of the LUT-RAM
+        # memories must not come through an adder (on the ECP5 that adder, the read and the data
+        # register were the critical path)
         word = Signal(p.group_bits)
-        m.d.comb += word.eq(cfg.neuron_base + g)
 
         # Pipeline stages (see the module docstring): R (read addresses) -> D (memory outputs into
         # registers) -> X (accumulate, or update stage 1) -> Y (update stage 2) -> Z (write-back,
@@ -172,27 +178,40 @@ class Core(wiring.Component):
         h_wdata = Signal.like(h.wdata)
         m.d.sync += [h_we.eq(idle & h.we), h_wsel.eq(h.sel), h_waddr.eq(h.addr), h_wlane.eq(h.lane),
                      h_wdata.eq(h.wdata)]
-        # Reads come from the D registers (the memory outputs registered), two clocks after the address:
-        # the lane and memory selects must not follow a block RAM's output in the same clock. (A third
-        # register after the selects helps the ECP5 but costs the UP5K more in flip-flops than it gains.)
+        # Reads come from the D registers (the memory outputs registered), then two registered selects:
+        # memory and lane within a group of lanes (READ_GROUP_BITS), then the group. Four clocks from
+        # the address: a block RAM's output must not run into a select in the same clock, and one select
+        # over all 16 lanes spans the lanes' whole placement (it was the ECP5's critical path).
         h_sel_r, h_sel_r2 = Signal(2), Signal(2)
-        h_lane_r, h_lane_r2 = Signal.like(h.lane), Signal.like(h.lane)
-        m.d.sync += [h_sel_r.eq(h.sel), h_lane_r.eq(h.lane), h_sel_r2.eq(h_sel_r), h_lane_r2.eq(h_lane_r)]
+        h_lane_r, h_lane_r2, h_lane_r3 = Signal.like(h.lane), Signal.like(h.lane), Signal.like(h.lane)
+        m.d.sync += [h_sel_r.eq(h.sel), h_lane_r.eq(h.lane), h_sel_r2.eq(h_sel_r), h_lane_r2.eq(h_lane_r),
+                     h_lane_r3.eq(h_lane_r2)]
         lane_en = Signal(n)
         for k in range(n):
             m.d.comb += lane_en[k].eq(h_wlane == k if n > 1 else 1)
 
-        # Lane select by a case statement (word_select with a variable index would be a multiply).
+        # Selects by case statements (word_select with a variable index would be a multiply).
         sources = {HostMem.SYNAPSE: (d_syn, p.weight_bits + 1), HostMem.STATE: (d_state, p.store_bits + 1),
                    HostMem.BIAS: (d_bias, p.bias_bits), HostMem.ACC: (d_acc, p.acc_bits)}
-        with m.Switch(h_sel_r2):
-            for sel, (view, width) in sources.items():
-                with m.Case(sel):
-                    raw = view.as_value()
-                    with m.Switch(h_lane_r2):
-                        for k in range(n):
-                            with m.Case(k):
-                                m.d.comb += h.rdata.eq(raw[k * width:(k + 1) * width])
+        gb = min(p.lane_bits, READ_GROUP_BITS)
+        groups = [Signal.like(h.rdata, name=f"h_read_group{j}") for j in range(n >> gb)]
+
+        def select(index, choices, target):
+            if len(choices) == 1:
+                m.d.sync += target.eq(choices[0])
+                return
+            with m.Switch(index):
+                for k, choice in enumerate(choices):
+                    with m.Case(k):
+                        m.d.sync += target.eq(choice)
+
+        for j, group in enumerate(groups):
+            with m.Switch(h_sel_r2):
+                for sel, (view, width) in sources.items():
+                    with m.Case(sel):
+                        lanes = view.as_value()[j * width << gb:(j + 1) * width << gb]
+                        select(h_lane_r2[:gb], [lanes[k * width:(k + 1) * width] for k in range(1 << gb)], group)
+        select(h_lane_r3[gb:], groups, h.rdata)
 
         m.d.comb += [
             syn.write_addr.eq(h_waddr), syn.write_lane.eq(h_wlane), syn.write_data.eq(h_wdata[:p.weight_bits + 1]),
@@ -207,7 +226,8 @@ class Core(wiring.Component):
         m.d.comb += [idle.eq(fsm_state == IDLE), self.busy.eq(~idle)]
         m.d.comb += self.step.ready.eq(idle)
         with m.If(self.step.valid & self.step.ready):
-            m.d.sync += [cfg.eq(self.step.payload), fsm_state.eq(ACCUM), g.eq(0),
+            m.d.sync += [cfg.eq(self.step.payload), fsm_state.eq(ACCUM),
+                         g.eq(0), word.eq(self.step.payload.neuron_base),
                          last_group.eq(self.step.payload.groups <= 1)]
 
         # ---- the event registers: the input stream goes through two registers before R. E1 takes the
@@ -253,10 +273,10 @@ class Core(wiring.Component):
                 evq_take.eq(evq_v & (evq_end | last_group)),
             ]
             with m.If(issue):
-                m.d.sync += [g.eq(Mux(last_group, 0, g + 1)),
+                m.d.sync += [g.eq(Mux(last_group, 0, g + 1)), word.eq(Mux(last_group, cfg.neuron_base, word + 1)),
                              last_group.eq(Mux(last_group, cfg.groups <= 1, g + 2 >= cfg.groups))]
             with m.If(evq_v & evq_end):
-                m.d.sync += [fsm_state.eq(UPDATE), g.eq(0), upd_wait.eq(1), end_in.eq(0)]
+                m.d.sync += [fsm_state.eq(UPDATE), g.eq(0), word.eq(cfg.neuron_base), upd_wait.eq(1), end_in.eq(0)]
             m.d.sync += [d_acc_v.eq(issue), d_neg.eq(evq_neg), d_addr.eq(word)]
 
         # UPDATE issues a word only with a credit: a free place for its spikes in the word FIFO in front
@@ -270,7 +290,7 @@ class Core(wiring.Component):
                          issue.eq((g < cfg.groups) & ~upd_wait & credit)]
             m.d.sync += [upd_wait.eq(0), d_upd_v.eq(issue), d_addr.eq(word), d_group.eq(g)]
             with m.If(issue):
-                m.d.sync += g.eq(g + 1)
+                m.d.sync += [g.eq(g + 1), word.eq(word + 1)]
             with m.Elif((g >= cfg.groups) & ~upd_wait):
                 m.d.sync += fsm_state.eq(FLUSH)
         with m.Else():

@@ -12,7 +12,7 @@ Every element is ``elem_bits(sel)`` raw bits (two's complement for signed values
 link as ``elem_bytes(sel)`` little-endian bytes.
 
 Bus timing (one element per clock): ``rdata`` is the element addressed (``sel``, ``addr``)
-``BUS_READ_LATENCY`` (two) clocks earlier: block-RAM outputs are registered before any select;
+``BUS_READ_LATENCY`` (four) clocks earlier: block-RAM outputs are registered before any select;
 ``we`` writes ``wdata`` (in this clock; the core's memories a clock later). Memory accesses act only while ``busy`` is
 low. ``start`` (one clock, while idle) runs one inference: the schedule of SEMANTICS.md, T + L steps;
 ``done`` pulses once when it is finished.
@@ -37,7 +37,7 @@ __all__ = ["BUS_READ_LATENCY", "Sel", "Reg", "Counter", "Route", "AccelParams", 
 PROTOCOL_VERSION = 1
 
 #: Clocks from a bus read address (``sel``, ``addr``) to its ``rdata``.
-BUS_READ_LATENCY = 2
+BUS_READ_LATENCY = 4
 
 
 class Sel(enum.IntEnum):

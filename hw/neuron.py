@@ -24,7 +24,9 @@ The update is two halves (for timing, the core puts a register between them, ``p
 With ``pipelined=True`` the stage-1 results (and ``f``) are registered in the clocks where ``en`` is
 high and stage 2 computes from those registers: ``v_next``/``fired_next``/``pos``/``neg`` then
 belong to the inputs presented one enabled clock earlier. ``mode`` and ``threshold`` are used by both
-stages, so they must stay constant while a word is in stage 2 (the core's step config does).
+stages, so they must stay constant while a word is in stage 2 (the core's step config does), and
+``threshold`` must also be set a clock before the first word enters stage 1: its derived constants
+(-theta, +-2 theta) are registered (the core's step config is loaded clocks before any update).
 """
 
 from __future__ import annotations
@@ -79,7 +81,15 @@ class TsaLane(wiring.Component):
         two_v = Signal(signed(p.store_bits + 1))
         mem = Signal(signed(max(p.store_bits + 1, p.acc_bits) + 1))          # m = 2v + I
         ib = Signal(signed(max(p.acc_bits, p.bias_bits) + 1))                # I + b
+        # theta's derived constants: with pipelined=True registered from ``threshold`` (they lag it by
+        # a clock), so no negation runs in front of the compares of every lane
         theta = Signal(signed(p.threshold_bits + 1))
+        neg_theta = Signal(signed(p.threshold_bits + 1))
+        two_theta = Signal(signed(p.threshold_bits + 2))
+        neg_two_theta = Signal(signed(p.threshold_bits + 2))
+        domain = m.d.sync if self.pipelined else m.d.comb
+        domain += [theta.eq(self.threshold), neg_theta.eq(-self.threshold),
+                   two_theta.eq(self.threshold << 1), neg_two_theta.eq(-(self.threshold << 1))]
         pos = Signal()
         neg = Signal()
         # m - 2*theta*s, computed before s is known: a spike has the sign of m (+1 needs m >= theta >= 0,
@@ -89,11 +99,14 @@ class TsaLane(wiring.Component):
             two_v.eq(self.v << 1),
             mem.eq(two_v + self.acc),
             ib.eq(self.acc + self.bias),
-            theta.eq(self.threshold),
             pos.eq(mem >= theta),
-            neg.eq((mem <= -theta) & self.fired),
-            adj.eq(mem + Mux(mem[-1], theta << 1, -(theta << 1))),
+            neg.eq((mem <= neg_theta) & self.fired),
         ]
+        # both sums in parallel and a select after them: a select in front of one adder would wait for
+        # m's sign, the end of m's carry chain, before the adder could start
+        adj_up, adj_down = Signal.like(adj), Signal.like(adj)
+        m.d.comb += [adj_up.eq(mem + two_theta), adj_down.eq(mem + neg_two_theta),
+                     adj.eq(Mux(mem[-1], adj_up, adj_down))]
         # ---- the stage register (pipelined) or wires ----
         if self.pipelined:
             mem2, ib2 = Signal.like(mem, name="mem_s2"), Signal.like(ib, name="ib_s2")

@@ -9,7 +9,7 @@ max(1, s) clocks of the update stage. Nothing is dropped or duplicated under bac
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -39,35 +39,51 @@ class SpikeSerializer(wiring.Component):
         p = self.params
         n = p.lanes
         m = Module()
+
+        def lowest(mask):
+            """One-hot lowest set bit of ``mask`` (zero if none): one carry chain."""
+            return mask & (-mask).as_unsigned()
+
+        def encode(one_hot):
+            """Lane number of a one-hot (or zero) lane mask: an OR tree, no priority chain."""
+            return Cat(*(Cat(*(one_hot[k] for k in range(n) if k >> b & 1)).any()
+                         for b in range(p.lane_bits)))
+
+        # The event on the output is a register (valid, group, lane, neg); ``rest_*`` are the spikes of
+        # its word that still follow it. Loading the next event (from ``rest`` or, when that is empty,
+        # from a new word) needs only the lowest set bit of a register or of the FIFO's word, so the
+        # consumer's ready gates clock enables and muxes but runs through no carry chain.
         valid = Signal()
-        pos, neg, group = Signal(n), Signal(n), Signal(p.group_bits)
-        both = Signal(n)
-        low = Signal(n)     # lowest set bit of both (one-hot)
-        rest = Signal(n)    # both without it
-        m.d.comb += [
-            both.eq(pos | neg),
-            low.eq(both & (-both).as_unsigned()),
-            rest.eq(both & ~low),
-        ]
+        group = Signal(p.group_bits)
         lane = Signal(max(1, p.lane_bits))
-        for k in reversed(range(n)):
-            with m.If(low[k]):
-                m.d.comb += lane.eq(k)
+        neg = Signal()
+        rest_pos, rest_neg = Signal(n), Signal(n)
+        rest_any = Signal()
         m.d.comb += [
+            rest_any.eq((rest_pos | rest_neg).any()),
             self.o.valid.eq(valid),
             self.o.payload.index.eq((group << p.lane_bits) | lane if p.lane_bits else group),
-            self.o.payload.neg.eq((neg & low).any()),
+            self.o.payload.neg.eq(neg),
             self.o.payload.end.eq(0),
             self.busy.eq(valid),
         ]
-        last = Signal()
-        m.d.comb += last.eq(self.o.valid & self.o.ready & (rest == 0))
-        m.d.comb += self.i.ready.eq(~valid | last)
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += [pos.eq(pos & ~low), neg.eq(neg & ~low)]
-            with m.If(rest == 0):
-                m.d.sync += valid.eq(0)
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [valid.eq(1), pos.eq(self.i.payload.pos), neg.eq(self.i.payload.neg),
-                         group.eq(self.i.payload.group)]
+        advance = Signal()      # the output register takes its next event (or empties)
+        m.d.comb += [
+            advance.eq(~valid | self.o.ready),
+            self.i.ready.eq(advance & ~rest_any),
+        ]
+
+        def load(pos, neg_mask):
+            low = Signal(n, name="load_low")
+            m.d.comb += low.eq(lowest(pos | neg_mask))
+            lane_stmt = [lane.eq(encode(low))] if p.lane_bits else []
+            return [*lane_stmt, neg.eq((neg_mask & low).any()),
+                    rest_pos.eq(pos & ~low), rest_neg.eq(neg_mask & ~low)]
+
+        with m.If(advance):
+            with m.If(rest_any):
+                m.d.sync += load(rest_pos, rest_neg)
+            with m.Elif(self.i.valid):
+                m.d.sync += [*load(self.i.payload.pos, self.i.payload.neg), group.eq(self.i.payload.group)]
+            m.d.sync += valid.eq(rest_any | self.i.valid)
         return m

@@ -112,6 +112,42 @@ def test_serializer_under_backpressure():
     assert got == want
 
 
+def test_serializer_emits_one_event_per_clock_across_words():
+    """With a word always waiting and the consumer always ready, the events of consecutive words leave
+    on consecutive clocks: the next word is taken in the clock its predecessor's last event leaves."""
+    rng = random.Random(5)
+    words = [(rng.randrange(P.groups), rng.randrange(1, 2**P.lanes), 0) for _ in range(30)]
+    words = [(g, pos & ~neg, neg) for g, pos, _ in words for neg in [rng.randrange(2**P.lanes) & pos]]
+    words = [(g, pos, neg) for g, pos, neg in words if pos | neg]
+    want = [((g << P.lane_bits) | k, (neg >> k) & 1) for g, pos, neg in words for k in range(P.lanes)
+            if (pos | neg) >> k & 1]
+    dut = SpikeSerializer(P)
+    got = []
+
+    async def tb(ctx):
+        ctx.set(dut.o.ready, 1)
+        ctx.set(dut.i.valid, 1)
+        first = None
+        for cycle in range(4 * len(want)):
+            if words:
+                g, pos, neg = words[0]
+                ctx.set(dut.i.payload.group, g); ctx.set(dut.i.payload.pos, pos); ctx.set(dut.i.payload.neg, neg)
+            else:
+                ctx.set(dut.i.valid, 0)
+            _, _, i_ready, o_valid, payload = await ctx.tick().sample(dut.i.ready, dut.o.valid, dut.o.payload)
+            if words and i_ready:
+                words.pop(0)
+            if o_valid:
+                first = cycle if first is None else first
+                got.append((payload.index, payload.neg))
+                assert cycle - first == len(got) - 1, "a bubble between events"
+            if len(got) == len(want):
+                break
+
+    run_testbenches(dut, tb)
+    assert got == want
+
+
 def test_argmax_lowest_index_wins_ties():
     dut = Argmax(P)
     rng = random.Random(3)
