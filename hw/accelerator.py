@@ -140,11 +140,10 @@ class Accelerator(wiring.Component):
         if p.lane_bits:
             m.d.comb += h.lane.eq(bus.addr[:p.lane_bits])
 
-        # layer table: one read port (1R1W maps to block RAM), the bus's while idle, the controller's
-        # from the start clock on (its first prefetch); transparent, so a write in the start clock
-        # is seen by that prefetch
-        # On the iCE40 the table goes into block RAM (it has EBRs to spare and no LUT RAM: as flip-flops
-        # it costs about 200 logic cells); elsewhere synthesis chooses (LUT RAM on the ECP5).
+        # layer table: one read port (1R1W), the bus's while idle, the controller's from the start clock
+        # on (its first prefetch); transparent, so a write in the start clock is seen by that prefetch.
+        # On the iCE40 it is forced into block RAM (EBRs to spare, no LUT RAM; as flip-flops it cost
+        # about 200 logic cells); elsewhere synthesis chooses (LUT RAM on the ECP5).
         attrs = {"ram_style": "block"} if isinstance(platform, SiliconBluePlatform) else {}
         m.submodules.layer_table = lt = memory.Memory(shape=layer_layout(p), depth=ap.max_layers, init=[],
                                                       attrs=attrs)

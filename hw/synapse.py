@@ -50,12 +50,8 @@ class SynapseMemory(wiring.Component):
                 m.d.comb += getattr(inner, name).eq(getattr(self, name))
             m.d.comb += self.read_data.eq(inner.read_data)
             return m
-        # no_rw_check: a read of the row being written may return anything. Writes come from the host
-        # while the core is idle and reads from the pipeline while it runs, so they never meet; without it
-        # yosys builds the read-old-data behaviour from a bypass register and an address compare, which
-        # sits on the row address (the ECP5's critical path).
         m.submodules.mem = mem = memory.Memory(shape=data.ArrayLayout(self.lane, p.lanes), depth=p.synapse_rows,
-                                               init=[], attrs={"no_rw_check": 1})
+                                               init=[])
         wr = mem.write_port(granularity=1)
         rd = mem.read_port(domain="sync")
         m.d.comb += [

@@ -69,16 +69,22 @@ def test_synapse_memory_lane_writes_sync_read_and_hold():
     run_testbenches(dut, tb)
 
 
-def test_serializer_under_backpressure():
-    dut = SpikeSerializer(P)
-    rng = random.Random(2)
+def _serializer_words(rng, count):
+    """``count`` random words (group, pos, neg; at least one spike) and the events they make, in order."""
     words = []
-    for _ in range(40):
+    for _ in range(count):
         pos = rng.randrange(1, 2**P.lanes)
         neg = rng.randrange(2**P.lanes) & ~pos
         words.append((rng.randrange(P.groups), pos, neg))
-    want = [((g << P.lane_bits) | k, (neg >> k) & 1) for g, pos, neg in words for k in range(P.lanes)
-            if (pos | neg) >> k & 1]
+    events = [((g << P.lane_bits) | k, (neg >> k) & 1) for g, pos, neg in words for k in range(P.lanes)
+              if (pos | neg) >> k & 1]
+    return words, events
+
+
+def test_serializer_under_backpressure():
+    dut = SpikeSerializer(P)
+    rng = random.Random(2)
+    words, want = _serializer_words(rng, 40)
     got = []
 
     async def producer(ctx):
@@ -115,12 +121,7 @@ def test_serializer_under_backpressure():
 def test_serializer_emits_one_event_per_clock_across_words():
     """With a word always waiting and the consumer always ready, the events of consecutive words leave
     on consecutive clocks: the next word is taken in the clock its predecessor's last event leaves."""
-    rng = random.Random(5)
-    words = [(rng.randrange(P.groups), rng.randrange(1, 2**P.lanes), 0) for _ in range(30)]
-    words = [(g, pos & ~neg, neg) for g, pos, _ in words for neg in [rng.randrange(2**P.lanes) & pos]]
-    words = [(g, pos, neg) for g, pos, neg in words if pos | neg]
-    want = [((g << P.lane_bits) | k, (neg >> k) & 1) for g, pos, neg in words for k in range(P.lanes)
-            if (pos | neg) >> k & 1]
+    words, want = _serializer_words(random.Random(5), 30)
     dut = SpikeSerializer(P)
     got = []
 
