@@ -49,7 +49,7 @@ def uart_divisor(clk_hz: float, baud: int) -> int:
 
 
 class _Stretch(Elaboratable):
-    """``o`` is high for ``cycles`` clocks after any clock with ``i`` high."""
+    """``o`` is high for ``cycles`` clocks after any clock with ``i`` high (from one clock later)."""
 
     def __init__(self, cycles: int):
         self.cycles = max(1, int(cycles))
@@ -59,7 +59,11 @@ class _Stretch(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         count = Signal(range(self.cycles + 1))
-        with m.If(self.i):
+        # ``i`` is registered first: it is a handshake deep in the UART/link logic, and the counter's
+        # reset is far from there (on the ECP5 that route was the critical path)
+        i_q = Signal()
+        m.d.sync += i_q.eq(self.i)
+        with m.If(i_q):
             m.d.sync += count.eq(self.cycles)
         with m.Elif(count != 0):
             m.d.sync += count.eq(count - 1)

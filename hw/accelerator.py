@@ -135,7 +135,7 @@ class Accelerator(wiring.Component):
         h = core.host
         m.d.comb += [
             h.sel.eq(bus.sel[:2]), h.addr.eq(bus.addr >> p.lane_bits), h.wdata.eq(bus.wdata),
-            h.we.eq(wr & (bus.sel <= Sel.ACC)),
+            h.we.eq(wr & (bus.sel < Sel.ACC + 1)),
         ]
         if p.lane_bits:
             m.d.comb += h.lane.eq(bus.addr[:p.lane_bits])

@@ -49,6 +49,11 @@ class Argmax(wiring.Component):
         kb = max(1, p.lane_bits)
         m = Module()
 
+        def offset(v):
+            """``v`` in offset binary (sign bit inverted, unsigned): same order as the signed values, and
+            an unsigned compare is the carry chain alone, without the sign/overflow logic after it."""
+            return Cat(v[:-1], ~v[-1])
+
         def stage(name):
             """Registers of one pipeline stage: the word's valid bit, first, group."""
             return (Signal(name=f"{name}_en"), Signal(name=f"{name}_first"), Signal(p.group_bits, name=f"{name}_group"))
@@ -74,7 +79,7 @@ class Argmax(wiring.Component):
                 else:
                     (lv, lk, lok), (rv, rk, rok) = cands[j], cands[j + 1]
                     take = Signal(name=f"l{lvl}_take{j // 2}")
-                    m.d.comb += take.eq(rok & (~lok | (rv > lv)))
+                    m.d.comb += take.eq(rok & (~lok | (offset(lv) < offset(rv))))
                     v, k, ok = Mux(take, rv, lv), Mux(take, rk, lk), lok | rok
                 bv = Signal(signed(p.store_bits), name=f"l{lvl}_v{j // 2}")
                 bk = Signal(kb, name=f"l{lvl}_k{j // 2}")
@@ -88,7 +93,7 @@ class Argmax(wiring.Component):
         (best_v, best_k, best_ok), = cands
         index = Signal(p.index_bits)
         m.d.comb += index.eq((group << p.lane_bits) | best_k if p.lane_bits else group)
-        with m.If(en & best_ok & (first | (best_v > self.value))):
+        with m.If(en & best_ok & (first | (offset(self.value) < offset(best_v)))):
             m.d.sync += [self.index.eq(index), self.value.eq(best_v)]
         m.d.comb += self.busy.eq(Cat(*busy).any())
         return m

@@ -5,9 +5,9 @@ X = accumulate or update stage 1, Y = update stage 2, Z = write-back, spikes, ar
 
       step (config stream) ---> [ FSM: IDLE -> ACCUM -> UPDATE -> FLUSH -> IDLE, done pulse ]
                                        |                |
-    events --> [E1] --> [event register: syn_base+(i<<k)]
-                                  R: synapse row addr     R: word addr nb+g
-                                     base + g             |
+    events --> [E1] --> [event register], row = syn_base+(i<<k) (register, +1 per group)
+                                  R: synapse row addr     R: word addr nb+g (register)
+                                     row                  |
                                        |                  v
                              [synapse mem]  [acc mem]  [state mem]  [bias mem]   (sync reads = BRAM)
                                  D: registers ---------------------------------
@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .accumulator import SpikeAccumulator
@@ -51,6 +51,7 @@ from .argmax import Argmax
 from .neuron import NeuronArray
 from .params import CoreParams, HostMem, Mode, check_params, config_layout, event_layout, state_lane_layout
 from .serializer import SpikeSerializer, word_layout
+from .skid import SkidBuffer
 from .synapse import SynapseMemory
 
 __all__ = ["Core", "host_signature", "COUNTERS", "HOST_READ_LATENCY"]
@@ -133,7 +134,8 @@ class Core(wiring.Component):
         m.submodules.neurons = neurons = NeuronArray(p, pipelined=True)
         m.submodules.ser = ser = SpikeSerializer(p)
         m.submodules.argmax = amax = Argmax(p)
-        m.submodules.word_fifo = word_fifo = SyncFIFO(width=word_layout(p).size, depth=WORD_FIFO_DEPTH)
+        # buffered: the serializer takes the FIFO's word from a register, not from a LUT-RAM read
+        m.submodules.word_fifo = word_fifo = SyncFIFOBuffered(width=word_layout(p).size, depth=WORD_FIFO_DEPTH)
 
         cfg = Signal(config_layout(p))
         g = Signal(p.group_bits + 1)          # R-stage group counter
@@ -223,37 +225,37 @@ class Core(wiring.Component):
         # ---- FSM ----
         fsm_state = Signal(2)  # 0 IDLE, 1 ACCUM, 2 UPDATE, 3 FLUSH
         IDLE, ACCUM, UPDATE, FLUSH = range(4)
+        # fsm_state == ACCUM as a flip-flop of its own: it selects the synapse memory's read address,
+        # in front of yosys's collision compare (see ``row``), so no decode in front of it
+        accum = Signal()
         m.d.comb += [idle.eq(fsm_state == IDLE), self.busy.eq(~idle)]
         m.d.comb += self.step.ready.eq(idle)
         with m.If(self.step.valid & self.step.ready):
-            m.d.sync += [cfg.eq(self.step.payload), fsm_state.eq(ACCUM),
+            m.d.sync += [cfg.eq(self.step.payload), fsm_state.eq(ACCUM), accum.eq(1),
                          g.eq(0), word.eq(self.step.payload.neuron_base),
-                         last_group.eq(self.step.payload.groups <= 1)]
+                         last_group.eq(self.step.payload.groups < 2)]
 
         # ---- the event registers: the input stream goes through two registers before R. E1 takes the
-        # raw event (its index is a FIFO's read data); the event register holds it with its first row,
-        # syn_base + (index << stride_log2), computed from E1, so R only adds g. Events are taken only in
-        # ACCUM and never past the end marker: the next step's input (or this step's own output, on a
-        # loopback) stays out.
+        # raw event (its index is a FIFO's read data); the event register holds it while R issues its
+        # rows. Events are taken only in ACCUM and never past the end marker: the next step's input (or
+        # this step's own output, on a loopback) stays out.
         e1_v = Signal()
         e1 = Signal(event_layout(p))
         end_in = Signal()          # the end marker has been taken (into E1)
         evq_v = Signal()
         evq_neg, evq_end = Signal(), Signal()
-        evq_base = Signal(p.row_bits)
         evq_take = Signal()        # the event register's event leaves it this clock (R)
         evq_load = Signal()
         m.d.comb += [
-            evq_load.eq((fsm_state == ACCUM) & e1_v & (~evq_v | (evq_take & ~evq_end))),
-            self.events.ready.eq((fsm_state == ACCUM) & ~end_in & (~e1_v | evq_load)),
+            evq_load.eq(accum & e1_v & (~evq_v | (evq_take & ~evq_end))),
+            self.events.ready.eq(accum & ~end_in & (~e1_v | evq_load)),
         ]
         with m.If(self.events.valid & self.events.ready):
             m.d.sync += [e1.eq(self.events.payload), e1_v.eq(1), end_in.eq(self.events.payload.end)]
         with m.Elif(evq_load):
             m.d.sync += e1_v.eq(0)
         with m.If(evq_load):
-            m.d.sync += [evq_v.eq(1), evq_neg.eq(e1.neg), evq_end.eq(e1.end),
-                         evq_base.eq(cfg.syn_base + (e1.index << cfg.stride_log2))]
+            m.d.sync += [evq_v.eq(1), evq_neg.eq(e1.neg), evq_end.eq(e1.end)]
         with m.Elif(evq_take):
             m.d.sync += evq_v.eq(0)
 
@@ -264,19 +266,29 @@ class Core(wiring.Component):
         issue = Signal()
         upd_wait = Signal()   # the first UPDATE clock: the last ACCUM sum is still in X
 
-        with m.If(fsm_state == ACCUM):
-            row = Signal(p.row_bits)
+        # row = syn_base + (index << stride_log2) + g, the synapse row R reads, is a register: loaded with
+        # the event's first row (computed from E1) as the event register takes it, stepped with g. The
+        # synapse memory's address must come from a register: yosys emulates read-old-value on a
+        # collision with the write port (the ECP5's PDPW16KD does not have it) by comparing the read
+        # address with the write address into a flip-flop, and behind an adder that was a critical path.
+        row = Signal(p.row_bits)
+        with m.If(evq_load):
+            m.d.sync += row.eq(cfg.syn_base + (e1.index << cfg.stride_log2))
+        with m.Elif(accum & issue):
+            m.d.sync += row.eq(row + 1)
+
+        with m.If(accum):
             m.d.comb += [
-                row.eq(evq_base + g),
                 syn.read_addr.eq(row), acc_r.addr.eq(word),
                 issue.eq(evq_v & ~evq_end),
                 evq_take.eq(evq_v & (evq_end | last_group)),
             ]
             with m.If(issue):
                 m.d.sync += [g.eq(Mux(last_group, 0, g + 1)), word.eq(Mux(last_group, cfg.neuron_base, word + 1)),
-                             last_group.eq(Mux(last_group, cfg.groups <= 1, g + 2 >= cfg.groups))]
+                             last_group.eq(Mux(last_group, cfg.groups < 2, g + 2 >= cfg.groups))]
             with m.If(evq_v & evq_end):
-                m.d.sync += [fsm_state.eq(UPDATE), g.eq(0), word.eq(cfg.neuron_base), upd_wait.eq(1), end_in.eq(0)]
+                m.d.sync += [fsm_state.eq(UPDATE), accum.eq(0), g.eq(0), word.eq(cfg.neuron_base), upd_wait.eq(1),
+                             end_in.eq(0)]
             m.d.sync += [d_acc_v.eq(issue), d_neg.eq(evq_neg), d_addr.eq(word)]
 
         # UPDATE issues a word only with a credit: a free place for its spikes in the word FIFO in front
@@ -295,7 +307,7 @@ class Core(wiring.Component):
                 m.d.sync += fsm_state.eq(FLUSH)
         with m.Else():
             m.d.sync += d_upd_v.eq(0)
-        with m.If(fsm_state != ACCUM):
+        with m.If(~accum):
             m.d.sync += d_acc_v.eq(0)
 
         # ---- D: the memory outputs are registered before any logic (an ECP5 DP16KD without its output
@@ -303,6 +315,12 @@ class Core(wiring.Component):
         m.d.sync += [d_syn.eq(syn.read_data), d_acc.eq(acc_r.data), d_state.eq(st_r.data), d_bias.eq(bias_r.data),
                      x_acc_v.eq(d_acc_v), x_upd_v.eq(d_upd_v), x_neg.eq(d_neg), x_addr.eq(d_addr),
                      x_group.eq(d_group)]
+        # The neuron lanes get their own copy of the accumulator word, loaded only for UPDATE words (the
+        # enable keeps synthesis from merging it with d_acc): d_acc also feeds the adder and the host
+        # read select, and from one register the lanes were a long route away (the ECP5 critical path).
+        d_acc_upd = Signal.like(acc_r.data)
+        with m.If(d_upd_v):
+            m.d.sync += d_acc_upd.eq(acc_r.data)
 
         # ---- X, accumulate ----
         # An ACCUM read misses the sums the two items ahead of it write (they are in X while it is in R
@@ -330,7 +348,7 @@ class Core(wiring.Component):
         # is one clock, reset select -> saturate -> mode select the next); Z writes it back.
         for k in range(n):
             m.d.comb += [neurons.v[k].eq(d_state[k].v), neurons.fired[k].eq(d_state[k].fired)]
-        m.d.comb += [neurons.acc.eq(d_acc), neurons.bias.eq(d_bias), neurons.en.eq(1),
+        m.d.comb += [neurons.acc.eq(d_acc_upd), neurons.bias.eq(d_bias), neurons.en.eq(1),
                      neurons.mode.eq(cfg.mode), neurons.threshold.eq(cfg.threshold)]
         valid_lanes = Signal(n)
         base = Signal(p.index_bits + 1)
@@ -392,22 +410,30 @@ class Core(wiring.Component):
                      amax.values.eq(Cat(z_word[k].v for k in range(n))), amax.valid.eq(z_lanes),
                      self.argmax_index.eq(amax.index), self.argmax_value.eq(amax.value)]
 
-        # ---- output stream: serializer spikes, then the end marker ----
+        # ---- output stream: serializer spikes, then the end marker, through a skid buffer ----
+        # The consumer's ready comes from far away (controller, router); behind the skid buffer it
+        # drives two registers' enables and not the serializer's next-event logic.
+        m.submodules.out_buf = out_buf = SkidBuffer(event_layout(p))
+        wiring.connect(m, wiring.flipped(self.out), out_buf.o)
         end_ok = Signal()
+        end_sent = Signal()      # the end marker is in the skid buffer; the step is done when it leaves
         m.d.comb += [
             # the end marker waits for Y and Z to drain (their spikes go first) and for the argmax pipeline
             # (so argmax_index/value are final when done pulses)
-            end_ok.eq((fsm_state == FLUSH) & ~d_upd_v & ~x_upd_v & ~s2_valid & ~z_valid & ~word_fifo.r_rdy
-                      & ~ser.busy & ~amax.busy),
-            self.out.valid.eq(ser.o.valid | end_ok),
-            ser.o.ready.eq(self.out.ready),
+            end_ok.eq((fsm_state == FLUSH) & ~end_sent & ~d_upd_v & ~x_upd_v & ~s2_valid & ~z_valid
+                      & (word_fifo.level == 0) & ~ser.busy & ~amax.busy),
+            out_buf.i.valid.eq(ser.o.valid | end_ok),
+            ser.o.ready.eq(out_buf.i.ready),
         ]
         with m.If(ser.o.valid):
-            m.d.comb += self.out.payload.eq(ser.o.payload)
+            m.d.comb += out_buf.i.payload.eq(ser.o.payload)
         with m.Else():
-            m.d.comb += self.out.payload.end.eq(1)
-        with m.If(end_ok & self.out.ready):
-            m.d.sync += fsm_state.eq(IDLE)
+            m.d.comb += out_buf.i.payload.end.eq(1)
+        with m.If(end_ok & out_buf.i.ready):
+            m.d.sync += end_sent.eq(1)
+        # the core's out carries exactly one end marker per step, the last item
+        with m.If(self.out.valid & self.out.ready & self.out.payload.end):
+            m.d.sync += [fsm_state.eq(IDLE), end_sent.eq(0)]
             m.d.comb += self.done.eq(1)
 
         # ---- counters ----
@@ -422,11 +448,11 @@ class Core(wiring.Component):
         with m.Else():
             with m.If(~idle):
                 m.d.sync += cnt["cycles"].eq(cnt["cycles"] + 1)
-            with m.If((fsm_state == ACCUM) & issue & last_group):
+            with m.If(accum & issue & last_group):
                 m.d.sync += cnt["events"].eq(cnt["events"] + 1)
             with m.If(synops_v):
                 m.d.sync += cnt["synops"].eq(cnt["synops"] + synops_q)
-            with m.If(ser.o.valid & self.out.ready):
+            with m.If(ser.o.valid & ser.o.ready):
                 m.d.sync += cnt["spikes"].eq(cnt["spikes"] + 1)
             with m.If(self.done):
                 m.d.sync += cnt["steps"].eq(cnt["steps"] + 1)

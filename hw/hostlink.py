@@ -171,7 +171,7 @@ class HostLink(wiring.Component):
         is_read, is_write = cmd == Cmd.READ, cmd == Cmd.WRITE
         is_rw = is_read | is_write
         assert sorted(Cmd) == list(range(min(Cmd), max(Cmd) + 1)), "command codes must be contiguous"
-        known = (cmd >= min(Cmd)) & (cmd <= max(Cmd))
+        known = (cmd >= min(Cmd)) & (cmd < max(Cmd) + 1)
         # CHECK's length, count and range tests are registered, off its long priority chain (for
         # timing): cmd, length, sel, addr, count and ebc are final after the last payload byte (or the
         # header), and CHECK comes at least three clocks later (the two CRC bytes), so the registered
@@ -183,8 +183,8 @@ class HostLink(wiring.Component):
             bad_length.eq((((cmd == Cmd.IDENTIFY) | (cmd == Cmd.RUN)) & (length != 0))
                           | (is_read & (length != READ_PAYLOAD)) | (is_write & (length < WRITE_HEADER))),
             bad_count.eq((is_write & ((ebc != 0) | (count == 0)))
-                         | (is_read & ((count == 0) | count_big | (count > maxcount)))),
-            out_of_range.eq((addr[A:].any() if A < 32 else 0) | (end > depth)),
+                         | (is_read & ((count == 0) | count_big | (maxcount < count)))),
+            out_of_range.eq((addr[A:].any() if A < 32 else 0) | (depth < end)),
         ]
 
         with m.FSM(init="HUNT") as fsm:
@@ -219,7 +219,7 @@ class HostLink(wiring.Component):
                         with m.Default():
                             new_len = Cat(length[:8], rx.payload)
                             m.d.sync += [length[8:].eq(rx.payload), hb.eq(0)]  # fits once checked
-                            with m.If(new_len > mp):  # cannot be buffered: answer now, hunt again
+                            with m.If(new_len >= mp + 1):  # cannot be buffered: answer now, hunt again
                                 reply(Status.BAD_LENGTH)
                             with m.Elif(new_len == 0):
                                 m.next = "CRC"
@@ -234,7 +234,7 @@ class HostLink(wiring.Component):
                     # Capture the READ/WRITE header fields as they pass (LE: shift in from the top).
                     with m.If(ptr == 0):
                         m.d.sync += sel_raw.eq(rx.payload)
-                    with m.If((ptr >= 1) & (ptr <= 4)):
+                    with m.If((ptr >= 1) & (ptr < 5)):
                         m.d.sync += addr.eq(Cat(addr[8:], rx.payload))
                     cw = len(count)
                     with m.If(is_read & (ptr == 5)):

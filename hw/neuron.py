@@ -100,7 +100,7 @@ class TsaLane(wiring.Component):
             mem.eq(two_v + self.acc),
             ib.eq(self.acc + self.bias),
             pos.eq(mem >= theta),
-            neg.eq((mem <= neg_theta) & self.fired),
+            neg.eq((neg_theta >= mem) & self.fired),
         ]
         # both sums in parallel and a select after them: a select in front of one adder would wait for
         # m's sign, the end of m's carry chain, before the adder could start
