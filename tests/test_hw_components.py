@@ -155,7 +155,7 @@ def test_serializer_emits_one_event_per_clock_across_words():
 def test_skid_buffer_random_traffic_in_order_full_rate_and_registered_ready():
     """Random valid/ready on both sides: every item comes out once, in order. ``i.ready`` never
     follows ``o.ready`` within a clock (it is a register). With both sides always on, one item per
-    clock."""
+    clock (second bench)."""
     rng = random.Random(7)
     items = [rng.randrange(256) for _ in range(300)]
     dut = SkidBuffer(8)
@@ -163,17 +163,15 @@ def test_skid_buffer_random_traffic_in_order_full_rate_and_registered_ready():
 
     async def tb(ctx):
         pending = list(items)
-        always = False
-        for cycle in range(3000):
-            always = always or cycle >= 2000   # the last stretch: both sides always on
-            valid = bool(pending) and (always or rng.random() < 0.7)
+        for _ in range(3000):
+            valid = bool(pending) and rng.random() < 0.7
             ctx.set(dut.i.valid, valid)
             ctx.set(dut.i.payload, pending[0] if pending else 0)
             ctx.set(dut.o.ready, 0)
             ready_when_stalled = ctx.get(dut.i.ready)
             ctx.set(dut.o.ready, 1)
             assert ctx.get(dut.i.ready) == ready_when_stalled, "i.ready depends on o.ready"
-            ctx.set(dut.o.ready, always or rng.random() < 0.6)
+            ctx.set(dut.o.ready, rng.random() < 0.6)
             _, _, i_ready, o_valid, o_ready, payload = await ctx.tick().sample(
                 dut.i.ready, dut.o.valid, dut.o.ready, dut.o.payload)
             if valid and i_ready:
