@@ -46,13 +46,13 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from .accumulator import SpikeAccumulator
-from .argmax import Argmax
-from .neuron import NeuronArray
-from .params import CoreParams, HostMem, Mode, check_params, config_layout, event_layout, state_lane_layout
-from .serializer import SpikeSerializer, word_layout
-from .skid import SkidBuffer
-from .synapse import SynapseMemory
+from cssnn.hw.accumulator import SpikeAccumulator
+from cssnn.hw.argmax import Argmax
+from cssnn.hw.neuron import NeuronArray
+from cssnn.hw.params import CoreParams, HostMem, Mode, check_params, config_layout, event_layout, state_lane_layout
+from cssnn.hw.serializer import SpikeSerializer, word_layout
+from cssnn.hw.skid import SkidBuffer
+from cssnn.hw.synapse import SynapseMemory
 
 __all__ = ["Core", "host_signature", "COUNTERS", "HOST_READ_LATENCY"]
 
