@@ -18,11 +18,10 @@ import json
 import statistics
 import time
 
-import numpy as np
 
 from cssnn.sw.mapping.sizing import params_for
 from cssnn.sw.host.accelerator import Accelerator
-from cssnn.sw.spec.golden import run
+from cssnn.sw.host.compare import run_and_compare
 from cssnn.sw.mapping.ideal import ideal_cycles
 from cssnn.verif.netgen import digits_network
 from cssnn.sim.transports import open_backend
@@ -32,19 +31,19 @@ def measure(timesteps: int, samples: int, lanes: int, backend: str, runs: int) -
     net, xs = digits_network(timesteps)
     xs = xs[:samples]
     ap = params_for(net, lanes=lanes)
-    gold = run(net, xs, trace=True, membrane_bits=ap.core.membrane_bits)
-    speeds, batch = [], None
+    speeds, cmp = [], None
     for _ in range(runs):
         with Accelerator(open_backend(backend, ap)) as acc:
             transport = acc.client.transport
             acc.load(net)
             c0, t0 = transport.cycles, time.perf_counter()
-            batch = acc.infer_batch(xs)
+            cmp = run_and_compare(acc, xs)
             speeds.append((transport.cycles - c0) / (time.perf_counter() - t0))
-    ideal = ideal_cycles(net, gold.trace.spikes, lanes)
+    batch = cmp.hardware
+    ideal = ideal_cycles(net, cmp.golden.trace.spikes, lanes)
     return {
         "timesteps": timesteps, "samples": len(xs), "lanes": lanes, "backend": backend,
-        "bit_exact": bool(np.array_equal(batch.logits, gold.logits)),
+        "bit_exact": cmp.bit_exact,
         "cycles_per_inference": float(batch.cycles.mean()),
         "ideal_cycles_per_inference": float(ideal.mean()),
         "cycles_to_ideal": float(batch.cycles.sum() / ideal.sum()),

@@ -40,7 +40,8 @@ from pathlib import Path
 
 from cssnn.hw.memmap import AccelParams
 from cssnn.sw.spec.network import SpikingNetwork, load_network
-from cssnn.boards.fit import DoesNotFit, board_params, check_synth, estimate
+from cssnn.boards.fit import board_params, check_synth, estimate
+from cssnn.sw.mapping.requirements import DoesNotFit
 from cssnn.boards.pll import pll_config
 from cssnn.boards.report import parse_report, parse_yosys_stat
 from cssnn.boards.targets import get_board
@@ -195,7 +196,7 @@ def build(network, board, build_dir=None, *, freq_mhz: float | None = None, lane
     sized accelerator), ``estimate`` (pre-synthesis RAM/logic estimate), ``seconds`` (per stage), and
     ``programmed``.
 
-    Raises :class:`~cssnn.boards.fit.DoesNotFit` (naming the resource) before any long step if the
+    Raises :class:`~cssnn.sw.mapping.requirements.DoesNotFit` (naming the resource) before any long step if the
     network cannot fit, :class:`BuildError` if a tool fails."""
     progress = progress or (lambda msg: None)
     board = get_board(board)

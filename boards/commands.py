@@ -1,33 +1,19 @@
 """The board subcommands of the ``cssnn`` command line: ``build`` and ``selftest``.
 
-``cssnn.cli`` calls :func:`register` with its subparsers. Conventions as in the rest of the CLI:
+``cssnn.cli`` calls :func:`register` with its subparsers. Conventions (:mod:`cssnn.command`):
 ``--json`` prints one JSON document on stdout and nothing else there; progress goes to stderr;
 errors are one line naming the problem (``cssnn build: error: ...``) and exit code 2.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
 from cssnn.boards.targets import BOARDS
+from cssnn.command import add_command, emit, one_line
 
 __all__ = ["register", "cmd_build", "cmd_selftest"]
-
-
-def _cli_error(msg: str):
-    from cssnn.cli import CLIError
-
-    return CLIError(msg.strip().splitlines()[0] if msg.strip() else "failed")
-
-
-def _emit(args, payload, text: str) -> None:
-    if args.json:
-        print(json.dumps(payload, indent=2))
-    else:
-        print(text)
 
 
 def _progress(args):
@@ -73,22 +59,22 @@ def cmd_build(args) -> None:
 
     if args.sanity:
         if args.network is not None:
-            raise _cli_error("give either a network or --sanity, not both")
+            raise one_line("give either a network or --sanity, not both")
         net = tiny_network()
         lanes = args.lanes or SANITY_LANES
     else:
         if args.network is None:
-            raise _cli_error("a network file is required (or --sanity for the self-test bitstream)")
+            raise one_line("a network file is required (or --sanity for the self-test bitstream)")
         net = load_network(args.network)
         lanes = args.lanes
     if args.samples < 0:
-        raise _cli_error(f"--samples must be at least 0, not {args.samples}")
+        raise one_line(f"--samples must be at least 0, not {args.samples}")
     try:
         r = build(net, args.board, args.out, freq_mhz=args.freq, lanes=lanes, baud=args.baud, seed=args.seed,
                   samples=args.samples, dataset=args.dataset, latency_backend=args.sim_backend,
                   progress=_progress(args))
     except BuildError as e:
-        raise _cli_error(str(e)) from None
+        raise one_line(str(e)) from None
     if not r["timing_met"]:
         print(f"cssnn build: warning: timing not met: Fmax {r['fmax_mhz']:.1f} MHz < clock {r['clock_mhz']:g} MHz "
               f"(try --freq {int(r['fmax_mhz'])})", file=sys.stderr)
@@ -102,24 +88,24 @@ def cmd_build(args) -> None:
             r["programmed"] = True
         except (ProgrammerMissing, ProgramError, OSError) as e:
             r["program_error"] = error = str(e)
-    _emit(args, r, _build_text(r))
+    emit(args, r, _build_text(r))
     if error:
-        raise _cli_error(error)
+        raise one_line(error)
 
 
 def cmd_selftest(args) -> None:
-    from cssnn.sw.host.accelerator import DoesNotFit
+    from cssnn.sw.mapping.requirements import DoesNotFit
     from cssnn.sw.host.protocol import LinkError, ProtocolError, SerialTransport
     from cssnn.boards.sanity import selftest
 
     try:
         transport = SerialTransport(args.port, baudrate=args.baud, timeout=args.timeout)
     except ImportError as e:
-        raise _cli_error(str(e)) from None
+        raise one_line(str(e)) from None
     try:
         r = selftest(transport, samples=args.samples)
     except (ProtocolError, LinkError, DoesNotFit, RuntimeError) as e:
-        raise _cli_error(f"{args.port}: {e}") from None
+        raise one_line(f"{args.port}: {e}") from None
     finally:
         transport.close()
     ident = r["identity"]
@@ -127,7 +113,7 @@ def cmd_selftest(args) -> None:
             f"accelerator with {ident['lanes']} lanes, {ident['neurons']} neurons, {ident['synapse_rows']} synapse rows "
             f"({ident['synapse_ram']}); tiny network: {r['samples'] - len(r['mismatches'])}/{r['samples']} answers "
             f"match the golden model, {min(r['cycles'])}-{max(r['cycles'])} cycles each; {r['seconds']:.2f} s")
-    _emit(args, r, text)
+    emit(args, r, text)
     if not r["ok"]:
         raise SystemExit(1)
 
@@ -136,10 +122,7 @@ def register(subparsers) -> None:
     """Add ``build`` and ``selftest`` to the ``cssnn`` subcommands (``subparsers`` from
     ``argparse.ArgumentParser.add_subparsers``)."""
     def add(name, func, help_):
-        p = subparsers.add_parser(name, help=help_, description=help_)
-        p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-        p.set_defaults(func=func)
-        return p
+        return add_command(subparsers, name, func, help_)
 
     p = add("build", cmd_build, "build the bitstream for a network on an FPGA board (PyPI tools only), with "
                                 "Fmax, utilisation and latency")

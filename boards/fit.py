@@ -16,20 +16,17 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from cssnn.hw.memmap import AccelParams, Sel, layer_layout
 from cssnn.sw.mapping.image import place_network
-from cssnn.hw.memmap import AccelParams, layer_layout
+from cssnn.sw.mapping.requirements import DoesNotFit
 from cssnn.hw.params import CoreParams
 from cssnn.sw.mapping.sizing import params_for, pow2_at_least
-from cssnn.hw.spram import SPRAM_DEPTH
+from cssnn.hw.spram import SPRAM_DEPTH, spram_count
 from cssnn.sw.spec.network import SpikingNetwork
 from cssnn.boards.targets import Board, get_board
 
-__all__ = ["DoesNotFit", "board_params", "estimate", "check_estimate", "check_synth", "memories",
+__all__ = ["board_params", "estimate", "check_estimate", "check_synth", "memories",
            "ram_blocks", "RESOURCE_NAMES", "LOGIC_FILL"]
-
-
-class DoesNotFit(ValueError):
-    """The design cannot fit the board; the message names the resource that runs out."""
 
 
 #: What each report resource is, in words.
@@ -78,12 +75,13 @@ def memories(ap: AccelParams, *, max_payload: int = 256) -> list[dict]:
     p = ap.core
     n = p.lanes
     ev = p.index_bits + 2 + ap.layer_bits  # routed event: index, neg, end, source layer
+    lane = ap.elem_bits  # a memory word is N lanes
     out = [
-        {"name": "synapse", "width": n * (p.weight_bits + 1), "depth": p.synapse_rows, "masked": True,
+        {"name": "synapse", "width": n * lane(Sel.SYNAPSE), "depth": p.synapse_rows, "masked": True,
          "copies": 1, "kind": p.synapse_ram},
-        {"name": "state", "width": n * (p.store_bits + 1), "depth": p.groups, "masked": True, "copies": 1},
-        {"name": "accumulator", "width": n * p.acc_bits, "depth": p.groups, "masked": True, "copies": 1},
-        {"name": "bias", "width": n * p.bias_bits, "depth": p.groups, "masked": True, "copies": 1},
+        {"name": "state", "width": n * lane(Sel.STATE), "depth": p.groups, "masked": True, "copies": 1},
+        {"name": "accumulator", "width": n * lane(Sel.ACC), "depth": p.groups, "masked": True, "copies": 1},
+        {"name": "bias", "width": n * lane(Sel.BIAS), "depth": p.groups, "masked": True, "copies": 1},
         {"name": "loopback FIFO", "width": ev, "depth": max(1, ap.fifo_depth - 1), "masked": False, "copies": 1},
         {"name": "tap FIFO", "width": ev, "depth": max(1, ap.tap_depth - 1), "masked": False, "copies": 1},
         {"name": "layer table", "width": layer_layout(p).size, "depth": ap.max_layers, "masked": False,
@@ -96,7 +94,7 @@ def memories(ap: AccelParams, *, max_payload: int = 256) -> list[dict]:
 
 
 def _spram_count(p: CoreParams) -> int:
-    return p.lanes * -(-p.synapse_rows // SPRAM_DEPTH) if p.synapse_ram == "spram" else 0
+    return spram_count(p) if p.synapse_ram == "spram" else 0
 
 
 def estimate(ap: AccelParams, board, *, max_payload: int = 256) -> dict:
@@ -244,16 +242,17 @@ def board_params(net: SpikingNetwork, board, *, lanes: int | None = None, synaps
 def _sized(net: SpikingNetwork, board: Board, lanes: int, ram: str, free_depths: bool) -> AccelParams:
     try:
         ap = params_for(net, lanes=lanes, pow2_depths=False)
-    except ValueError as e:
+    except ValueError as e:  # DoesNotFit, or parameters no core can have
         raise DoesNotFit(str(e)) from None
     core = ap.core
-    if ram == "spram" and core.weight_bits + 1 > 16:
-        raise DoesNotFit(f"{core.weight_bits}-bit weights do not fit a 16-bit SPRAM lane")
     rows, words = core.synapse_rows, core.groups
     if free_depths:
-        rows = _free_depth(board, lanes * (core.weight_bits + 1), rows, spram=ram == "spram")
-        words = _free_depth(board, lanes * (core.store_bits + 1), words)
-    core = dataclasses.replace(core, synapse_rows=rows, neurons=words * lanes, synapse_ram=ram)
+        rows = _free_depth(board, lanes * ap.elem_bits(Sel.SYNAPSE), rows, spram=ram == "spram")
+        words = _free_depth(board, lanes * ap.elem_bits(Sel.STATE), words)
+    try:  # CoreParams says whether a lane fits an SPRAM word
+        core = dataclasses.replace(core, synapse_rows=rows, neurons=words * lanes, synapse_ram=ram)
+    except ValueError as e:
+        raise DoesNotFit(str(e)) from None
     # Room for the self-test's tiny network (cssnn.boards.sanity) in every bitstream: T up to 7,
     # 4 layer-table entries, 8-neuron layers. A few flip-flops.
     ap = dataclasses.replace(ap, core=core, timestep_bits=max(ap.timestep_bits, 3), max_layers=max(ap.max_layers, 4),

@@ -21,6 +21,7 @@ import numpy as np
 from cssnn.sw.mapping.image import place_network, unpack_state
 from cssnn.hw.memmap import AccelParams, Counter, Sel
 from cssnn.sim.bus_tb import BusTestbench
+from cssnn.sw.host.accelerator import BatchInference, Inference
 from cssnn.sw.spec.network import SpikingNetwork
 
 __all__ = ["simulate_cycles", "latency_inputs", "BACKENDS", "AUTO_AMARANTH_MAX_WRITES"]
@@ -53,9 +54,9 @@ def latency_inputs(net: SpikingNetwork, samples: int, dataset: str | None = None
 def simulate_cycles(net: SpikingNetwork, ap: AccelParams, xs, *, backend: str = "auto",
                     timeout_cycles: int = 50_000_000) -> dict:
     """Run ``xs`` (integer input codes, one row per sample) on the accelerator ``ap``; return
-    ``cycles`` (RUN_CYCLES per sample), ``logits`` (per sample), ``bit_exact`` (logits equal the golden
-    model's) and ``backend``."""
-    from cssnn.sw.spec.golden import run
+    ``cycles`` (RUN_CYCLES per sample), ``logits`` (per sample), ``bit_exact`` (logits, classes, events
+    and synaptic ops equal the golden model's, :mod:`cssnn.sw.host.compare`) and ``backend``."""
+    from cssnn.sw.host.compare import compare_with_golden
 
     xs = np.atleast_2d(np.asarray(xs, dtype=np.int64))
     if backend not in BACKENDS:
@@ -66,12 +67,16 @@ def simulate_cycles(net: SpikingNetwork, ap: AccelParams, xs, *, backend: str = 
         total = len(writes) + len(xs) * net.n_inputs
         backend = "amaranth" if total <= AUTO_AMARANTH_MAX_WRITES else "verilator"
     if backend == "amaranth":
-        cycles, logits = _amaranth(image, ap, writes, xs, timeout_cycles)
+        res = _amaranth(image, ap, writes, xs, timeout_cycles)
     else:
-        cycles, logits = _verilator(net, ap, xs)
-    gold = run(net, xs, membrane_bits=ap.core.membrane_bits)
-    return {"cycles": cycles, "logits": logits, "backend": backend,
-            "bit_exact": bool(np.array_equal(np.array(logits, dtype=np.int64), gold.logits))}
+        res = _verilator(net, ap, xs)
+    cmp = compare_with_golden(net, xs, res, membrane_bits=ap.core.membrane_bits)
+    return {"cycles": [int(c) for c in res.cycles], "logits": res.logits.tolist(), "backend": backend,
+            "bit_exact": cmp.bit_exact}
+
+
+#: The counters the Amaranth backend reads back per sample.
+_COUNTERS = (Counter.RUN_CYCLES, Counter.EVENTS, Counter.SYNOPS, Counter.ARGMAX_INDEX)
 
 
 def _amaranth(image, ap: AccelParams, writes, xs, timeout_cycles: int):
@@ -81,7 +86,7 @@ def _amaranth(image, ap: AccelParams, writes, xs, timeout_cycles: int):
 
     dut = Accelerator(ap)
     out_addrs = image.output_addrs()
-    result = {"cycles": [], "logits": []}
+    results = []
 
     async def tb(ctx):
         bus = BusTestbench(ctx, dut.bus)
@@ -90,16 +95,17 @@ def _amaranth(image, ap: AccelParams, writes, xs, timeout_cycles: int):
         for x in xs:
             await bus.write_many(image.bus_input_writes(x))
             await bus.run(timeout=timeout_cycles)
-            (run_cycles,) = await bus.read(Sel.COUNTER, [int(Counter.RUN_CYCLES)])
+            c = dict(zip(_COUNTERS, await bus.read(Sel.COUNTER, [int(k) for k in _COUNTERS])))
             raws = await bus.read(Sel.STATE, out_addrs)
-            result["cycles"].append(int(run_cycles))
-            result["logits"].append([unpack_state(ap.core, r)[0] for r in raws])
+            logits = np.array([unpack_state(ap.core, r)[0] for r in raws], np.int64)
+            results.append(Inference(logits, int(c[Counter.ARGMAX_INDEX]), int(c[Counter.RUN_CYCLES]), 0,
+                                     int(c[Counter.EVENTS]), int(c[Counter.SYNOPS]), 0, 0))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
-    return result["cycles"], result["logits"]
+    return BatchInference.of(results, image.net.n_outputs)
 
 
 def _verilator(net, ap: AccelParams, xs):
@@ -108,5 +114,4 @@ def _verilator(net, ap: AccelParams, xs):
 
     with Driver(VerilatorTransport(ap)) as acc:
         acc.load(net)
-        res = acc.infer_batch(xs)
-    return [int(c) for c in res.cycles], res.logits.tolist()
+        return acc.infer_batch(xs)

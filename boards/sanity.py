@@ -58,7 +58,7 @@ def selftest(transport, *, samples: int = 4) -> dict:
     ``cycles`` (RUN_CYCLES per sample) and ``seconds``. Link or protocol failures raise (from
     :class:`cssnn.sw.host.protocol.Client`)."""
     from cssnn.sw.host.accelerator import Accelerator
-    from cssnn.sw.spec.golden import run
+    from cssnn.sw.host.compare import run_and_compare
 
     t0 = time.perf_counter()
     net = tiny_network()
@@ -69,10 +69,8 @@ def selftest(transport, *, samples: int = 4) -> dict:
     ident = acc.identify()
     ap: AccelParams = ident.params
     acc.load(net)
-    res = acc.infer_batch(xs)
-    gold = run(net, xs, membrane_bits=ap.core.membrane_bits)
-    bad = [i for i in range(len(xs)) if not np.array_equal(res.logits[i], gold.logits[i])
-           or int(res.classes[i]) != int(gold.classes[i])]
+    cmp = run_and_compare(acc, xs)
+    res, bad = cmp.hardware, cmp.mismatched_samples.tolist()
     c = ap.core
     return {
         "ok": bool(echo_ok and not bad),

@@ -13,7 +13,8 @@ from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from cssnn.boards.commands import register
-from cssnn.boards.fit import DoesNotFit, board_params, check_estimate, check_synth, estimate, ram_blocks
+from cssnn.boards.fit import board_params, check_estimate, check_synth, estimate, ram_blocks
+from cssnn.sw.mapping.requirements import DoesNotFit
 from cssnn.boards.pll import ecp5_pll, ice40_pll, pll_config
 from cssnn.boards.program import ProgrammerMissing, program
 from cssnn.boards.report import ReportError, parse_report, parse_yosys_stat

@@ -12,7 +12,8 @@ import pytest
 from amaranth.sim import Simulator
 
 from cssnn.hw.accelerator import Accelerator
-from cssnn.sw.mapping.image import check_accel, place_network, unpack_state
+from cssnn.sw.mapping.image import place_network, unpack_state
+from cssnn.sw.mapping.requirements import check_fits
 from cssnn.hw.memmap import AccelParams, Counter, Reg, Route, Sel
 from cssnn.hw.params import CoreParams, Mode
 from cssnn.sim.bus_tb import BusTestbench
@@ -154,7 +155,7 @@ def _random_cases(seed, count, ap, depths):
         if net.n_layers != depth or (depth >= 2 and gold.spikes[:, -1].sum() == 0):
             continue    # the deepest spiking layer must fire: every loopback hop carries spikes
         try:
-            check_accel(net, ap)
+            check_fits(net, ap)
         except ValueError:
             continue
         cases.append((net, xs, gold))
@@ -349,22 +350,22 @@ def test_route_without_loopback_starves_the_next_layer():
 def test_fit_checks_name_the_problem():
     net, _ = digits_network()       # 4 table entries, layers of 64, 64, 32 (+ 10 outputs), T = 6
     ok = AccelParams(core=WIDE, max_layers=4, timestep_bits=3, fifo_depth=65)
-    check_accel(net, ok)
+    check_fits(net, ok)
     img = place_network(net, WIDE)
     assert len(img.bus_writes(ok)) == 832 * 8 + (64 + 32 + 16) + 4 + 4 + 2
     assert img.output_addrs() == [20 * 8 + j for j in range(10)]
     with pytest.raises(ValueError, match="max_layers=3"):
-        check_accel(net, AccelParams(core=WIDE, max_layers=3))
+        check_fits(net, AccelParams(core=WIDE, max_layers=3))
     with pytest.raises(ValueError, match="T=6 .* 2-bit T register"):
-        check_accel(net, AccelParams(core=WIDE, timestep_bits=2))
+        check_fits(net, AccelParams(core=WIDE, timestep_bits=2))
     with pytest.raises(ValueError, match="layer 0 has 64 neurons.*fifo_depth=64"):
-        check_accel(net, AccelParams(core=WIDE, fifo_depth=64))
+        check_fits(net, AccelParams(core=WIDE, fifo_depth=64))
     with pytest.raises(ValueError, match="membrane_bits=12 is too small"):
-        check_accel(net, AccelParams(core=CoreParams(lanes=8, membrane_bits=12, neurons=256, synapse_rows=1024)))
+        check_fits(net, AccelParams(core=CoreParams(lanes=8, membrane_bits=12, neurons=256, synapse_rows=1024)))
     with pytest.raises(ValueError, match="different core parameters"):
         img.bus_writes(AccelParams(core=SMALL))
     with pytest.raises(TypeError, match="AccelParams"):
-        check_accel(net, WIDE)
+        check_fits(net, WIDE)
     with pytest.raises(TypeError, match="AccelParams"):
         Accelerator(WIDE)
     with pytest.raises(ValueError, match="input has 3 values"):

@@ -4,7 +4,8 @@ with input gaps and output back-pressure, for 1, 2 and 4 lanes; the host port; l
 import numpy as np
 import pytest
 
-from cssnn.sw.mapping.image import check_network, place_network, pack_lane, unpack_state
+from cssnn.sw.mapping.image import pack_lane, place_network, unpack_state
+from cssnn.sw.mapping.requirements import check_core, requirements
 from cssnn.hw.params import CoreParams, HostMem, Mode
 from cssnn.verif.pysim import run_with_core
 from cssnn.verif.check import compare, run_case
@@ -120,15 +121,15 @@ def test_layout_rejects_what_does_not_fit():
     assert [pl.kind for pl in img.layers] == ["encoder", "hidden", "hidden", "output"]
     assert img.rows_used == 64 * 8 + 64 * 4 + 32 * 2 and img.words_used == 8 + 8 + 4 + 2
     with pytest.raises(ValueError, match="membrane_bits=12 is too small"):
-        check_network(net, CoreParams(lanes=8, membrane_bits=12, neurons=256, synapse_rows=1024))
+        check_core(requirements(net, 8), CoreParams(lanes=8, membrane_bits=12, neurons=256, synapse_rows=1024))
     with pytest.raises(ValueError, match="acc_bits=9 is too small"):
-        check_network(net, CoreParams(lanes=8, membrane_bits=13, acc_bits=9, neurons=256, synapse_rows=1024))
+        check_core(requirements(net, 8), CoreParams(lanes=8, membrane_bits=13, acc_bits=9, neurons=256, synapse_rows=1024))
     with pytest.raises(ValueError, match="synapse rows"):
         place_network(net, CoreParams(lanes=8, membrane_bits=13, neurons=256, synapse_rows=512))
     with pytest.raises(ValueError, match="neuron words"):
         place_network(net, CoreParams(lanes=8, membrane_bits=13, neurons=128, synapse_rows=1024))
     with pytest.raises(ValueError, match="output_bits=16 is too small"):
-        check_network(net, CoreParams(lanes=8, membrane_bits=13, output_bits=16, neurons=256, synapse_rows=1024))
+        check_core(requirements(net, 8), CoreParams(lanes=8, membrane_bits=13, output_bits=16, neurons=256, synapse_rows=1024))
     sched = img.schedule()
     assert len(sched) == net.timesteps + net.n_layers
     assert [l for l, _ in sched[3]] == [0, 1, 2, 3] and sched[3][3][1]["mode"] == Mode.OUT_FIRST

@@ -21,7 +21,8 @@ from cssnn.verif.netgen import digits_network, random_network
 from cssnn.sim.transports import AmaranthTransport, VerilatorTransport, system_verilog
 from cssnn.sim.verilator import lint, run_cocotb_module
 from cssnn.cli import main
-from cssnn.sw.host.accelerator import Accelerator, DoesNotFit
+from cssnn.sw.host.accelerator import Accelerator
+from cssnn.sw.mapping.requirements import DoesNotFit
 from cssnn.sw.spec.golden import run
 from cssnn.sw.spec.network import save_network
 

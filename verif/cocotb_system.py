@@ -30,7 +30,8 @@ from cssnn.hw.memmap import AccelParams
 from cssnn.hw.params import CoreParams
 from cssnn.sw.host.accelerator import Accelerator
 from cssnn.sim.transports import RECV_TIMEOUT
-from cssnn.verif.netgen import digits_network, golden, random_inputs, random_network
+from cssnn.sw.host.compare import run_and_compare
+from cssnn.verif.netgen import digits_network, random_inputs, random_network
 
 PERIOD_NS = 10
 
@@ -110,21 +111,12 @@ def _run_cases(transport: CocotbTransport, ap: AccelParams, cases: list[dict]) -
                 xs = random_inputs(rng, net, case["samples"])
                 nets.append((f"random#{i}", net, xs))
         for name, net, xs in nets:
-            gold = golden(net, xs, ap.core.membrane_bits)
             acc.load(net)
             c0, t0 = transport.cycles, time.perf_counter()
-            batch = acc.infer_batch(xs)
+            cmp = run_and_compare(acc, xs)
             seconds, sim_cycles = time.perf_counter() - t0, transport.cycles - c0
-            events = sum(np.count_nonzero(s.reshape(len(xs), -1), axis=1) for s in gold.trace.spikes)
-            bad = []
-            for b in range(len(xs)):
-                if not np.array_equal(batch.logits[b], gold.logits[b]):
-                    bad.append(f"{name} sample {b}: logits hw {batch.logits[b].tolist()} golden {gold.logits[b].tolist()}")
-                if batch.classes[b] != gold.classes[b]:
-                    bad.append(f"{name} sample {b}: class hw {batch.classes[b]} golden {gold.classes[b]}")
-                if batch.synops[b] != gold.synaptic_ops[b] or batch.events[b] != events[b]:
-                    bad.append(f"{name} sample {b}: synops/events hw {batch.synops[b]}/{batch.events[b]} "
-                               f"golden {gold.synaptic_ops[b]}/{events[b]}")
+            batch, gold = cmp.hardware, cmp.golden
+            bad = [f"{name} {m}" for m in cmp.mismatches]
             reports.append({"name": name, "samples": len(xs), "n_layers": net.n_layers, "mismatches": bad,
                             "sizes": [net.n_inputs] + [layer.shape.n_out for layer in net.layers],
                             "timesteps": net.timesteps, "cycles": batch.cycles.tolist(),

@@ -18,17 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from cssnn.sw.mapping.image import NetworkImage, check_accel, place_network, unpack_state
+from cssnn.sw.mapping.image import NetworkImage, place_network, unpack_state
+from cssnn.sw.mapping.requirements import DoesNotFit, check_fits
 from cssnn.hw.memmap import AccelParams, Counter, Sel
 from cssnn.sw.spec.golden import quantize_input
 from cssnn.sw.spec.network import SpikingNetwork, load_network
 from cssnn.sw.host.protocol import Client, Identity
 
-__all__ = ["Accelerator", "Inference", "BatchInference", "DoesNotFit", "runs"]
-
-
-class DoesNotFit(ValueError):
-    """The network cannot run on this hardware; the message names the first reason."""
+__all__ = ["Accelerator", "Inference", "BatchInference", "runs"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +54,15 @@ class BatchInference:
     cycles: np.ndarray   # (B,) RUN_CYCLES per sample
     events: np.ndarray
     synops: np.ndarray
+
+    @classmethod
+    def of(cls, results: list[Inference], n_outputs: int) -> BatchInference:
+        """The batch of single-sample ``results``."""
+        if not results:
+            return cls(np.zeros((0, n_outputs), np.int64), *(np.zeros(0, np.int64) for _ in range(4)))
+        return cls(np.stack([r.logits for r in results]), np.array([r.cls for r in results]),
+                   np.array([r.cycles for r in results]), np.array([r.events for r in results]),
+                   np.array([r.synops for r in results]))
 
 
 def runs(writes) -> list[tuple[Sel, int, list[int]]]:
@@ -94,9 +100,8 @@ class Accelerator:
     def check(self, net: SpikingNetwork) -> None:
         """Raise :class:`DoesNotFit` naming the first reason ``net`` cannot run on this hardware."""
         try:
-            check_accel(net, self.params)
-            place_network(net, self.params.core)
-        except ValueError as e:
+            check_fits(net, self.params)
+        except DoesNotFit as e:
             raise DoesNotFit(f"the network does not fit this accelerator: {e}") from None
 
     def load(self, net: SpikingNetwork | str | Path) -> NetworkImage:
@@ -154,12 +159,7 @@ class Accelerator:
             results.append(self.infer(x))
             if progress is not None:
                 progress.update(1)
-        if not results:
-            n_out = self.net.n_outputs
-            return BatchInference(np.zeros((0, n_out), np.int64), *(np.zeros(0, np.int64) for _ in range(4)))
-        return BatchInference(np.stack([r.logits for r in results]), np.array([r.cls for r in results]),
-                              np.array([r.cycles for r in results]), np.array([r.events for r in results]),
-                              np.array([r.synops for r in results]))
+        return BatchInference.of(results, self.net.n_outputs)
 
     def close(self) -> None:
         self.client.transport.close()

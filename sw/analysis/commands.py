@@ -1,0 +1,82 @@
+"""The ``cssnn`` subcommands of the analysis: ``eval`` and ``sweep`` (conventions: :mod:`cssnn.command`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cssnn.command import CLIError, add_command, emit, int_list, progress_bar, str_list
+from cssnn.sw.frontends.commands import add_conversion_args, conversion_config
+
+__all__ = ["register"]
+
+
+def cmd_eval(args) -> None:
+    from cssnn.sw.frontends.datasets import load_dataset
+    from cssnn.sw.analysis.evaluate import evaluate
+    from cssnn.sw.spec.network import load_network
+
+    net = load_network(args.network)
+    r = evaluate(net, load_dataset(args.dataset))
+    emit(args, r, _table([r]))
+
+
+def cmd_sweep(args) -> None:
+    from cssnn.sw.frontends.ann import load_ann
+    from cssnn.sw.frontends.datasets import load_dataset
+    from cssnn.sw.analysis.evaluate import plot_sweep, sweep
+
+    ann = load_ann(args.ann)
+    data = load_dataset(args.dataset)
+    if data.n_features != ann.n_inputs:
+        raise CLIError(f"the dataset has {data.n_features} features but the ANN expects {ann.n_inputs}")
+    for c in args.codings:
+        if c not in ("css", "rate"):
+            raise CLIError(f"unknown coding {c!r} (expected css and/or rate)")
+    with progress_bar(len(args.codings) * len(args.timesteps), "sweep") as bar:
+        def progress(coding, t):
+            bar.set_postfix(coding=coding, T=t)
+            bar.update(1)
+
+        results = sweep(ann, data, args.codings, args.timesteps, conversion_config(args, "css", 1, None), progress)
+    if args.plot:
+        plot_sweep(results, args.plot, title=f"{data.name}: CSS vs rate coding")
+    text = _table(results) + (f"\nplot: {args.plot}" if args.plot else "")
+    emit(args, results, text)
+
+
+
+def _table(results: list[dict]) -> str:
+    head = (f"{'coding':6} {'T':>4} {'steps':>5} {'accuracy':>9} {'agreement':>9} {'synops/sample':>13} "
+            f"{'analog MACs':>11}")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        if "skipped" in r:
+            lines.append(f"{r['coding']:6} {r['timesteps']:>4} {'':>5} {'-':>9} {'-':>9} {'-':>13} {'-':>11}  "
+                         "(skipped: the logits would need more than 62 bits)")
+            continue
+        lines.append(f"{r['coding']:6} {r['timesteps']:>4} {r['total_steps']:>5} {r['snn_accuracy']:>9.2%} "
+                     f"{r['agreement']:>9.2%} {r['synaptic_ops_per_sample']:>13,.0f} "
+                     f"{r['analog_ops_per_sample']:>11,.0f}")
+    ann = next((r["ann_accuracy"] for r in results if "ann_accuracy" in r), None)
+    if ann is not None:
+        lines.append(f"ANN accuracy {ann:.2%} on {results[0].get('samples', '?')} test samples")
+    return "\n".join(lines)
+
+
+
+def register(subparsers) -> None:
+    def add(name, func, help_):
+        return add_command(subparsers, name, func, help_)
+
+    p = add("eval", cmd_eval, "evaluate a converted network on a dataset's test split (golden model)")
+    p.add_argument("network", type=Path, help="converted network .npz")
+    p.add_argument("--dataset", default="digits", help="'digits' or a PATH.npz (default digits)")
+
+    p = add("sweep", cmd_sweep, "convert and evaluate an ANN over codings and time steps; table and plot")
+    p.add_argument("ann", type=Path, help="ANN file (.npz or torch .pt)")
+    p.add_argument("--dataset", default="digits", help="'digits' or a PATH.npz (default digits)")
+    p.add_argument("--codings", type=str_list, default=["css", "rate"], help="comma-separated (default css,rate)")
+    p.add_argument("--timesteps", type=int_list, default=[1, 2, 4, 6, 8, 16, 32, 64, 128, 256],
+                   help="comma-separated T values (default 1,2,4,6,8,16,32,64,128,256)")
+    p.add_argument("--plot", type=Path, default=Path("sweep.png"), help="PNG to write (default sweep.png)")
+    add_conversion_args(p)

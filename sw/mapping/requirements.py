@@ -1,0 +1,197 @@
+"""What a network needs of the hardware, and the one place where "does it fit?" is decided.
+
+:func:`requirements` reads a :class:`~cssnn.sw.spec.network.SpikingNetwork` once and says what any
+accelerator needs to run it bit-exactly with ``lanes`` lanes: the narrowest register widths, the
+neuron words and synapse rows of its placement, the layer-table entries, the T register, the
+loopback FIFO. Both consumers use it:
+
+- :func:`check_core` / :func:`check_fits` compare it with given hardware (a
+  :class:`~cssnn.hw.params.CoreParams` / :class:`~cssnn.hw.memmap.AccelParams`) and raise
+  :class:`DoesNotFit` naming the first thing that is too small;
+- :func:`cssnn.sw.mapping.sizing.params_for` builds the narrowest hardware from it.
+
+:func:`layer_geometry` is the placement's arithmetic (words per layer, rows per presynaptic
+neuron), shared with :func:`cssnn.sw.mapping.image.place_network`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cssnn.hw.memmap import AccelParams
+from cssnn.hw.params import CoreParams
+from cssnn.sw.spec.network import SpikingNetwork, bits_for
+
+__all__ = ["DoesNotFit", "LayerGeometry", "Requirements", "layer_geometry", "requirements", "check_core",
+           "check_depths", "check_fits"]
+
+
+class DoesNotFit(ValueError):
+    """The network cannot run on this hardware; the message names the first reason."""
+
+
+@dataclass(frozen=True)
+class LayerGeometry:
+    """Layer ``layer`` (0 = encoder, 1..L-1 hidden, L = output) placed on ``lanes`` lanes."""
+
+    layer: int
+    count: int        # neurons
+    groups: int       # words = ceil(count / lanes)
+    n_in: int         # presynaptic neurons (0 for the encoder)
+    stride_log2: int  # log2 rows per presynaptic neuron: 2**stride_log2 >= groups (weight layers)
+
+    @property
+    def rows(self) -> int:
+        """Synapse rows of the layer: 2**stride_log2 per presynaptic neuron."""
+        return self.n_in << self.stride_log2
+
+
+def layer_geometry(net: SpikingNetwork, lanes: int) -> list[LayerGeometry]:
+    """Every layer's size in words and synapse rows on ``lanes`` lanes."""
+    sizes = [net.n_inputs] + [layer.shape.n_out for layer in net.layers]
+    out = []
+    for l, count in enumerate(sizes):
+        groups = -(-count // lanes)
+        n_in = net.layers[l - 1].shape.n_in if l > 0 else 0
+        stride = max(0, int(groups - 1).bit_length()) if l > 0 else 0
+        out.append(LayerGeometry(l, count, groups, n_in, stride))
+    return out
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What ``net`` needs of an accelerator with ``lanes`` lanes (see the module docstring)."""
+
+    lanes: int
+    weight_bits: int
+    membrane_bits: int            # the network's TSA membrane width (SEMANTICS.md section 2)
+    output_bits: int              # the output integrators at this T
+    input_bias_bits: int          # the encoder's input x, loaded as its bias
+    input_bits: int
+    thresholds: list[int]         # per spiking layer
+    layer_input_bounds: list[int]  # per weight layer: max_j sum_i |A[j, i]|, what the accumulator holds
+    layer_bias_bounds: list[int]  # per weight layer: max |bias|
+    geometry: list[LayerGeometry]
+    timesteps: int
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.geometry) - 1
+
+    @property
+    def neuron_words(self) -> int:
+        return sum(g.groups for g in self.geometry)
+
+    @property
+    def synapse_rows(self) -> int:
+        return sum(g.rows for g in self.geometry)
+
+    @property
+    def max_stride_log2(self) -> int:
+        return max(g.stride_log2 for g in self.geometry)
+
+    @property
+    def largest_layer(self) -> int:
+        """Neurons of the largest layer (layer sizes chain: a layer's inputs are the previous one's neurons)."""
+        return max(g.count for g in self.geometry)
+
+    @property
+    def largest_spiking_layer(self) -> int:
+        """Neurons of the largest layer whose spikes go through the loopback FIFO (all but the output)."""
+        return max(g.count for g in self.geometry[:-1])
+
+    @property
+    def acc_bits(self) -> int:
+        return bits_for(max(self.layer_input_bounds))
+
+    @property
+    def bias_bits(self) -> int:
+        return max(self.input_bias_bits, bits_for(max(self.layer_bias_bounds)))
+
+    @property
+    def threshold_bits(self) -> int:
+        return max(1, max(self.thresholds).bit_length())
+
+
+def requirements(net: SpikingNetwork, lanes: int) -> Requirements:
+    """What ``net`` needs on ``lanes`` lanes; :class:`DoesNotFit` if no accelerator can run it."""
+    if net.coding != "css":
+        raise DoesNotFit(f"the accelerator runs CSS networks, not {net.coding!r} (the rate baseline is host-side "
+                         "only)")
+    return Requirements(
+        lanes=lanes, weight_bits=net.weight_bits, membrane_bits=net.required_membrane_bits,
+        output_bits=net.required_output_bits, input_bias_bits=bits_for(net.input_limit), input_bits=net.input_bits,
+        thresholds=list(net.thresholds),
+        layer_input_bounds=[int(layer.input_bound.max(initial=0)) for layer in net.layers],
+        layer_bias_bounds=[int(np.abs(layer.bias).max(initial=0)) for layer in net.layers],
+        geometry=layer_geometry(net, lanes), timesteps=net.timesteps)
+
+
+def check_core(req: Requirements, p: CoreParams) -> None:
+    """Raise :class:`DoesNotFit` naming the first reason a core with ``p`` cannot run what ``req``
+    describes bit-exactly (widths, then depths)."""
+    if req.lanes != p.lanes:
+        raise DoesNotFit(f"the requirements are for {req.lanes} lanes, the core has {p.lanes}")
+    if req.weight_bits > p.weight_bits:
+        raise DoesNotFit(f"the network has {req.weight_bits}-bit weights, the core {p.weight_bits}-bit")
+    if p.membrane_bits < req.membrane_bits:
+        raise DoesNotFit(f"the core's membrane_bits={p.membrane_bits} is too small for this network: it needs "
+                         f"{req.membrane_bits} (SEMANTICS.md section 2)")
+    if p.output_bits < req.output_bits:
+        raise DoesNotFit(f"the core's output_bits={p.output_bits} is too small: the output integrators need "
+                         f"{req.output_bits} bits at T={req.timesteps}")
+    if req.input_bias_bits > p.bias_bits:
+        raise DoesNotFit(f"bias_bits={p.bias_bits} cannot hold the {req.input_bits}-bit input loaded as the "
+                         f"encoder's bias (needs {req.input_bias_bits})")
+    for i, th in enumerate(req.thresholds):
+        if th > p.max_threshold:
+            raise DoesNotFit(f"layer {i} has threshold {th}, more than threshold_bits={p.threshold_bits} hold")
+    for i, (imax, bmax) in enumerate(zip(req.layer_input_bounds, req.layer_bias_bounds), start=1):
+        if bits_for(imax) > p.acc_bits:
+            raise DoesNotFit(f"layer {i} sums up to {imax} per step: acc_bits={p.acc_bits} is too small "
+                             f"(needs {bits_for(imax)})")
+        if bits_for(bmax) > p.bias_bits:
+            raise DoesNotFit(f"layer {i} has a bias of magnitude {bmax}: bias_bits={p.bias_bits} is too small")
+    if req.largest_layer > 2**p.index_bits:
+        raise DoesNotFit(f"a layer of {req.largest_layer} neurons is larger than the core's {p.neurons} neurons")
+    for g in req.geometry:
+        if g.stride_log2 >= 2**p.stride_bits:
+            raise DoesNotFit(f"layer {g.layer} needs 2^{g.stride_log2} rows per presynaptic neuron: too many for "
+                             "this core")
+
+
+def check_depths(req: Requirements, p: CoreParams, *, neuron_base: int = 0, syn_base: int = 0) -> None:
+    """Raise :class:`DoesNotFit` if the placement (from word ``neuron_base``, row ``syn_base``) runs past
+    the core's memories."""
+    words, rows = neuron_base + req.neuron_words, syn_base + req.synapse_rows
+    if words > p.groups:
+        raise DoesNotFit(f"the network needs {words} neuron words ({words * p.lanes} neurons incl. padding), the "
+                         f"core has {p.groups} (neurons={p.neurons})")
+    if rows > p.synapse_rows:
+        raise DoesNotFit(f"the network needs {rows} synapse rows, the core has {p.synapse_rows}")
+
+
+def check_fits(net: SpikingNetwork, ap: AccelParams) -> Requirements:
+    """Raise :class:`DoesNotFit` naming the first reason ``net`` cannot run on an accelerator with ``ap``:
+    the core (:func:`check_core`, :func:`check_depths`), then the layer table (L <= max_layers - 1), the
+    T register (T <= 2**timestep_bits - 1) and the loopback FIFO (a spiking layer's step output, its
+    spikes plus an end marker: at most ``ap.max_layer_neurons`` neurons). Returns the requirements."""
+    if not isinstance(ap, AccelParams):
+        raise TypeError(f"ap must be an AccelParams, not {ap!r}")
+    req = requirements(net, ap.core.lanes)
+    check_core(req, ap.core)
+    check_depths(req, ap.core)
+    L, T = req.n_layers, req.timesteps
+    if L > ap.max_layers - 1:
+        raise DoesNotFit(f"the network has {L} weight layers ({L + 1} table entries with the encoder), the "
+                         f"accelerator's layer table holds max_layers={ap.max_layers}: at most {ap.max_layers - 1}")
+    if T > 2**ap.timestep_bits - 1:
+        raise DoesNotFit(f"T={T} time steps do not fit the {ap.timestep_bits}-bit T register "
+                         f"(at most {2**ap.timestep_bits - 1})")
+    for g in req.geometry[:-1]:
+        if g.count > ap.max_layer_neurons:
+            raise DoesNotFit(f"layer {g.layer} has {g.count} neurons: the loopback FIFO (fifo_depth={ap.fifo_depth}) "
+                             f"holds one step of at most {ap.max_layer_neurons} spikes plus the end marker")
+    return req
