@@ -18,13 +18,12 @@ import json
 import statistics
 import time
 
-
-from cssnn.sw.mapping.sizing import params_for
+from cssnn.sim.transports import open_backend
 from cssnn.sw.host.accelerator import Accelerator
 from cssnn.sw.host.compare import run_and_compare
 from cssnn.sw.mapping.ideal import ideal_cycles
+from cssnn.sw.mapping.sizing import params_for
 from cssnn.verif.netgen import digits_network
-from cssnn.sim.transports import open_backend
 
 
 def measure(timesteps: int, samples: int, lanes: int, backend: str, runs: int) -> dict:

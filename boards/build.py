@@ -38,14 +38,14 @@ import sys
 import time
 from pathlib import Path
 
-from cssnn.hw.memmap import AccelParams
-from cssnn.sw.spec.network import SpikingNetwork, load_network
 from cssnn.boards.fit import board_params, check_synth, estimate
-from cssnn.sw.mapping.requirements import DoesNotFit
 from cssnn.boards.pll import pll_config
 from cssnn.boards.report import parse_report, parse_yosys_stat
 from cssnn.boards.targets import get_board
 from cssnn.boards.top import DEFAULT_BAUD, BoardTop
+from cssnn.hw.memmap import AccelParams
+from cssnn.sw.mapping.requirements import DoesNotFit
+from cssnn.sw.spec.network import SpikingNetwork, load_network
 
 __all__ = ["build", "BuildError", "ToolMissing", "YOWASP_TOOLS", "tool_env", "NAME"]
 
@@ -81,7 +81,7 @@ def _which(tool: str) -> str:
             path = str(local)
     if path is None:
         pkg = tool.replace("icepack", "nextpnr-ice40").replace("ecppack", "nextpnr-ecp5")
-        raise ToolMissing(f"{tool} is not installed: pip install {pkg}")
+        raise ToolMissing(f"{tool} is not installed: pip install 'cssnn[boards]' (or {pkg})")
     return path
 
 

@@ -52,10 +52,10 @@ def _build_text(r: dict) -> str:
 
 
 def cmd_build(args) -> None:
-    from cssnn.sw.spec.network import load_network
     from cssnn.boards.build import BuildError, build
     from cssnn.boards.program import ProgramError, ProgrammerMissing
     from cssnn.boards.sanity import SANITY_LANES, tiny_network
+    from cssnn.sw.spec.network import load_network
 
     if args.sanity:
         if args.network is not None:
@@ -94,9 +94,9 @@ def cmd_build(args) -> None:
 
 
 def cmd_selftest(args) -> None:
-    from cssnn.sw.mapping.requirements import DoesNotFit
-    from cssnn.sw.host.protocol import LinkError, ProtocolError, SerialTransport
     from cssnn.boards.sanity import selftest
+    from cssnn.sw.host.protocol import LinkError, ProtocolError, SerialTransport
+    from cssnn.sw.mapping.requirements import DoesNotFit
 
     try:
         transport = SerialTransport(args.port, baudrate=args.baud, timeout=args.timeout)

@@ -16,14 +16,14 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from cssnn.boards.targets import Board, get_board
 from cssnn.hw.memmap import AccelParams, Sel, layer_layout
+from cssnn.hw.params import CoreParams
+from cssnn.hw.spram import SPRAM_DEPTH, spram_count
 from cssnn.sw.mapping.image import place_network
 from cssnn.sw.mapping.requirements import DoesNotFit
-from cssnn.hw.params import CoreParams
 from cssnn.sw.mapping.sizing import params_for, pow2_at_least
-from cssnn.hw.spram import SPRAM_DEPTH, spram_count
 from cssnn.sw.spec.network import SpikingNetwork
-from cssnn.boards.targets import Board, get_board
 
 __all__ = ["board_params", "estimate", "check_estimate", "check_synth", "memories",
            "ram_blocks", "RESOURCE_NAMES", "LOGIC_FILL"]

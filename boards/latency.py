@@ -1,6 +1,6 @@
 """Cycles per inference of the exact accelerator a board build uses, from simulation.
 
-:func:`simulate_cycles` loads the network into an :class:`~cssnn.hw.accelerator.Accelerator` with
+:func:`simulate_cycles` loads the network into an :class:`~cssnn.hw.accelerator.AcceleratorGateware` with
 the build's :class:`~cssnn.hw.memmap.AccelParams` (SPRAM synapses simulate through their model),
 runs each sample, and reads RUN_CYCLES (clocks from ``start`` to ``done``) and the logits, which are
 compared with the golden model. Two backends:
@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from cssnn.sw.mapping.image import place_network, unpack_state
 from cssnn.hw.memmap import AccelParams, Counter, Sel
 from cssnn.sim.bus_tb import BusTestbench
 from cssnn.sw.host.accelerator import BatchInference, Inference
+from cssnn.sw.mapping.image import place_network, unpack_state
 from cssnn.sw.spec.network import SpikingNetwork
 
 __all__ = ["simulate_cycles", "latency_inputs", "BACKENDS", "AUTO_AMARANTH_MAX_WRITES"]
@@ -82,9 +82,9 @@ _COUNTERS = (Counter.RUN_CYCLES, Counter.EVENTS, Counter.SYNOPS, Counter.ARGMAX_
 def _amaranth(image, ap: AccelParams, writes, xs, timeout_cycles: int):
     from amaranth.sim import Simulator
 
-    from cssnn.hw.accelerator import Accelerator
+    from cssnn.hw.accelerator import AcceleratorGateware
 
-    dut = Accelerator(ap)
+    dut = AcceleratorGateware(ap)
     out_addrs = image.output_addrs()
     results = []
 
@@ -110,8 +110,8 @@ def _amaranth(image, ap: AccelParams, writes, xs, timeout_cycles: int):
 
 def _verilator(net, ap: AccelParams, xs):
     from cssnn.sim.transports import VerilatorTransport
-    from cssnn.sw.host.accelerator import Accelerator as Driver
+    from cssnn.sw.host.accelerator import Accelerator
 
-    with Driver(VerilatorTransport(ap)) as acc:
+    with Accelerator(VerilatorTransport(ap)) as acc:
         acc.load(net)
         return acc.infer_batch(xs)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cssnn.extras import require
+
 __all__ = ["Board", "BOARDS", "get_board", "board_names"]
 
 
@@ -60,10 +62,8 @@ class Board:
 
     def platform(self):
         """A fresh instance of the board's amaranth-boards platform."""
-        import importlib
-
         module, cls = self.platform_path.split(":")
-        return getattr(importlib.import_module(module), cls)()
+        return getattr(require(module, extra="boards", purpose=f"the {self.name} board"), cls)()
 
     @property
     def spram(self) -> int:

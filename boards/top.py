@@ -23,9 +23,9 @@ from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from cssnn.hw.memmap import AccelParams
 from cssnn.boards.pll import PLLConfig
-from cssnn.boards.targets import Board, get_board
+from cssnn.boards.targets import get_board
+from cssnn.hw.memmap import AccelParams
 
 __all__ = ["BoardLogic", "BoardTop", "uart_divisor", "DEFAULT_BAUD"]
 

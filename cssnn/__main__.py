@@ -1,3 +1,5 @@
-from cssnn.cli import main
 import sys
+
+from cssnn.cli import main
+
 sys.exit(main())

@@ -25,8 +25,8 @@ from cssnn.extras import MissingExtra
 from cssnn.sim import commands as sim_commands
 from cssnn.sw.analysis import commands as analysis_commands
 from cssnn.sw.frontends import commands as frontend_commands
-from cssnn.sw.frontends.ann import ANNError
 from cssnn.sw.frontends.datasets import DatasetError
+from cssnn.sw.spec.ann import ANNError
 from cssnn.sw.spec.network import NetworkError
 
 __all__ = ["main", "build_parser"]

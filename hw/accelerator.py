@@ -43,7 +43,7 @@ from cssnn.hw.core import HOST_READ_LATENCY, Core
 from cssnn.hw.memmap import BUS_READ_LATENCY, AccelParams, Counter, Reg, Route, Sel, bus_signature, layer_layout
 from cssnn.hw.router import Router, routed_layout
 
-__all__ = ["Accelerator", "tap_layout", "LOOPBACK_PORT", "TAP_PORT"]
+__all__ = ["AcceleratorGateware", "tap_layout", "LOOPBACK_PORT", "TAP_PORT"]
 
 LOOPBACK_PORT = Route.LOOPBACK.bit_length() - 1
 TAP_PORT = Route.TAP.bit_length() - 1
@@ -55,7 +55,7 @@ def tap_layout(ap: AccelParams) -> data.StructLayout:
     return routed_layout(ap.core, ap.layer_bits)
 
 
-class Accelerator(wiring.Component):
+class AcceleratorGateware(wiring.Component):
     """Ports:
 
     ``bus``  In(:func:`~cssnn.hw.memmap.bus_signature`): memories, tables, registers, counters,

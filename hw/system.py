@@ -1,10 +1,10 @@
-"""The whole accelerator as a host sees it: :class:`~cssnn.hw.accelerator.Accelerator` behind a
+"""The whole accelerator as a host sees it: :class:`~cssnn.hw.accelerator.AcceleratorGateware` behind a
 :class:`~cssnn.hw.hostlink.HostLink`, talking the protocol of docs/PROTOCOL.md over a byte stream.
 
 Boards put a UART in front of ``rx``/``tx``; simulators push bytes into the streams directly (the
 same frames, without the bit-serial line), so every transport exercises the real protocol
 gateware. The router's debug ``tap`` is drained and dropped here (ready tied high), so a route
-table that selects it can never stall a run; tests that read the tap use the Accelerator directly.
+table that selects it can never stall a run; tests that read the tap use the AcceleratorGateware directly.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from cssnn.hw.accelerator import Accelerator
+from cssnn.hw.accelerator import AcceleratorGateware
 from cssnn.hw.hostlink import HostLink
 from cssnn.hw.memmap import AccelParams
 
@@ -27,7 +27,7 @@ class System(wiring.Component):
         if not isinstance(ap, AccelParams):
             raise TypeError(f"ap must be an AccelParams, not {ap!r}")
         self.ap = ap
-        self.accelerator = Accelerator(ap)
+        self.accelerator = AcceleratorGateware(ap)
         self.link = HostLink(ap, **link_kwargs)
         super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)), "busy": Out(1)})
 

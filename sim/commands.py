@@ -4,8 +4,8 @@ with the golden model) and ``infer`` (one input on a board or a simulator). Conv
 
 from __future__ import annotations
 
-import sys
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +17,8 @@ __all__ = ["register"]
 
 def _simulated(args, net):
     """(accelerator params, transport) of a simulated accelerator sized for ``net``."""
-    from cssnn.sw.mapping.sizing import params_for
     from cssnn.sim.transports import open_backend
+    from cssnn.sw.mapping.sizing import params_for
 
     ap = params_for(net, lanes=args.lanes)
     if args.backend == "verilator":

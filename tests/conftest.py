@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from cssnn.sw.frontends.datasets import load_dataset

@@ -14,7 +14,6 @@ from amaranth.sim import Simulator
 
 from cssnn.boards.commands import register
 from cssnn.boards.fit import board_params, check_estimate, check_synth, estimate, ram_blocks
-from cssnn.sw.mapping.requirements import DoesNotFit
 from cssnn.boards.pll import ecp5_pll, ice40_pll, pll_config
 from cssnn.boards.program import ProgrammerMissing, program
 from cssnn.boards.report import ReportError, parse_report, parse_yosys_stat
@@ -24,9 +23,10 @@ from cssnn.boards.top import BoardLogic, BoardTop, uart_divisor
 from cssnn.hw.params import CoreParams
 from cssnn.hw.spram import SPRAM, SpramSynapseMemory, spram_count
 from cssnn.hw.synapse import SynapseMemory
-from cssnn.verif.netgen import digits_network
+from cssnn.sw.mapping.requirements import DoesNotFit
 from cssnn.sw.spec.layers import Dense
 from cssnn.sw.spec.network import SpikingLayer, SpikingNetwork, save_network
+from cssnn.verif.netgen import digits_network
 
 # ---- nextpnr report parsing ---------------------------------------------------------------------
 

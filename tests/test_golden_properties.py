@@ -12,15 +12,21 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
-from cssnn.sw.spec import golden
-from cssnn.sw.frontends.ann import ANN, ANNError, ANNLayer
-from cssnn.sw.frontends.convert import ConversionConfig, ConversionError, convert
-from cssnn.sw.spec.layers import Conv2d, Dense, Pool2d
-from cssnn.sw.spec.network import (FORMAT_VERSION, MAX_MEMBRANE_BITS, NetworkError, SpikingLayer, SpikingNetwork,
-                              load_network, save_network)
-
 from reference import build_layer, reference_run, signed_bits
+
+from cssnn.sw.frontends.convert import ConversionConfig, ConversionError, convert
+from cssnn.sw.spec import golden
+from cssnn.sw.spec.ann import ANN, ANNError, ANNLayer
+from cssnn.sw.spec.layers import Conv2d, Dense, Pool2d
+from cssnn.sw.spec.network import (
+    FORMAT_VERSION,
+    MAX_MEMBRANE_BITS,
+    NetworkError,
+    SpikingLayer,
+    SpikingNetwork,
+    load_network,
+    save_network,
+)
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                       HealthCheck.filter_too_much])
@@ -493,7 +499,7 @@ def test_converter_weight_range_and_formulas(seed, coding, wb, depth):
         assert layer.mask is None
     # the spec's formulas, recomputed independently
     acts, h = [], calib
-    for i, layer in enumerate(ann.layers[:-1]):
+    for layer in ann.layers[:-1]:
         h = np.maximum(h @ layer.weight.T + layer.bias, 0.0)
         acts.append(h)
     lambdas = []
@@ -654,7 +660,7 @@ def _small_net():
 def test_load_rejects_other_format_version(tmp_path):
     save_network(_small_net(), tmp_path / "a.npz")
     for v in (FORMAT_VERSION + 1, 0, None, "1"):
-        _rewrite_meta(tmp_path / "a.npz", tmp_path / "b.npz", lambda m: {**m, "format_version": v})
+        _rewrite_meta(tmp_path / "a.npz", tmp_path / "b.npz", lambda m, v=v: {**m, "format_version": v})
         with pytest.raises(NetworkError, match="version"):
             load_network(tmp_path / "b.npz")
 

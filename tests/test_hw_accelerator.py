@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from cssnn.hw.accelerator import Accelerator
+from cssnn.hw.accelerator import AcceleratorGateware
 from cssnn.sw.mapping.image import place_network, unpack_state
 from cssnn.sw.mapping.requirements import check_fits
 from cssnn.hw.memmap import AccelParams, Counter, Reg, Route, Sel
@@ -121,7 +121,7 @@ def test_digits_network_bit_exact_with_tap():
     img = place_network(net, WIDE)
     samples = [0, 1, 0]                      # the repeat must give the same answer
     gold = golden(net, xs[samples], WIDE.membrane_bits)
-    dut = Accelerator(ap)
+    dut = AcceleratorGateware(ap)
 
     async def main(bus, log):
         await bus.write_many(img.bus_writes(ap, tap=True))
@@ -168,7 +168,7 @@ def test_random_networks_bit_exact(seed, depths, tap):
     with TAP on every layer the tap stream must carry every spike of every layer in order."""
     ap = AccelParams(core=SMALL, max_layers=6, timestep_bits=4, fifo_depth=33, tap_depth=4)
     cases = _random_cases(seed, 10, ap, depths)
-    dut = Accelerator(ap)
+    dut = AcceleratorGateware(ap)
     imgs = [place_network(net, SMALL) for net, _, _ in cases]
 
     async def main(bus, log):
@@ -218,7 +218,7 @@ def test_bus_roundtrip_every_selector():
     # (it would alias to element 3), COUNTER (read-only)
     bad = [(Sel.LAYER, 5, 1), (Sel.LAYER, 7, 1), (Sel.STATE, SMALL.neurons + 3, 1), (Sel.COUNTER, 0, 99),
            (Sel.COUNTER, 3, 99)]
-    dut = Accelerator(ap)
+    dut = AcceleratorGateware(ap)
 
     async def main(bus, log):
         await bus.write_many([(Sel.STATE, 3, 0)] + writes + bad)
@@ -244,7 +244,7 @@ def test_bus_roundtrip_every_selector():
 def test_reset_state_routes_loopback_and_empty_run():
     """After reset every route is LOOPBACK; T = L = 0 (or L >= max_layers) runs nothing: done at once."""
     ap = AccelParams(core=SMALL, max_layers=4, timestep_bits=4, fifo_depth=9)
-    dut = Accelerator(ap)
+    dut = AcceleratorGateware(ap)
 
     async def main(bus, log):
         routes = await bus.read(Sel.ROUTE, list(range(4)))
@@ -267,7 +267,7 @@ def test_output_layer_loopback_is_masked():
     ap = AccelParams(core=SMALL, max_layers=4, timestep_bits=4, fifo_depth=33)
     (net, xs, gold), = _random_cases(41, 1, ap, (2,))
     img = place_network(net, SMALL)
-    dut = Accelerator(ap)
+    dut = AcceleratorGateware(ap)
 
     async def main(bus, log):
         await bus.write_many([w for w in img.bus_writes(ap) if w[0] != Sel.ROUTE])
@@ -283,7 +283,7 @@ def test_writes_and_start_ignored_while_busy():
     img = place_network(net, SMALL)
     writes = img.bus_writes(ap) + img.bus_input_writes(xs[0])
     r = random.Random(5)
-    dut = Accelerator(ap)
+    dut = AcceleratorGateware(ap)
 
     async def main(bus, log):
         await bus.write_many(img.bus_writes(ap))
@@ -330,7 +330,7 @@ def test_route_without_loopback_starves_the_next_layer():
     starved = net.with_(layers=(SpikingLayer(first.shape, first.weight, first.bias, first.threshold,
                                              np.zeros(first.shape.weight_shape, bool)),) + net.layers[1:])
     gold_s = golden(starved, xs, SMALL.membrane_bits)
-    dut = Accelerator(ap)
+    dut = AcceleratorGateware(ap)
 
     async def main(bus, log):
         await bus.write_many(img.bus_writes(ap))
@@ -367,7 +367,7 @@ def test_fit_checks_name_the_problem():
     with pytest.raises(TypeError, match="AccelParams"):
         check_fits(net, WIDE)
     with pytest.raises(TypeError, match="AccelParams"):
-        Accelerator(WIDE)
+        AcceleratorGateware(WIDE)
     with pytest.raises(ValueError, match="input has 3 values"):
         img.bus_input_writes([1, 2, 3])
 

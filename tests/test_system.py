@@ -14,17 +14,17 @@ import json
 import numpy as np
 import pytest
 
+from cssnn.cli import main
 from cssnn.hw.memmap import AccelParams, Sel
 from cssnn.hw.params import CoreParams
-from cssnn.sw.mapping.sizing import params_for
-from cssnn.verif.netgen import digits_network, random_network
 from cssnn.sim.transports import AmaranthTransport, VerilatorTransport, system_verilog
 from cssnn.sim.verilator import lint, run_cocotb_module
-from cssnn.cli import main
 from cssnn.sw.host.accelerator import Accelerator
 from cssnn.sw.mapping.requirements import DoesNotFit
+from cssnn.sw.mapping.sizing import params_for
 from cssnn.sw.spec.golden import run
 from cssnn.sw.spec.network import save_network
+from cssnn.verif.netgen import digits_network, random_network
 
 #: Room for the digits network (Bv = 13) and random networks of up to 4 weight layers.
 E2E = AccelParams(core=CoreParams(lanes=8, weight_bits=8, membrane_bits=13, output_bits=32, acc_bits=16,

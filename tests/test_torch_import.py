@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from cssnn.sw.frontends.ann import ANNError, ann_from_torch, load_ann
+from cssnn.sw.frontends.importers import ann_from_torch, load_ann
+from cssnn.sw.spec.ann import ANNError
 
 torch = pytest.importorskip("torch", reason="the torch extra is not installed")
 nn = torch.nn

@@ -17,8 +17,18 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from cssnn.hw.memmap import BUS_READ_LATENCY, AccelParams, Counter, Sel, bus_signature
-from cssnn.sw.host.protocol import (IDENTIFY_BYTES, READ_PAYLOAD, SYNC_REQUEST, WRITE_HEADER, Cmd, Identity, Status,
-                           crc16_update, encode_identity, encode_reply)
+from cssnn.sw.host.protocol import (
+    IDENTIFY_BYTES,
+    READ_PAYLOAD,
+    SYNC_REQUEST,
+    WRITE_HEADER,
+    Cmd,
+    Identity,
+    Status,
+    crc16_update,
+    encode_identity,
+    encode_reply,
+)
 
 __all__ = ["BusModel", "LinkRig", "DeviceModel", "ModelTransport", "counter_init"]
 

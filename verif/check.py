@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cssnn.sw.mapping.image import place_network
 from cssnn.hw.params import CoreParams
+from cssnn.sw.mapping.image import place_network
 from cssnn.verif.core_tb import CoreDriver, InferenceResult
 
 __all__ = ["compare", "run_case"]

@@ -28,8 +28,8 @@ from cocotb.triggers import ClockCycles, First, ReadOnly, RisingEdge
 
 from cssnn.hw.memmap import AccelParams
 from cssnn.hw.params import CoreParams
-from cssnn.sw.host.accelerator import Accelerator
 from cssnn.sim.transports import RECV_TIMEOUT
+from cssnn.sw.host.accelerator import Accelerator
 from cssnn.sw.host.compare import run_and_compare
 from cssnn.verif.netgen import digits_network, random_inputs, random_network
 

@@ -24,8 +24,8 @@ import numpy as np
 from amaranth.lib import data
 
 from cssnn.hw.core import COUNTERS, HOST_READ_LATENCY
-from cssnn.sw.mapping.image import NetworkImage, unpack_state
 from cssnn.hw.params import CoreParams, HostMem, Mode, config_layout, event_layout
+from cssnn.sw.mapping.image import NetworkImage, unpack_state
 
 __all__ = ["pack", "unpack", "CoreDriver", "InferenceResult", "AmaranthIO", "StepResult"]
 

@@ -25,8 +25,8 @@ def digits_network(timesteps: int = 6) -> tuple[SpikingNetwork, np.ndarray]:
     if timesteps not in _DIGITS:
         from cssnn.sw.frontends.convert import ConversionConfig, convert
         from cssnn.sw.frontends.datasets import load_dataset
-        from cssnn.sw.spec.golden import quantize_input
         from cssnn.sw.frontends.train import train_mlp
+        from cssnn.sw.spec.golden import quantize_input
 
         d = load_dataset("digits")
         ann = train_mlp(d.x_train, d.y_train, (64, 32), seed=0)

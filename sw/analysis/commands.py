@@ -11,8 +11,8 @@ __all__ = ["register"]
 
 
 def cmd_eval(args) -> None:
-    from cssnn.sw.frontends.datasets import load_dataset
     from cssnn.sw.analysis.evaluate import evaluate
+    from cssnn.sw.frontends.datasets import load_dataset
     from cssnn.sw.spec.network import load_network
 
     net = load_network(args.network)
@@ -21,9 +21,9 @@ def cmd_eval(args) -> None:
 
 
 def cmd_sweep(args) -> None:
-    from cssnn.sw.frontends.ann import load_ann
-    from cssnn.sw.frontends.datasets import load_dataset
     from cssnn.sw.analysis.evaluate import plot_sweep, sweep
+    from cssnn.sw.frontends.datasets import load_dataset
+    from cssnn.sw.frontends.importers import load_ann
 
     ann = load_ann(args.ann)
     data = load_dataset(args.dataset)

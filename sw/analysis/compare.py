@@ -11,9 +11,9 @@ import json
 import statistics
 import sys
 
+from cssnn.sw.analysis.evaluate import evaluate
 from cssnn.sw.frontends.convert import ConversionConfig, convert
 from cssnn.sw.frontends.datasets import load_dataset
-from cssnn.sw.analysis.evaluate import evaluate
 from cssnn.sw.frontends.train import train_mlp
 
 LEVELS = (0.995, 1.0)

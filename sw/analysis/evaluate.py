@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from cssnn.sw.frontends.ann import ANN
 from cssnn.sw.frontends.convert import ConversionConfig, convert
 from cssnn.sw.frontends.datasets import Dataset
+from cssnn.sw.spec.ann import ANN
 from cssnn.sw.spec.golden import quantize_input, run
 from cssnn.sw.spec.network import NetworkError, SpikingNetwork
 
@@ -51,11 +51,13 @@ def evaluate(net: SpikingNetwork, data: Dataset, *, batch_size: int = 1024) -> d
 
 
 def sweep(ann: ANN, data: Dataset, codings: Sequence[str], timesteps: Iterable[int],
-          config: ConversionConfig = ConversionConfig(output_bits=None),
+          config: ConversionConfig | None = None,
           progress: Callable[[str, int], None] | None = None) -> list[dict]:
     """Convert and evaluate ``ann`` for every (coding, T). Host-side study: the output integrators
     get the width each T needs; a T that needs more than the golden model's 62 bits gives an entry
     with ``"skipped"`` (the reason) instead of results."""
+    if config is None:
+        config = ConversionConfig(output_bits=None)
     results = []
     for coding in codings:
         for t in timesteps:

@@ -14,8 +14,8 @@ __all__ = ["register", "add_conversion_args", "conversion_config"]
 
 
 def cmd_train(args) -> None:
-    from cssnn.sw.frontends.ann import save_ann
     from cssnn.sw.frontends.datasets import load_dataset
+    from cssnn.sw.frontends.importers import save_ann
     from cssnn.sw.frontends.train import train_mlp
 
     data = load_dataset(args.dataset)
@@ -45,9 +45,9 @@ def conversion_config(args, coding, timesteps, output_bits):
 
 
 def cmd_convert(args) -> None:
-    from cssnn.sw.frontends.ann import load_ann
     from cssnn.sw.frontends.convert import convert
     from cssnn.sw.frontends.datasets import load_dataset
+    from cssnn.sw.frontends.importers import load_ann
     from cssnn.sw.spec.network import save_network
 
     ann = load_ann(args.ann)

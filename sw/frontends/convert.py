@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cssnn.sw.frontends.ann import ANN
+from cssnn.sw.spec.ann import ANN
 from cssnn.sw.spec.network import CODINGS, MAX_WEIGHT_BITS, NetworkError, SpikingLayer, SpikingNetwork
 
 __all__ = ["ConversionConfig", "ConversionError", "convert", "activation_scales"]

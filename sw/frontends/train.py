@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from cssnn.sw.frontends.ann import ANN, ANNLayer
+from cssnn.sw.spec.ann import ANN, ANNLayer
 from cssnn.sw.spec.layers import Dense
 
 __all__ = ["train_mlp"]

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from cssnn.hw.memmap import AccelParams, Counter, Sel
+from cssnn.sw.host.protocol import Client, Identity
 from cssnn.sw.mapping.image import NetworkImage, place_network, unpack_state
 from cssnn.sw.mapping.requirements import DoesNotFit, check_fits
-from cssnn.hw.memmap import AccelParams, Counter, Sel
 from cssnn.sw.spec.golden import quantize_input
 from cssnn.sw.spec.network import SpikingNetwork, load_network
-from cssnn.sw.host.protocol import Client, Identity
 
 __all__ = ["Accelerator", "Inference", "BatchInference", "runs"]
 

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Protocol, runtime_checkable
 
+from cssnn.extras import require
 from cssnn.hw.memmap import PROTOCOL_VERSION, AccelParams, Sel
 from cssnn.hw.params import SYNAPSE_RAMS, CoreParams
 
@@ -588,10 +589,7 @@ class SerialTransport:
     timeout (``timeout_cycles / f_clk``; IDENTIFY reports the cycles)."""
 
     def __init__(self, port: str, baudrate: int = 115200, *, timeout: float = 0.2, **kwargs):
-        try:
-            import serial  # optional dependency, imported only when a board is used
-        except ImportError:
-            raise ImportError("SerialTransport needs pyserial: pip install cssnn[serial]") from None
+        serial = require("serial", extra="serial", purpose="a board on a serial port (SerialTransport)")
         if not timeout > 0:
             raise ValueError(f"timeout must be positive seconds, not {timeout!r}")
         self._ser = serial.serial_for_url(port, baudrate=baudrate, timeout=timeout, **kwargs)

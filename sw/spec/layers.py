@@ -9,7 +9,6 @@ about what a convolution means.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cssnn.sw.spec.layers import Dense, LayerShape, connectivity, shape_from_dict
+from cssnn.sw.spec.ann import ann_from_arrays, ann_to_arrays
+from cssnn.sw.spec.layers import LayerShape, connectivity, shape_from_dict
 
 __all__ = ["SpikingLayer", "SpikingNetwork", "NetworkError", "load_network", "save_network",
            "FORMAT", "FORMAT_VERSION", "CODINGS", "bits_for"]
@@ -243,7 +244,7 @@ class SpikingNetwork:
                 raise NetworkError(f"layer {i}'s membrane could leave 64-bit range within T={self.timesteps} steps: "
                                    "lower T or the biases")
 
-    def with_(self, **changes) -> "SpikingNetwork":
+    def with_(self, **changes) -> SpikingNetwork:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
 
@@ -252,8 +253,6 @@ class SpikingNetwork:
 
 def save_network(net: SpikingNetwork, path: str | Path) -> Path:
     """Write a network as ``.npz``: integer arrays plus a JSON ``meta`` record (format + version)."""
-    from cssnn.sw.frontends.ann import ann_to_arrays  # late import: ann.py imports layers only
-
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
     layers = []
@@ -283,8 +282,6 @@ def save_network(net: SpikingNetwork, path: str | Path) -> Path:
 
 def load_network(path: str | Path) -> SpikingNetwork:
     """Read a network written by :func:`save_network`; raise NetworkError naming any problem."""
-    from cssnn.sw.frontends.ann import ann_from_arrays
-
     path = Path(path)
     try:
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
