@@ -20,7 +20,7 @@ from ..hw.layout import layout_network
 from ..hw.memmap import AccelParams, layer_layout
 from ..hw.params import CoreParams
 from ..hw.sizing import params_for, pow2_at_least
-from ..hw.spram import SPRAM_DEPTH
+from ..hw.core.spram import SPRAM_DEPTH
 from ..sw.network import SpikingNetwork
 from .targets import Board, get_board
 

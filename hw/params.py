@@ -58,7 +58,7 @@ class CoreParams:
     counter_bits    width of the cycle/event/synaptic-op counters
     synapse_ram     where the synapse memory lives: "block" (block RAM, any device) or "spram"
                     (iCE40 UltraPlus single-port RAM, one SB_SPRAM256KA per lane and 16k rows,
-                    :mod:`cssnn.hw.spram`; simulates bit-exactly through its model)
+                    :mod:`cssnn.hw.core.spram`; simulates bit-exactly through its model)
     """
 
     lanes: int = 8

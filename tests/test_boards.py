@@ -21,8 +21,8 @@ from cssnn.boards.sanity import SerialLineTransport, selftest, tiny_network
 from cssnn.boards.targets import BOARDS, get_board
 from cssnn.boards.top import BoardLogic, BoardTop, uart_divisor
 from cssnn.hw.params import CoreParams
-from cssnn.hw.spram import SPRAM, SpramSynapseMemory, spram_count
-from cssnn.hw.synapse import SynapseMemory
+from cssnn.hw.core.spram import SPRAM, SpramSynapseMemory, spram_count
+from cssnn.hw.core.synapse import SynapseMemory
 from cssnn.sim.netgen import digits_network
 from cssnn.sw.layers import Dense
 from cssnn.sw.network import SpikingLayer, SpikingNetwork, save_network

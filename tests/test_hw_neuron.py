@@ -5,7 +5,7 @@ import random
 import pytest
 from cssnn.sim.amaranth_sim import run_testbenches
 
-from cssnn.hw.neuron import TsaLane
+from cssnn.hw.core.neuron import TsaLane
 from cssnn.hw.params import CoreParams, Mode
 from cssnn.sw.golden import saturate
 

@@ -9,7 +9,7 @@ RAM: on hardware (an iCE40 UltraPlus platform) an ``SB_SPRAM256KA`` instance, in
   leaves ``rdata`` unchanged;
 - a clock with ``cs`` low does nothing (``rdata`` holds).
 
-:class:`SpramSynapseMemory` has the ports and timing of :class:`~cssnn.hw.synapse.SynapseMemory`
+:class:`SpramSynapseMemory` has the ports and timing of :class:`~cssnn.hw.core.synapse.SynapseMemory`
 (``CoreParams.synapse_ram = "spram"`` selects it inside the core): one SPRAM per lane (the lane's
 weight and mask bit, zero-extended to 16 bits) and per 16k rows, so a lane write is a write of that
 lane's SPRAM and the other lanes keep reading. A single port cannot read and write in the same
@@ -27,7 +27,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .params import CoreParams
+from ..params import CoreParams
 from .synapse import SynapseMemory
 
 __all__ = ["SPRAM", "SpramSynapseMemory", "SPRAM_DEPTH", "SPRAM_WIDTH", "spram_count", "is_ice40_ultraplus"]
@@ -89,7 +89,7 @@ class SPRAM(wiring.Component):
 
 
 class SpramSynapseMemory(SynapseMemory):
-    """:class:`~cssnn.hw.synapse.SynapseMemory` (same ports, same read timing) in SPRAM: one
+    """:class:`~cssnn.hw.core.synapse.SynapseMemory` (same ports, same read timing) in SPRAM: one
     ``SB_SPRAM256KA`` per lane and per 16k rows (``spram_count(params)`` in all).
 
     ``model`` is passed to every :class:`SPRAM` (``True`` forces the simulation model)."""

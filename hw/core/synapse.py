@@ -10,7 +10,7 @@ synthesis maps the memory to block RAM (iCE40 EBR, ECP5 DP16KD). The write port 
 a time (lane-granular enables), which is what a host link or a learning engine needs.
 
 With ``CoreParams.synapse_ram = "spram"`` the memory is built from iCE40 UltraPlus SPRAM instead
-(:class:`~cssnn.hw.spram.SpramSynapseMemory`: same ports and timing, a simulation model off-chip).
+(:class:`~cssnn.hw.core.spram.SpramSynapseMemory`: same ports and timing, a simulation model off-chip).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from amaranth.hdl import Module
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import CoreParams, check_params, syn_lane_layout
+from ..params import CoreParams, check_params, syn_lane_layout
 
 __all__ = ["SynapseMemory"]
 

@@ -46,10 +46,10 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from ..params import CoreParams, HostMem, Mode, check_params, config_layout, event_layout, state_lane_layout
 from .accumulator import SpikeAccumulator
 from .argmax import Argmax
 from .neuron import NeuronArray
-from .params import CoreParams, HostMem, Mode, check_params, config_layout, event_layout, state_lane_layout
 from .serializer import SpikeSerializer, word_layout
 from .skid import SkidBuffer
 from .synapse import SynapseMemory
