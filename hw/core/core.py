@@ -76,7 +76,7 @@ def host_signature(p: CoreParams) -> wiring.Signature:
     clocks earlier (``sel``, ``addr``, ``lane``); a write (``we``) lands a clock later. Writes and reads
     act only while idle."""
     return wiring.Signature({
-        "sel": Out(2), "addr": Out(p.host_addr_bits), "lane": Out(max(1, p.lane_bits)),
+        "sel": Out(HostMem), "addr": Out(p.host_addr_bits), "lane": Out(max(1, p.lane_bits)),
         "wdata": Out(p.host_data_bits), "we": Out(1), "rdata": In(p.host_data_bits),
     })
 
@@ -174,7 +174,7 @@ class Core(wiring.Component):
         # element returns the old value.
         h = self.host
         h_we = Signal()
-        h_wsel = Signal(2)
+        h_wsel = Signal(HostMem)
         h_waddr = Signal.like(h.addr)
         h_wlane = Signal.like(h.lane)
         h_wdata = Signal.like(h.wdata)
@@ -184,7 +184,7 @@ class Core(wiring.Component):
         # memory and lane within a group of lanes (READ_GROUP_BITS), then the group. Four clocks from
         # the address: a block RAM's output must not run into a select in the same clock, and one select
         # over all 16 lanes spans the lanes' whole placement (it was the ECP5's critical path).
-        h_sel_r, h_sel_r2 = Signal(2), Signal(2)
+        h_sel_r, h_sel_r2 = Signal(HostMem), Signal(HostMem)
         h_lane_r, h_lane_r2, h_lane_r3 = Signal.like(h.lane), Signal.like(h.lane), Signal.like(h.lane)
         m.d.sync += [h_sel_r.eq(h.sel), h_lane_r.eq(h.lane), h_sel_r2.eq(h_sel_r), h_lane_r2.eq(h_lane_r),
                      h_lane_r3.eq(h_lane_r2)]
