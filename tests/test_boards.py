@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Board targets: report parsing, PLL settings, sizing and the "does not fit" errors, the SPRAM
 synapse memory against the block-RAM one, the board logic over its serial pins, the CLI, and one
 real iCEBreaker bitstream build for the digits network (slow, run in CI)."""

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Unit tests of the core's components in the Amaranth simulator."""
 
 import random

@@ -56,7 +56,6 @@ class SPRAM(wiring.Component):
 
     def __init__(self, *, model: bool | None = None):
         if model not in (None, True, False):
-            self._MustUse__silence = True
             raise TypeError(f"model must be None, True or False, not {model!r}")
         self.model = model
         super().__init__({
@@ -98,10 +97,8 @@ class SpramSynapseMemory(SynapseMemory):
         super().__init__(params)
         p = self.params
         if p.weight_bits + 1 > SPRAM_WIDTH:
-            self._MustUse__silence = True
             raise ValueError(f"an SPRAM lane holds 16 bits: weight_bits must be at most 15, not {p.weight_bits}")
         if model not in (None, True, False):
-            self._MustUse__silence = True
             raise TypeError(f"model must be None, True or False, not {model!r}")
         self.model = model
 
