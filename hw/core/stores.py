@@ -117,11 +117,13 @@ class NeuronStore(wiring.Component):
     Pipeline side: the memories read ``word`` (the accumulator while ``accum``, all three while
     ``update``); ``state``, ``bias``, ``acc`` are the words read, registered; ``acc_upd`` is a second
     register of the accumulator word, loaded only while ``upd_valid`` (an UPDATE word is in D), for
-    the neuron lanes. Writes: ``acc_write`` (the accumulate stage's sums), ``acc_clear`` (the update
-    stage), ``state_write`` (the update's write-back), in rising priority for the accumulator; then
-    the random-access ``write`` (:func:`neuron_write_signature`) of the accumulator (above all) and
-    the state (below ``state_write``), the only writer of the bias. Random-access ``read``
-    (:func:`neuron_read_signature`): its address is used while no phase reads.
+    the neuron lanes. Pipeline writes: ``acc_write`` (the accumulate stage's sums), ``acc_clear`` and
+    ``state_write`` (the update stage's clear and write-back).
+
+    Random-access side: ``read`` (:func:`neuron_read_signature`; its address is used while no phase
+    reads) and ``write`` (:func:`neuron_write_signature`). Writers by priority, lowest first: the
+    accumulator ``acc_write``, ``acc_clear``, ``write.acc``; the state ``write.state``,
+    ``state_write``; the bias only ``write.bias``.
     """
 
     def __init__(self, params: CoreParams):
