@@ -38,13 +38,13 @@ import sys
 import time
 from pathlib import Path
 
-from ..hw.memmap import AccelParams
-from ..sw.network import SpikingNetwork, load_network
-from .fit import DoesNotFit, board_params, check_synth, estimate
-from .pll import pll_config
-from .report import parse_report, parse_yosys_stat
-from .targets import get_board
-from .top import DEFAULT_BAUD, BoardTop
+from cssnn.hw.memmap import AccelParams
+from cssnn.sw.spec.network import SpikingNetwork, load_network
+from cssnn.boards.fit import DoesNotFit, board_params, check_synth, estimate
+from cssnn.boards.pll import pll_config
+from cssnn.boards.report import parse_report, parse_yosys_stat
+from cssnn.boards.targets import get_board
+from cssnn.boards.top import DEFAULT_BAUD, BoardTop
 
 __all__ = ["build", "BuildError", "ToolMissing", "YOWASP_TOOLS", "tool_env", "NAME"]
 
@@ -262,7 +262,7 @@ def build(network, board, build_dir=None, *, freq_mhz: float | None = None, lane
 
     # 7: latency from simulation
     if samples:
-        from .latency import latency_inputs, simulate_cycles
+        from cssnn.boards.latency import latency_inputs, simulate_cycles
 
         xs, source = latency_inputs(net, samples, dataset)
         progress(f"simulating {len(xs)} inferences for the latency ({source})...")
@@ -287,7 +287,7 @@ def build(network, board, build_dir=None, *, freq_mhz: float | None = None, lane
     result["programmed"] = False
     (build_dir / "build.json").write_text(json.dumps(result, indent=2))
     if do_program:
-        from .program import program
+        from cssnn.boards.program import program
 
         progress(f"programming the {board.name}...")
         result["programmer"] = program(board, build_dir, NAME)

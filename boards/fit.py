@@ -1,7 +1,7 @@
 """Sizing an accelerator for a network on a board, and the "does not fit" checks.
 
 - :func:`board_params` chooses the :class:`~cssnn.hw.memmap.AccelParams` for a network on a board:
-  the widths and depths of :func:`cssnn.hw.sizing.params_for` (the narrowest that run the network
+  the widths and depths of :func:`cssnn.sw.mapping.sizing.params_for` (the narrowest that run the network
   bit-exactly), depths rounded up to what the board's RAM primitives hold for free, the synapse
   memory in SPRAM on the UP5K, and the largest of the board's lane counts whose estimate fits.
 - :func:`estimate` counts the RAM primitives the design will use (before any tool runs) and
@@ -16,13 +16,13 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from ..hw.layout import layout_network
-from ..hw.memmap import AccelParams, layer_layout
-from ..hw.params import CoreParams
-from ..hw.sizing import params_for, pow2_at_least
-from ..hw.core.spram import SPRAM_DEPTH
-from ..sw.network import SpikingNetwork
-from .targets import Board, get_board
+from cssnn.sw.mapping.image import place_network
+from cssnn.hw.memmap import AccelParams, layer_layout
+from cssnn.hw.params import CoreParams
+from cssnn.sw.mapping.sizing import params_for, pow2_at_least
+from cssnn.hw.core.spram import SPRAM_DEPTH
+from cssnn.sw.spec.network import SpikingNetwork
+from cssnn.boards.targets import Board, get_board
 
 __all__ = ["DoesNotFit", "board_params", "estimate", "check_estimate", "check_synth", "memories",
            "ram_blocks", "RESOURCE_NAMES", "LOGIC_FILL"]
@@ -73,7 +73,7 @@ def memories(ap: AccelParams, *, max_payload: int = 256) -> list[dict]:
     """The design's memories (accelerator and host link with a ``max_payload``-byte buffer):
     ``name``, ``width``, ``depth``, ``masked`` (lane writes), ``copies`` (one per extra read port),
     ``kind`` ("block" or "spram")."""
-    from ..sw.protocol import IDENTIFY_BYTES
+    from cssnn.sw.host.protocol import IDENTIFY_BYTES
 
     p = ap.core
     n = p.lanes
@@ -258,5 +258,5 @@ def _sized(net: SpikingNetwork, board: Board, lanes: int, ram: str, free_depths:
     # 4 layer-table entries, 8-neuron layers. A few flip-flops.
     ap = dataclasses.replace(ap, core=core, timestep_bits=max(ap.timestep_bits, 3), max_layers=max(ap.max_layers, 4),
                              fifo_depth=max(ap.fifo_depth, 9))
-    layout_network(net, core)  # the widths and depths must hold the network
+    place_network(net, core)  # the widths and depths must hold the network
     return ap

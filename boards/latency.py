@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..hw.layout import layout_network, unpack_state
-from ..hw.memmap import AccelParams, Counter, Sel
-from ..sim.bus_tb import BusTestbench
-from ..sw.network import SpikingNetwork
+from cssnn.sw.mapping.image import place_network, unpack_state
+from cssnn.hw.memmap import AccelParams, Counter, Sel
+from cssnn.sim.bus_tb import BusTestbench
+from cssnn.sw.spec.network import SpikingNetwork
 
 __all__ = ["simulate_cycles", "latency_inputs", "BACKENDS", "AUTO_AMARANTH_MAX_WRITES"]
 
@@ -34,8 +34,8 @@ def latency_inputs(net: SpikingNetwork, samples: int, dataset: str | None = None
     """``samples`` integer input codes for the latency run and where they come from: the test split of
     ``dataset`` (default ``digits`` when the network takes 64 inputs), else seeded uniform random codes
     (more spikes than natural images: a pessimistic latency)."""
-    from ..sw.datasets import load_dataset
-    from ..sw.golden import quantize_input
+    from cssnn.sw.frontends.datasets import load_dataset
+    from cssnn.sw.spec.golden import quantize_input
 
     if samples < 1:
         raise ValueError(f"samples must be at least 1, not {samples}")
@@ -55,12 +55,12 @@ def simulate_cycles(net: SpikingNetwork, ap: AccelParams, xs, *, backend: str = 
     """Run ``xs`` (integer input codes, one row per sample) on the accelerator ``ap``; return
     ``cycles`` (RUN_CYCLES per sample), ``logits`` (per sample), ``bit_exact`` (logits equal the golden
     model's) and ``backend``."""
-    from ..sw.golden import run
+    from cssnn.sw.spec.golden import run
 
     xs = np.atleast_2d(np.asarray(xs, dtype=np.int64))
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    image = layout_network(net, ap.core)
+    image = place_network(net, ap.core)
     writes = [w for w in image.bus_writes(ap) if not (w[0] in (Sel.SYNAPSE, Sel.BIAS) and w[2] == 0)]
     if backend == "auto":
         total = len(writes) + len(xs) * net.n_inputs
@@ -77,7 +77,7 @@ def simulate_cycles(net: SpikingNetwork, ap: AccelParams, xs, *, backend: str = 
 def _amaranth(image, ap: AccelParams, writes, xs, timeout_cycles: int):
     from amaranth.sim import Simulator
 
-    from ..hw.accelerator import Accelerator
+    from cssnn.hw.accelerator import Accelerator
 
     dut = Accelerator(ap)
     out_addrs = image.output_addrs()
@@ -103,8 +103,8 @@ def _amaranth(image, ap: AccelParams, writes, xs, timeout_cycles: int):
 
 
 def _verilator(net, ap: AccelParams, xs):
-    from ..sim.transports import VerilatorTransport
-    from ..sw.driver import Accelerator as Driver
+    from cssnn.sim.transports import VerilatorTransport
+    from cssnn.sw.host.accelerator import Accelerator as Driver
 
     with Driver(VerilatorTransport(ap)) as acc:
         acc.load(net)

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .targets import get_board
+from cssnn.boards.targets import get_board
 
 __all__ = ["ProgrammerMissing", "ProgramError", "programmer_path", "program"]
 

@@ -22,9 +22,9 @@ from collections import deque
 
 import numpy as np
 
-from ..hw.memmap import AccelParams
-from ..sw.layers import Dense
-from ..sw.network import SpikingLayer, SpikingNetwork
+from cssnn.hw.memmap import AccelParams
+from cssnn.sw.spec.layers import Dense
+from cssnn.sw.spec.network import SpikingLayer, SpikingNetwork
 
 __all__ = ["tiny_network", "tiny_inputs", "selftest", "SerialLineTransport", "SANITY_LANES"]
 
@@ -53,12 +53,12 @@ def tiny_inputs(count: int = 4) -> np.ndarray:
 
 
 def selftest(transport, *, samples: int = 4) -> dict:
-    """Run the self-test over ``transport`` (a :class:`cssnn.sw.protocol.Transport`); return
+    """Run the self-test over ``transport`` (a :class:`cssnn.sw.host.protocol.Transport`); return
     ``ok``, ``echo``, ``identity`` (the accelerator's parameters), ``samples``, ``mismatches``,
     ``cycles`` (RUN_CYCLES per sample) and ``seconds``. Link or protocol failures raise (from
-    :class:`cssnn.sw.protocol.Client`)."""
-    from ..sw.driver import Accelerator
-    from ..sw.golden import run
+    :class:`cssnn.sw.host.protocol.Client`)."""
+    from cssnn.sw.host.accelerator import Accelerator
+    from cssnn.sw.spec.golden import run
 
     t0 = time.perf_counter()
     net = tiny_network()
@@ -104,7 +104,7 @@ class SerialLineTransport:
                  **link_kwargs):
         from amaranth.sim import Simulator
 
-        from .top import BoardLogic
+        from cssnn.boards.top import BoardLogic
 
         if not isinstance(divisor, int) or divisor < 4:
             raise ValueError(f"divisor must be an int >= 4, not {divisor!r}")

@@ -23,9 +23,9 @@ from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from ..hw.memmap import AccelParams
-from .pll import PLLConfig
-from .targets import Board, get_board
+from cssnn.hw.memmap import AccelParams
+from cssnn.boards.pll import PLLConfig
+from cssnn.boards.targets import Board, get_board
 
 __all__ = ["BoardLogic", "BoardTop", "uart_divisor", "DEFAULT_BAUD"]
 
@@ -41,7 +41,7 @@ ACTIVITY_S = 0.03
 def uart_divisor(clk_hz: float, baud: int) -> int:
     """Clocks per UART bit (:func:`cssnn.hw.uart.divisor_for`); ``ValueError`` if the baud rate cannot
     be made within 2%."""
-    from ..hw.uart import divisor_for
+    from cssnn.hw.uart import divisor_for
 
     if not isinstance(baud, int) or isinstance(baud, bool) or baud <= 0:
         raise ValueError(f"baud must be a positive int, not {baud!r}")
@@ -94,8 +94,8 @@ class BoardLogic(wiring.Component):
                           "leds": Out(max(1, n_leds))})
 
     def elaborate(self, platform):
-        from ..hw.system import System
-        from ..hw.uart import UARTRx, UARTTx
+        from cssnn.hw.system import System
+        from cssnn.hw.uart import UARTRx, UARTTx
 
         m = Module()
         m.submodules.system = system = System(self.ap, **self.link_kwargs)

@@ -1,3 +1,3 @@
-from .sw.cli import main
+from cssnn.cli import main
 import sys
 sys.exit(main())

@@ -38,10 +38,10 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 from amaranth.vendor import SiliconBluePlatform
 
-from .controller import Controller
-from .core import HOST_READ_LATENCY, Core
-from .memmap import BUS_READ_LATENCY, AccelParams, Counter, Reg, Route, Sel, bus_signature, layer_layout
-from .router import Router, routed_layout
+from cssnn.hw.controller import Controller
+from cssnn.hw.core import HOST_READ_LATENCY, Core
+from cssnn.hw.memmap import BUS_READ_LATENCY, AccelParams, Counter, Reg, Route, Sel, bus_signature, layer_layout
+from cssnn.hw.router import Router, routed_layout
 
 __all__ = ["Accelerator", "tap_layout", "LOOPBACK_PORT", "TAP_PORT"]
 

@@ -40,9 +40,9 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .memmap import ROUTE_PORTS, AccelParams, Route, layer_layout
-from .params import Mode, config_layout, event_layout
-from .router import routed_layout
+from cssnn.hw.memmap import ROUTE_PORTS, AccelParams, Route, layer_layout
+from cssnn.hw.params import Mode, config_layout, event_layout
+from cssnn.hw.router import routed_layout
 
 __all__ = ["Controller"]
 

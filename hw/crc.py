@@ -1,7 +1,7 @@
 """CRC-16/CCITT-FALSE in gateware: one byte per clock.
 
 The host protocol (docs/PROTOCOL.md) protects every frame with CRC-16/CCITT-FALSE (poly 0x1021,
-init 0xFFFF, MSB first, no final XOR; :func:`cssnn.sw.protocol.crc16` is the reference). The CRC is
+init 0xFFFF, MSB first, no final XOR; :func:`cssnn.sw.host.protocol.crc16` is the reference). The CRC is
 sent most significant byte first, so running the CRC over a frame *including* its CRC gives 0: the
 receiver checks a frame by comparing the register with zero, and needs no copy of the received CRC.
 """

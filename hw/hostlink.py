@@ -11,7 +11,7 @@ Small by construction (it shares an iCE40UP5K with the accelerator): a byte-seri
 CRC byte per clock; elements assembled or serialised a byte per clock, plus one clock per element),
 per-selector constants from one case statement, one counter shared by the frame timeout and the run
 watchdog, and the IDENTIFY reply stored as the initial contents of the payload buffer's spare words
-(no ROM logic). The protocol constants and the identity image come from :mod:`cssnn.sw.protocol`, the
+(no ROM logic). The protocol constants and the identity image come from :mod:`cssnn.sw.host.protocol`, the
 specification in code, so gateware and host cannot disagree.
 """
 
@@ -22,10 +22,10 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
-from ..sw.protocol import (IDENTIFY_BYTES, READ_PAYLOAD, SYNC_REPLY, SYNC_REQUEST, WRITE_HEADER, Cmd, Identity,
+from cssnn.sw.host.protocol import (IDENTIFY_BYTES, READ_PAYLOAD, SYNC_REPLY, SYNC_REQUEST, WRITE_HEADER, Cmd, Identity,
                            Status, encode_identity)
-from .crc import CRC16_INIT, crc16_next
-from .memmap import BUS_READ_LATENCY, AccelParams, Sel, bus_signature
+from cssnn.hw.crc import CRC16_INIT, crc16_next
+from cssnn.hw.memmap import BUS_READ_LATENCY, AccelParams, Sel, bus_signature
 
 __all__ = ["HostLink"]
 

@@ -2,7 +2,7 @@
 
 One idea: *the address space seen from the host*. The accelerator top (:mod:`cssnn.hw.accelerator`)
 implements it on its ``bus`` port, the host link (:mod:`cssnn.hw.hostlink`) range-checks commands
-against it, and the driver (:mod:`cssnn.sw.driver`) loads networks through it, so every width and
+against it, and the driver (:mod:`cssnn.sw.host.accelerator`) loads networks through it, so every width and
 depth below is defined here once.
 
 Address space: a selector :class:`Sel` picks a memory; ``addr`` is a flat element index in it.
@@ -28,7 +28,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .params import CoreParams, config_layout
+from cssnn.hw.params import CoreParams, config_layout
 
 __all__ = ["BUS_READ_LATENCY", "Sel", "Reg", "Counter", "Route", "AccelParams", "layer_layout", "bus_signature",
            "PROTOCOL_VERSION"]

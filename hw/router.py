@@ -28,7 +28,7 @@ from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .params import CoreParams, check_params, event_layout
+from cssnn.hw.params import CoreParams, check_params, event_layout
 
 __all__ = ["Router", "routed_layout", "MAX_PORTS"]
 

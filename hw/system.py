@@ -13,9 +13,9 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .accelerator import Accelerator
-from .hostlink import HostLink
-from .memmap import AccelParams
+from cssnn.hw.accelerator import Accelerator
+from cssnn.hw.hostlink import HostLink
+from cssnn.hw.memmap import AccelParams
 
 __all__ = ["System"]
 

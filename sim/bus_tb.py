@@ -5,7 +5,7 @@ Used by the accelerator tests and by the board flow's latency simulation (``boar
 
 from __future__ import annotations
 
-from ..hw.memmap import BUS_READ_LATENCY, Counter, Sel
+from cssnn.hw.memmap import BUS_READ_LATENCY, Counter, Sel
 
 __all__ = ["BusTestbench"]
 

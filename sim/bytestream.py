@@ -1,6 +1,6 @@
-"""A :class:`~cssnn.sw.protocol.Transport` into the byte streams of a design in Amaranth's simulator.
+"""A :class:`~cssnn.sw.host.protocol.Transport` into the byte streams of a design in Amaranth's simulator.
 
-The caller's code (a real :class:`~cssnn.sw.protocol.Client`) runs in lockstep with pysim: simulated
+The caller's code (a real :class:`~cssnn.sw.host.protocol.Client`) runs in lockstep with pysim: simulated
 time advances only inside :meth:`SimTransport.recv`, which steps the simulator (``Simulator.advance``)
 from outside, so no threads are needed and runs are deterministic. ``send`` queues bytes for the
 ``rx`` stream; a background testbench offers them (with optional random gaps) and collects ``tx``

@@ -1,7 +1,7 @@
 """Simulated boards: transports that carry the host protocol's bytes into a simulated
-:class:`~cssnn.hw.system.System`, so :class:`cssnn.sw.driver.Accelerator` runs unchanged on them.
+:class:`~cssnn.hw.system.System`, so :class:`cssnn.sw.host.accelerator.Accelerator` runs unchanged on them.
 
-Both follow the :class:`cssnn.sw.protocol.Transport` contract with simulated time:
+Both follow the :class:`cssnn.sw.host.protocol.Transport` contract with simulated time:
 
 - ``send(data)`` queues bytes for the ``rx`` stream (one byte per clock while the link accepts);
 - ``recv()`` runs the clock until reply bytes arrived and then ``quiet_cycles`` clocks passed with no
@@ -24,9 +24,9 @@ import struct
 import subprocess
 from pathlib import Path
 
-from ..hw.memmap import AccelParams
-from ..hw.system import System
-from .bytestream import SimTransport
+from cssnn.hw.memmap import AccelParams
+from cssnn.hw.system import System
+from cssnn.sim.bytestream import SimTransport
 
 __all__ = ["AmaranthTransport", "VerilatorTransport", "open_backend", "BACKENDS", "system_verilog"]
 
@@ -56,7 +56,7 @@ def system_verilog(ap: AccelParams, *, frame_timeout: int = FRAME_TIMEOUT) -> tu
     """The System's Verilog and the path of a cached copy named by its hash."""
     from amaranth.back import verilog
 
-    from .verilator import cache_root
+    from cssnn.sim.verilator import cache_root
 
     text = verilog.convert(System(ap, timeout_cycles=frame_timeout), name=TOPLEVEL, emit_src=False)
     harness = (Path(__file__).parent / "harness.cpp").read_text()
@@ -71,7 +71,7 @@ def system_verilog(ap: AccelParams, *, frame_timeout: int = FRAME_TIMEOUT) -> tu
 
 def build_harness(ap: AccelParams, *, frame_timeout: int = FRAME_TIMEOUT) -> Path:
     """Compile (once per design) the System with the C++ harness; return the executable."""
-    from .verilator import LINT_WAIVERS, ensure_verilator
+    from cssnn.sim.verilator import LINT_WAIVERS, ensure_verilator
 
     exe_name = f"{TOPLEVEL}_harness"
     _, vpath = system_verilog(ap, frame_timeout=frame_timeout)

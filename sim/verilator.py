@@ -24,8 +24,8 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from ..hw.core import Core
-from ..hw.params import CoreParams
+from cssnn.hw.core import Core
+from cssnn.hw.params import CoreParams
 
 __all__ = ["ensure_verilator", "core_verilog", "lint", "build_core", "build_cocotb", "run_cocotb", "run_cocotb_module", "LINT_WAIVERS", "TOPLEVEL"]
 
@@ -105,11 +105,11 @@ def build_core(params: CoreParams):
 
 
 def run_cocotb(params: CoreParams, spec: dict, *, testcase: str | None = None) -> dict:
-    """Run the cocotb tests of :mod:`cssnn.sim.cocotb_core` on a Verilator build of a core with
+    """Run the cocotb tests of :mod:`cssnn.verif.cocotb_core` on a Verilator build of a core with
     ``params``; ``spec`` (JSON-serialisable) tells them what to run. Returns the JSON report they
     write (raises if the simulation did not produce one)."""
     _, vpath = core_verilog(params)
-    return run_cocotb_module(vpath, TOPLEVEL, "cssnn.sim.cocotb_core", dict(spec, params=params.__dict__),
+    return run_cocotb_module(vpath, TOPLEVEL, "cssnn.verif.cocotb_core", dict(spec, params=params.__dict__),
                              testcase=testcase)
 
 
@@ -145,7 +145,7 @@ ACCEL_TOPLEVEL = "cssnn_accel"
 def accelerator_verilog(ap) -> tuple[str, Path]:
     """Generate the Verilog of an :class:`~cssnn.hw.accelerator.Accelerator` with
     :class:`~cssnn.hw.memmap.AccelParams` ``ap``; return (text, path of a cached copy named by its hash)."""
-    from ..hw.accelerator import Accelerator
+    from cssnn.hw.accelerator import Accelerator
 
     text = verilog.convert(Accelerator(ap), name=ACCEL_TOPLEVEL, emit_src=False)
     d = cache_root() / hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from cssnn.sw.datasets import load_dataset
-from cssnn.sw.train import train_mlp
+from cssnn.sw.frontends.datasets import load_dataset
+from cssnn.sw.frontends.train import train_mlp
 
 
 @pytest.fixture(scope="session")

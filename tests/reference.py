@@ -1,6 +1,6 @@
 """A slow, obviously-correct reference for docs/SEMANTICS.md.
 
-Written from the specification, not from ``cssnn.sw.golden``: plain Python loops, one neuron at a
+Written from the specification, not from ``cssnn.sw.spec.golden``: plain Python loops, one neuron at a
 time, Python ints (unbounded), saturation applied only where the spec says so (and not at all when
 ``saturate=False``). It reads only the raw fields of a network (weights, biases, masks, thresholds,
 layer geometry); it does not use ``effective_weight``, ``expanded_bias``, ``fanout``, ``apply`` or

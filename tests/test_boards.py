@@ -13,7 +13,7 @@ from amaranth.back import rtlil
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
-from cssnn.boards.cli import register
+from cssnn.boards.commands import register
 from cssnn.boards.fit import DoesNotFit, board_params, check_estimate, check_synth, estimate, ram_blocks
 from cssnn.boards.pll import ecp5_pll, ice40_pll, pll_config
 from cssnn.boards.program import ProgrammerMissing, program
@@ -24,9 +24,9 @@ from cssnn.boards.top import BoardLogic, BoardTop, uart_divisor
 from cssnn.hw.params import CoreParams
 from cssnn.hw.core.spram import SPRAM, SpramSynapseMemory, spram_count
 from cssnn.hw.core.synapse import SynapseMemory
-from cssnn.sim.netgen import digits_network
-from cssnn.sw.layers import Dense
-from cssnn.sw.network import SpikingLayer, SpikingNetwork, save_network
+from cssnn.verif.netgen import digits_network
+from cssnn.sw.spec.layers import Dense
+from cssnn.sw.spec.network import SpikingLayer, SpikingNetwork, save_network
 
 # ---- nextpnr report parsing ---------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from cssnn.sw.cli import main
+from cssnn.cli import main
 
 
 def cli(capsys, *argv):

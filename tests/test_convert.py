@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from cssnn.sw.ann import ANN, ANNError, ANNLayer
-from cssnn.sw.convert import ConversionConfig, ConversionError, convert
-from cssnn.sw.evaluate import evaluate
-from cssnn.sw.golden import quantize_input, run
-from cssnn.sw.layers import Conv2d, Dense, Pool2d
-from cssnn.sw.network import NetworkError
+from cssnn.sw.frontends.ann import ANN, ANNError, ANNLayer
+from cssnn.sw.frontends.convert import ConversionConfig, ConversionError, convert
+from cssnn.sw.analysis.evaluate import evaluate
+from cssnn.sw.spec.golden import quantize_input, run
+from cssnn.sw.spec.layers import Conv2d, Dense, Pool2d
+from cssnn.sw.spec.network import NetworkError
 
 
 def test_trainer_reaches_96_percent_on_digits(digits, digits_ann):

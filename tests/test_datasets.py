@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cssnn.sw.datasets import DatasetError, load_dataset
+from cssnn.sw.frontends.datasets import DatasetError, load_dataset
 
 
 def test_digits_is_built_in_and_scaled(digits):

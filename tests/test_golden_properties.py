@@ -1,4 +1,4 @@
-"""Property-based tests of the golden model (sw/golden.py) and the converter against docs/SEMANTICS.md.
+"""Property-based tests of the golden model (sw/spec/golden.py) and the converter against docs/SEMANTICS.md.
 
 The oracle is tests/reference.py, a slow per-neuron Python-int implementation written from the spec.
 """
@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from cssnn.sw import golden
-from cssnn.sw.ann import ANN, ANNError, ANNLayer
-from cssnn.sw.convert import ConversionConfig, ConversionError, convert
-from cssnn.sw.layers import Conv2d, Dense, Pool2d
-from cssnn.sw.network import (FORMAT_VERSION, MAX_MEMBRANE_BITS, NetworkError, SpikingLayer, SpikingNetwork,
+from cssnn.sw.spec import golden
+from cssnn.sw.frontends.ann import ANN, ANNError, ANNLayer
+from cssnn.sw.frontends.convert import ConversionConfig, ConversionError, convert
+from cssnn.sw.spec.layers import Conv2d, Dense, Pool2d
+from cssnn.sw.spec.network import (FORMAT_VERSION, MAX_MEMBRANE_BITS, NetworkError, SpikingLayer, SpikingNetwork,
                               load_network, save_network)
 
 from reference import build_layer, reference_run, signed_bits

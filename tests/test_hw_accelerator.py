@@ -12,11 +12,11 @@ import pytest
 from amaranth.sim import Simulator
 
 from cssnn.hw.accelerator import Accelerator
-from cssnn.hw.layout import check_accel, layout_network, unpack_state
+from cssnn.sw.mapping.image import check_accel, place_network, unpack_state
 from cssnn.hw.memmap import AccelParams, Counter, Reg, Route, Sel
 from cssnn.hw.params import CoreParams, Mode
 from cssnn.sim.bus_tb import BusTestbench
-from cssnn.sim.netgen import digits_network, golden, random_case
+from cssnn.verif.netgen import digits_network, golden, random_case
 
 #: The digits-capable core of the Verilator tests and the benchmark.
 WIDE = CoreParams(lanes=8, weight_bits=8, membrane_bits=13, output_bits=32, acc_bits=16, bias_bits=16,
@@ -117,7 +117,7 @@ def schedule_of(img):
 def test_digits_network_bit_exact_with_tap():
     net, xs = digits_network()
     ap = AccelParams(core=WIDE, max_layers=4, fifo_depth=65, tap_depth=8)
-    img = layout_network(net, WIDE)
+    img = place_network(net, WIDE)
     samples = [0, 1, 0]                      # the repeat must give the same answer
     gold = golden(net, xs[samples], WIDE.membrane_bits)
     dut = Accelerator(ap)
@@ -168,7 +168,7 @@ def test_random_networks_bit_exact(seed, depths, tap):
     ap = AccelParams(core=SMALL, max_layers=6, timestep_bits=4, fifo_depth=33, tap_depth=4)
     cases = _random_cases(seed, 10, ap, depths)
     dut = Accelerator(ap)
-    imgs = [layout_network(net, SMALL) for net, _, _ in cases]
+    imgs = [place_network(net, SMALL) for net, _, _ in cases]
 
     async def main(bus, log):
         out = []
@@ -265,7 +265,7 @@ def test_output_layer_loopback_is_masked():
     end markers in the loopback FIFO: routes left at reset, two samples, bit-exact."""
     ap = AccelParams(core=SMALL, max_layers=4, timestep_bits=4, fifo_depth=33)
     (net, xs, gold), = _random_cases(41, 1, ap, (2,))
-    img = layout_network(net, SMALL)
+    img = place_network(net, SMALL)
     dut = Accelerator(ap)
 
     async def main(bus, log):
@@ -279,7 +279,7 @@ def test_output_layer_loopback_is_masked():
 def test_writes_and_start_ignored_while_busy():
     ap = AccelParams(core=SMALL, max_layers=4, timestep_bits=4, fifo_depth=33)
     (net, xs, gold), = _random_cases(12, 1, ap, (2,))
-    img = layout_network(net, SMALL)
+    img = place_network(net, SMALL)
     writes = img.bus_writes(ap) + img.bus_input_writes(xs[0])
     r = random.Random(5)
     dut = Accelerator(ap)
@@ -320,11 +320,11 @@ def test_writes_and_start_ignored_while_busy():
 def test_route_without_loopback_starves_the_next_layer():
     """A spiking layer routed to TAP only: its spikes leave on the tap, the next layer runs on an
     injected end marker (input 0, as if its synapses were all masked) and nothing hangs."""
-    from cssnn.sw.network import SpikingLayer
+    from cssnn.sw.spec.network import SpikingLayer
 
     ap = AccelParams(core=SMALL, max_layers=4, timestep_bits=4, fifo_depth=33, tap_depth=4)
     (net, xs, gold), = _random_cases(31, 1, ap, (2,))
-    img = layout_network(net, SMALL)
+    img = place_network(net, SMALL)
     first = net.layers[0]
     starved = net.with_(layers=(SpikingLayer(first.shape, first.weight, first.bias, first.threshold,
                                              np.zeros(first.shape.weight_shape, bool)),) + net.layers[1:])
@@ -350,7 +350,7 @@ def test_fit_checks_name_the_problem():
     net, _ = digits_network()       # 4 table entries, layers of 64, 64, 32 (+ 10 outputs), T = 6
     ok = AccelParams(core=WIDE, max_layers=4, timestep_bits=3, fifo_depth=65)
     check_accel(net, ok)
-    img = layout_network(net, WIDE)
+    img = place_network(net, WIDE)
     assert len(img.bus_writes(ok)) == 832 * 8 + (64 + 32 + 16) + 4 + 4 + 2
     assert img.output_addrs() == [20 * 8 + j for j in range(10)]
     with pytest.raises(ValueError, match="max_layers=3"):

@@ -15,7 +15,7 @@ from cssnn.hw.params import CoreParams
 from cssnn.hw.core.serializer import SpikeSerializer
 from cssnn.hw.core.skid import SkidBuffer
 from cssnn.hw.core.synapse import SynapseMemory
-from cssnn.sim.amaranth_sim import run_testbenches
+from cssnn.verif.pysim import run_testbenches
 
 P = CoreParams(lanes=4, weight_bits=5, membrane_bits=10, output_bits=12, acc_bits=8, bias_bits=8,
                threshold_bits=6, neurons=16, synapse_rows=8)

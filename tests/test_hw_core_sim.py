@@ -4,11 +4,11 @@ with input gaps and output back-pressure, for 1, 2 and 4 lanes; the host port; l
 import numpy as np
 import pytest
 
-from cssnn.hw.layout import check_network, layout_network, pack_lane, unpack_state
+from cssnn.sw.mapping.image import check_network, place_network, pack_lane, unpack_state
 from cssnn.hw.params import CoreParams, HostMem, Mode
-from cssnn.sim.amaranth_sim import run_with_core
-from cssnn.sim.check import compare, run_case
-from cssnn.sim.netgen import digits_network, random_case
+from cssnn.verif.pysim import run_with_core
+from cssnn.verif.check import compare, run_case
+from cssnn.verif.netgen import digits_network, random_case
 
 
 def params(lanes):
@@ -39,7 +39,7 @@ def test_comparison_can_fail():
     res = {}
 
     async def body(drv):
-        img = layout_network(net, p)
+        img = place_network(net, p)
         await drv.load(img)
         res["r"] = await drv.infer(img, xs[0])
 
@@ -116,7 +116,7 @@ def test_preloaded_state_fire_step_clamps():
 def test_layout_rejects_what_does_not_fit():
     net, _ = digits_network()
     ok = CoreParams(lanes=8, membrane_bits=13, neurons=256, synapse_rows=1024)
-    img = layout_network(net, ok)
+    img = place_network(net, ok)
     assert [pl.kind for pl in img.layers] == ["encoder", "hidden", "hidden", "output"]
     assert img.rows_used == 64 * 8 + 64 * 4 + 32 * 2 and img.words_used == 8 + 8 + 4 + 2
     with pytest.raises(ValueError, match="membrane_bits=12 is too small"):
@@ -124,9 +124,9 @@ def test_layout_rejects_what_does_not_fit():
     with pytest.raises(ValueError, match="acc_bits=9 is too small"):
         check_network(net, CoreParams(lanes=8, membrane_bits=13, acc_bits=9, neurons=256, synapse_rows=1024))
     with pytest.raises(ValueError, match="synapse rows"):
-        layout_network(net, CoreParams(lanes=8, membrane_bits=13, neurons=256, synapse_rows=512))
+        place_network(net, CoreParams(lanes=8, membrane_bits=13, neurons=256, synapse_rows=512))
     with pytest.raises(ValueError, match="neuron words"):
-        layout_network(net, CoreParams(lanes=8, membrane_bits=13, neurons=128, synapse_rows=1024))
+        place_network(net, CoreParams(lanes=8, membrane_bits=13, neurons=128, synapse_rows=1024))
     with pytest.raises(ValueError, match="output_bits=16 is too small"):
         check_network(net, CoreParams(lanes=8, membrane_bits=13, output_bits=16, neurons=256, synapse_rows=1024))
     sched = img.schedule()
@@ -140,12 +140,12 @@ def test_two_networks_side_by_side():
     p = params(4)
     rng = np.random.default_rng(21)
     net_a, xs_a, gold_a = random_case(rng, p, 2, max_size=10)
-    img_a = layout_network(net_a, p)
+    img_a = place_network(net_a, p)
     net_b, xs_b, gold_b = None, None, None
     while True:
         net_b, xs_b, gold_b = random_case(rng, p, 2, max_size=10)
         try:
-            img_b = layout_network(net_b, p, neuron_base=img_a.words_used, syn_base=img_a.rows_used)
+            img_b = place_network(net_b, p, neuron_base=img_a.words_used, syn_base=img_a.rows_used)
             break
         except ValueError:
             continue

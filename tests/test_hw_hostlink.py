@@ -13,10 +13,10 @@ from amaranth.sim import Simulator
 from cssnn.hw.hostlink import HostLink
 from cssnn.hw.memmap import AccelParams, Counter, Sel
 from cssnn.hw.params import CoreParams
-from cssnn.sim.bus_model import DeviceModel, LinkRig, counter_init
+from cssnn.verif.bus_model import DeviceModel, LinkRig, counter_init
 from cssnn.sim.bytestream import LossyTransport, SimTransport
-from cssnn.sw import protocol as pr
-from cssnn.sw.protocol import (Client, Cmd, Identity, LinkError, Reply, ReplyParser, Status, encode_request,
+from cssnn.sw.host import protocol as pr
+from cssnn.sw.host.protocol import (Client, Cmd, Identity, LinkError, Reply, ReplyParser, Status, encode_request,
                                read_payload, write_payload)
 
 P = AccelParams(CoreParams(lanes=2, neurons=16, synapse_rows=32))
@@ -222,7 +222,7 @@ def test_crc_gateware_matches_the_reference():
     from amaranth.hdl import Module, Signal
 
     from cssnn.hw.crc import crc16_next
-    from cssnn.sim.amaranth_sim import run_testbenches
+    from cssnn.verif.pysim import run_testbenches
 
     m = Module()
     crc, byte, out = Signal(16), Signal(8), Signal(16)

@@ -4,11 +4,11 @@
 import random
 
 import pytest
-from cssnn.sim.amaranth_sim import run_testbenches
+from cssnn.verif.pysim import run_testbenches
 
 from cssnn.hw.core.neuron import TsaLane
 from cssnn.hw.params import CoreParams, Mode
-from cssnn.sw.golden import saturate
+from cssnn.sw.spec.golden import saturate
 
 
 def reference(mode, v, f, acc, bias, theta, bv, bo):

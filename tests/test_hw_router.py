@@ -9,7 +9,7 @@ import pytest
 
 from cssnn.hw.params import CoreParams
 from cssnn.hw.router import Router
-from cssnn.sim.amaranth_sim import run_testbenches
+from cssnn.verif.pysim import run_testbenches
 
 P = CoreParams(lanes=2, neurons=16, synapse_rows=4)
 

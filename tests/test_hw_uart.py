@@ -11,10 +11,10 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 from cssnn.hw.memmap import AccelParams, Sel
 from cssnn.hw.params import CoreParams
 from cssnn.hw.uart import UART, UARTRx, UARTTx, divisor_for
-from cssnn.sim.amaranth_sim import run_testbenches
-from cssnn.sim.bus_model import LinkRig
+from cssnn.verif.pysim import run_testbenches
+from cssnn.verif.bus_model import LinkRig
 from cssnn.sim.bytestream import SimTransport
-from cssnn.sw.protocol import Client, Identity
+from cssnn.sw.host.protocol import Client, Identity
 
 
 class Loopback(wiring.Component):

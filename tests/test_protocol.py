@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from cssnn.hw.memmap import PROTOCOL_VERSION, AccelParams, Counter, Sel
 from cssnn.hw.params import CoreParams
-from cssnn.sim.bus_model import DeviceModel, ModelTransport, counter_init
+from cssnn.verif.bus_model import DeviceModel, ModelTransport, counter_init
 from cssnn.sim.bytestream import LossyTransport
-from cssnn.sw import protocol as pr
-from cssnn.sw.protocol import (Client, Cmd, Identity, LinkError, LinkTimeout, ProtocolError, Reply, ReplyParser,
+from cssnn.sw.host import protocol as pr
+from cssnn.sw.host.protocol import (Client, Cmd, Identity, LinkError, LinkTimeout, ProtocolError, Reply, ReplyParser,
                                Request, RequestParser, Status, crc16, decode_identity, encode_identity,
                                encode_reply, encode_request)
 

@@ -2,7 +2,7 @@
 against the golden model, on every simulator backend.
 
 - cocotb on Verilator: the converted digits network on 200 test samples and random networks of depth
-  1-4 through the real driver (``sim/cocotb_system.py``);
+  1-4 through the real driver (``verif/cocotb_system.py``);
 - the direct Verilator harness and Amaranth's simulator through ``cssnn sim`` / ``cssnn infer``;
 - the driver rejects a network that does not fit before writing anything; a corrupted frame on the
   real gateware gets an error reply and the link keeps working.
@@ -16,14 +16,14 @@ import pytest
 
 from cssnn.hw.memmap import AccelParams, Sel
 from cssnn.hw.params import CoreParams
-from cssnn.hw.sizing import params_for
-from cssnn.sim.netgen import digits_network, random_network
+from cssnn.sw.mapping.sizing import params_for
+from cssnn.verif.netgen import digits_network, random_network
 from cssnn.sim.transports import AmaranthTransport, VerilatorTransport, system_verilog
 from cssnn.sim.verilator import lint, run_cocotb_module
-from cssnn.sw.cli import main
-from cssnn.sw.driver import Accelerator, DoesNotFit
-from cssnn.sw.golden import run
-from cssnn.sw.network import save_network
+from cssnn.cli import main
+from cssnn.sw.host.accelerator import Accelerator, DoesNotFit
+from cssnn.sw.spec.golden import run
+from cssnn.sw.spec.network import save_network
 
 #: Room for the digits network (Bv = 13) and random networks of up to 4 weight layers.
 E2E = AccelParams(core=CoreParams(lanes=8, weight_bits=8, membrane_bits=13, output_bits=32, acc_bits=16,
@@ -57,7 +57,7 @@ def test_cocotb_end_to_end_digits_200_and_random_depth_1_to_4():
     spec = {"ap": dataclasses.asdict(E2E),
             "cases": [{"kind": "digits", "timesteps": 6, "samples": 200},
                       {"kind": "random", "seed": 2026, "networks": 24, "samples": 2, "max_layers": 4}]}
-    report = run_cocotb_module(vpath, "cssnn_system", "cssnn.sim.cocotb_system", spec)
+    report = run_cocotb_module(vpath, "cssnn_system", "cssnn.verif.cocotb_system", spec)
     cases = report["cases"]
     bad = [m for c in cases for m in c["mismatches"]]
     assert not bad, f"{len(bad)} mismatches, first:\n" + "\n".join(bad[:10])
@@ -120,7 +120,7 @@ def test_driver_rejects_what_does_not_fit_before_writing():
 
 
 def test_corrupted_frames_on_the_real_link_then_inference_still_works():
-    from cssnn.sw.protocol import Cmd, encode_request
+    from cssnn.sw.host.protocol import Cmd, encode_request
 
     rng = np.random.default_rng(7)
     p = AccelParams(core=CoreParams(lanes=2, weight_bits=6, membrane_bits=12, output_bits=24, acc_bits=12,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cssnn.sw.ann import ANNError, ann_from_torch, load_ann
+from cssnn.sw.frontends.ann import ANNError, ann_from_torch, load_ann
 
 torch = pytest.importorskip("torch", reason="the torch extra is not installed")
 nn = torch.nn

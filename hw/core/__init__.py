@@ -4,6 +4,6 @@
 interface; the components live in the modules of this package.
 """
 
-from .core import COUNTERS, HOST_READ_LATENCY, Core, host_signature
+from cssnn.hw.core.core import COUNTERS, HOST_READ_LATENCY, Core, host_signature
 
 __all__ = ["Core", "host_signature", "COUNTERS", "HOST_READ_LATENCY"]

@@ -19,7 +19,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..params import CoreParams, check_params, syn_lane_layout
+from cssnn.hw.params import CoreParams, check_params, syn_lane_layout
 
 __all__ = ["SpikeAccumulator"]
 

@@ -54,14 +54,14 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..params import CoreParams, check_params, config_layout, event_layout
-from .accumulate import AccumulateStage
-from .counters import COUNTERS, Counters
-from .events import EventInput
-from .host import HOST_READ_LATENCY, HostPort, host_signature
-from .output import OutputStage
-from .stores import NeuronStore, SynapseStore
-from .update import UpdateStage
+from cssnn.hw.params import CoreParams, check_params, config_layout, event_layout
+from cssnn.hw.core.accumulate import AccumulateStage
+from cssnn.hw.core.counters import COUNTERS, Counters
+from cssnn.hw.core.events import EventInput
+from cssnn.hw.core.host import HOST_READ_LATENCY, HostPort, host_signature
+from cssnn.hw.core.output import OutputStage
+from cssnn.hw.core.stores import NeuronStore, SynapseStore
+from cssnn.hw.core.update import UpdateStage
 
 __all__ = ["Core", "Phase", "host_signature", "COUNTERS", "HOST_READ_LATENCY"]
 

@@ -8,7 +8,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..params import CoreParams, check_params
+from cssnn.hw.params import CoreParams, check_params
 
 __all__ = ["Counters", "COUNTERS"]
 

@@ -13,7 +13,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..params import CoreParams, check_params, event_layout
+from cssnn.hw.params import CoreParams, check_params, event_layout
 
 __all__ = ["EventInput"]
 

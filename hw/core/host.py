@@ -13,8 +13,8 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..params import CoreParams, HostMem, check_params
-from .stores import neuron_read_signature, neuron_write_signature, synapse_read_signature, synapse_write_signature
+from cssnn.hw.params import CoreParams, HostMem, check_params
+from cssnn.hw.core.stores import neuron_read_signature, neuron_write_signature, synapse_read_signature, synapse_write_signature
 
 __all__ = ["HostPort", "host_signature", "HOST_READ_LATENCY", "READ_GROUP_BITS"]
 

@@ -35,7 +35,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..params import CoreParams, Mode, check_params
+from cssnn.hw.params import CoreParams, Mode, check_params
 
 __all__ = ["TsaLane", "NeuronArray", "saturate"]
 

@@ -13,7 +13,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..params import CoreParams, check_params, event_layout
+from cssnn.hw.params import CoreParams, check_params, event_layout
 
 __all__ = ["SpikeSerializer", "word_layout"]
 

@@ -19,7 +19,7 @@ from amaranth.hdl import Module
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..params import CoreParams, check_params, syn_lane_layout
+from cssnn.hw.params import CoreParams, check_params, syn_lane_layout
 
 __all__ = ["SynapseMemory"]
 
@@ -43,7 +43,7 @@ class SynapseMemory(wiring.Component):
         p = self.params
         m = Module()
         if p.synapse_ram == "spram":
-            from .spram import SpramSynapseMemory
+            from cssnn.hw.core.spram import SpramSynapseMemory
 
             m.submodules.spram = inner = SpramSynapseMemory(p)
             for name in ("read_addr", "read_en", "write_addr", "write_lane", "write_data", "write_en"):

@@ -1,5 +1,5 @@
 """cocotb end-to-end test of the whole accelerator on Verilator: the real host driver
-(:class:`cssnn.sw.driver.Accelerator`, through the protocol codec and the host-link gateware) loads
+(:class:`cssnn.sw.host.accelerator.Accelerator`, through the protocol codec and the host-link gateware) loads
 networks and runs inferences, and every logit, class and counter is compared with the golden model.
 
 Run through :func:`cssnn.sim.verilator.run_cocotb_module` with a JSON spec in ``CSSNN_COCOTB_SPEC``:
@@ -26,11 +26,11 @@ from cocotb.simtime import get_sim_time
 from cocotb.task import bridge, resume
 from cocotb.triggers import ClockCycles, First, ReadOnly, RisingEdge
 
-from ..hw.memmap import AccelParams
-from ..hw.params import CoreParams
-from ..sw.driver import Accelerator
-from .transports import RECV_TIMEOUT
-from .netgen import digits_network, golden, random_inputs, random_network
+from cssnn.hw.memmap import AccelParams
+from cssnn.hw.params import CoreParams
+from cssnn.sw.host.accelerator import Accelerator
+from cssnn.sim.transports import RECV_TIMEOUT
+from cssnn.verif.netgen import digits_network, golden, random_inputs, random_network
 
 PERIOD_NS = 10
 
@@ -41,7 +41,7 @@ def accel_params(d: dict) -> AccelParams:
 
 
 class CocotbTransport:
-    """The :class:`cssnn.sw.protocol.Transport` contract on a cocotb-driven System (see
+    """The :class:`cssnn.sw.host.protocol.Transport` contract on a cocotb-driven System (see
     :mod:`cssnn.sim.transports` for the simulated-time semantics)."""
 
     def __init__(self, dut, *, timeout_cycles: int = RECV_TIMEOUT, quiet_cycles: int = 32):

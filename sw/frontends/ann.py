@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layers import Conv2d, Dense, LayerShape, Pool2d, shape_from_dict
+from cssnn.sw.spec.layers import Conv2d, Dense, LayerShape, Pool2d, shape_from_dict
 
 __all__ = ["ANN", "ANNLayer", "ANNError", "load_ann", "save_ann", "ann_from_torch",
            "ann_to_arrays", "ann_from_arrays"]

@@ -1,7 +1,7 @@
 """Steps to agreement: the smallest T at which CSS and rate coding reach a given agreement with the
 ANN, over several training seeds, searching every T (not a grid).
 
-    python -m cssnn.sw.compare --seeds 5 [--json]
+    python -m cssnn.sw.analysis.compare --seeds 5 [--json]
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import json
 import statistics
 import sys
 
-from .convert import ConversionConfig, convert
-from .datasets import load_dataset
-from .evaluate import evaluate
-from .train import train_mlp
+from cssnn.sw.frontends.convert import ConversionConfig, convert
+from cssnn.sw.frontends.datasets import load_dataset
+from cssnn.sw.analysis.evaluate import evaluate
+from cssnn.sw.frontends.train import train_mlp
 
 LEVELS = (0.995, 1.0)
 MAX_T = {"css": 32, "rate": 512}
@@ -29,7 +29,7 @@ def steps_to_agreement(ann, data, coding: str, level: float, max_t: int) -> int 
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m cssnn.sw.compare", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m cssnn.sw.analysis.compare", description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=5, help="training seeds 0..N-1 (default 5)")
     p.add_argument("--dataset", default="digits")
     p.add_argument("--hidden", default="64,32")

@@ -1,7 +1,7 @@
 """Hardware parameters sized for a network: the narrowest widths and smallest memories that run it
 bit-exactly (docs/SEMANTICS.md, docs/HARDWARE.md).
 
-One idea: from a :class:`~cssnn.sw.network.SpikingNetwork` and a lane count, derive the
+One idea: from a :class:`~cssnn.sw.spec.network.SpikingNetwork` and a lane count, derive the
 :class:`~cssnn.hw.memmap.AccelParams` of an accelerator built for it. Simulation backends and board
 builds use the same function, so a simulated run and a bitstream are the same hardware.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..sw.network import SpikingNetwork
-from .layout import layout_network
-from .memmap import AccelParams
-from .params import CoreParams, bits_for
+from cssnn.sw.spec.network import SpikingNetwork
+from cssnn.sw.mapping.image import place_network
+from cssnn.hw.memmap import AccelParams
+from cssnn.hw.params import CoreParams, bits_for
 
 __all__ = ["params_for", "pow2_at_least"]
 
@@ -46,7 +46,7 @@ def params_for(net: SpikingNetwork, *, lanes: int = 8, counter_bits: int = 32, p
     sizes = [net.n_inputs] + [layer.shape.n_out for layer in net.layers]
     # Lay the network out in a roomy core of these widths to learn its depths, then shrink.
     roomy = CoreParams(**widths, neurons=lanes * pow2_at_least(sum(-(-n // lanes) for n in sizes)), synapse_rows=2**22)
-    image = layout_network(net, roomy)
+    image = place_network(net, roomy)
     words, rows = image.words_used, image.rows_used
     if pow2_depths:
         words, rows = pow2_at_least(words), pow2_at_least(rows)

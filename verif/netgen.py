@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..hw.params import CoreParams
-from ..sw.layers import Conv2d, Dense, Pool2d
-from ..sw.network import NetworkError, SpikingLayer, SpikingNetwork
+from cssnn.hw.params import CoreParams
+from cssnn.sw.spec.layers import Conv2d, Dense, Pool2d
+from cssnn.sw.spec.network import NetworkError, SpikingLayer, SpikingNetwork
 
 __all__ = ["digits_network", "random_network", "random_inputs", "random_case", "golden", "dense_stress_network"]
 
@@ -23,10 +23,10 @@ _DIGITS = {}
 def digits_network(timesteps: int = 6) -> tuple[SpikingNetwork, np.ndarray]:
     """(network, quantised test inputs) of the converted 64-64-32-10 digits MLP (seed 0)."""
     if timesteps not in _DIGITS:
-        from ..sw.convert import ConversionConfig, convert
-        from ..sw.datasets import load_dataset
-        from ..sw.golden import quantize_input
-        from ..sw.train import train_mlp
+        from cssnn.sw.frontends.convert import ConversionConfig, convert
+        from cssnn.sw.frontends.datasets import load_dataset
+        from cssnn.sw.spec.golden import quantize_input
+        from cssnn.sw.frontends.train import train_mlp
 
         d = load_dataset("digits")
         ann = train_mlp(d.x_train, d.y_train, (64, 32), seed=0)
@@ -48,7 +48,7 @@ def _random_layer(rng, shape, wq, threshold, masked):
 def random_network(rng: np.random.Generator, p: CoreParams, *, max_layers: int = 3, max_size: int = 40,
                    allow_conv: bool = True) -> SpikingNetwork:
     """A random CSS network that runs bit-exactly on a core with ``p`` (membrane_bits = p.membrane_bits)."""
-    from ..hw.layout import layout_network
+    from cssnn.sw.mapping.image import place_network
 
     v_max = 2 ** (p.membrane_bits - 1) - 1
     for _ in range(1000):
@@ -93,7 +93,7 @@ def random_network(rng: np.random.Generator, p: CoreParams, *, max_layers: int =
             net = SpikingNetwork(tuple(layers), timesteps=T, input_bits=ib, weight_bits=wb,
                                  membrane_bits=p.membrane_bits, output_bits=p.output_bits,
                                  input_shape=in_shape if conv else None)
-            layout_network(net, p)  # widths and memory depths
+            place_network(net, p)  # widths and memory depths
         except (NetworkError, ValueError):
             continue
         return net
@@ -115,7 +115,7 @@ def random_inputs(rng: np.random.Generator, net: SpikingNetwork, count: int) -> 
 
 def golden(net: SpikingNetwork, x: np.ndarray, membrane_bits: int):
     """The golden model's trace for a batch, at the core's membrane width."""
-    from ..sw.golden import run
+    from cssnn.sw.spec.golden import run
 
     return run(net, x, trace=True, membrane_bits=membrane_bits)
 

@@ -1,4 +1,4 @@
-"""Benchmark of the core on Verilator: ``python -m cssnn.sim.bench_core [--runs 3] [--samples 5]``.
+"""Benchmark of the core on Verilator: ``python -m cssnn.bench.core [--runs 3] [--samples 5]``.
 
 Runs the converted digits MLP and a dense stress network (a 128-input encoder that spikes at every
 step into one 8-neuron word) on the ``WIDE`` configuration (8 lanes) with no input gaps and no output
@@ -23,8 +23,8 @@ import argparse
 import statistics
 from collections import defaultdict
 
-from ..hw.params import CoreParams
-from .verilator import run_cocotb
+from cssnn.hw.params import CoreParams
+from cssnn.sim.verilator import run_cocotb
 
 WIDE = CoreParams(lanes=8, weight_bits=8, membrane_bits=13, output_bits=32, acc_bits=16, bias_bits=16,
                   threshold_bits=16, neurons=256, synapse_rows=1024)

@@ -1,6 +1,6 @@
 """The board subcommands of the ``cssnn`` command line: ``build`` and ``selftest``.
 
-``cssnn.sw.cli`` calls :func:`register` with its subparsers. Conventions as in the rest of the CLI:
+``cssnn.cli`` calls :func:`register` with its subparsers. Conventions as in the rest of the CLI:
 ``--json`` prints one JSON document on stdout and nothing else there; progress goes to stderr;
 errors are one line naming the problem (``cssnn build: error: ...``) and exit code 2.
 """
@@ -12,13 +12,13 @@ import json
 import sys
 from pathlib import Path
 
-from .targets import BOARDS
+from cssnn.boards.targets import BOARDS
 
 __all__ = ["register", "cmd_build", "cmd_selftest"]
 
 
 def _cli_error(msg: str):
-    from ..sw.cli import CLIError
+    from cssnn.cli import CLIError
 
     return CLIError(msg.strip().splitlines()[0] if msg.strip() else "failed")
 
@@ -66,10 +66,10 @@ def _build_text(r: dict) -> str:
 
 
 def cmd_build(args) -> None:
-    from ..sw.network import load_network
-    from .build import BuildError, build
-    from .program import ProgramError, ProgrammerMissing
-    from .sanity import SANITY_LANES, tiny_network
+    from cssnn.sw.spec.network import load_network
+    from cssnn.boards.build import BuildError, build
+    from cssnn.boards.program import ProgramError, ProgrammerMissing
+    from cssnn.boards.sanity import SANITY_LANES, tiny_network
 
     if args.sanity:
         if args.network is not None:
@@ -94,8 +94,8 @@ def cmd_build(args) -> None:
               f"(try --freq {int(r['fmax_mhz'])})", file=sys.stderr)
     error = None
     if args.program:  # a separate step: the bitstream and its report stand even if it fails
-        from .build import NAME
-        from .program import program
+        from cssnn.boards.build import NAME
+        from cssnn.boards.program import program
 
         try:
             r["programmer"] = program(args.board, Path(r["bitstream"]).parent, NAME)
@@ -108,9 +108,9 @@ def cmd_build(args) -> None:
 
 
 def cmd_selftest(args) -> None:
-    from ..sw.driver import DoesNotFit
-    from ..sw.protocol import LinkError, ProtocolError, SerialTransport
-    from .sanity import selftest
+    from cssnn.sw.host.accelerator import DoesNotFit
+    from cssnn.sw.host.protocol import LinkError, ProtocolError, SerialTransport
+    from cssnn.boards.sanity import selftest
 
     try:
         transport = SerialTransport(args.port, baudrate=args.baud, timeout=args.timeout)

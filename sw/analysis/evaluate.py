@@ -7,11 +7,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from .ann import ANN
-from .convert import ConversionConfig, convert
-from .datasets import Dataset
-from .golden import quantize_input, run
-from .network import NetworkError, SpikingNetwork
+from cssnn.sw.frontends.ann import ANN
+from cssnn.sw.frontends.convert import ConversionConfig, convert
+from cssnn.sw.frontends.datasets import Dataset
+from cssnn.sw.spec.golden import quantize_input, run
+from cssnn.sw.spec.network import NetworkError, SpikingNetwork
 
 __all__ = ["evaluate", "sweep", "plot_sweep"]
 

@@ -6,8 +6,8 @@
   real accelerator.
 - :class:`DeviceModel`: the whole device (link + memories) in pure Python, byte for byte what the
   gateware does (docs/PROTOCOL.md), including the order of the checks, so the gateware can be
-  compared against it and the :class:`~cssnn.sw.protocol.Client` tested fast.
-- :class:`ModelTransport`: a :class:`~cssnn.sw.protocol.Transport` talking to a :class:`DeviceModel`.
+  compared against it and the :class:`~cssnn.sw.host.protocol.Client` tested fast.
+- :class:`ModelTransport`: a :class:`~cssnn.sw.host.protocol.Transport` talking to a :class:`DeviceModel`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
-from ..hw.memmap import BUS_READ_LATENCY, AccelParams, Counter, Sel, bus_signature
-from ..sw.protocol import (IDENTIFY_BYTES, READ_PAYLOAD, SYNC_REQUEST, WRITE_HEADER, Cmd, Identity, Status,
+from cssnn.hw.memmap import BUS_READ_LATENCY, AccelParams, Counter, Sel, bus_signature
+from cssnn.sw.host.protocol import (IDENTIFY_BYTES, READ_PAYLOAD, SYNC_REQUEST, WRITE_HEADER, Cmd, Identity, Status,
                            crc16_update, encode_identity, encode_reply)
 
 __all__ = ["BusModel", "LinkRig", "DeviceModel", "ModelTransport", "counter_init"]
@@ -103,7 +103,7 @@ class LinkRig(wiring.Component):
     to the model."""
 
     def __init__(self, ap: AccelParams, link_kwargs: dict | None = None, model_kwargs: dict | None = None):
-        from ..hw.hostlink import HostLink
+        from cssnn.hw.hostlink import HostLink
 
         self.link = HostLink(ap, **(link_kwargs or {}))
         self.model = BusModel(ap, **(model_kwargs or {}))
@@ -252,7 +252,7 @@ class DeviceModel:
 
 
 class ModelTransport:
-    """A :class:`~cssnn.sw.protocol.Transport` to a :class:`DeviceModel`. ``recv`` returns the replies
+    """A :class:`~cssnn.sw.host.protocol.Transport` to a :class:`DeviceModel`. ``recv`` returns the replies
     produced so far; when there are none it lets the device's frame timeout pass (:meth:`DeviceModel.idle`)
     and returns what that produced (a TIMEOUT reply for a partial frame, else ``b""``), as a real line
     does when the transport timeout exceeds the device's."""

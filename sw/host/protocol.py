@@ -2,7 +2,7 @@
 
 One idea: *the bytes on the wire*. This module is the specification in code, shared by the gateware
 (:mod:`cssnn.hw.hostlink` takes its constants and the IDENTIFY image from here), the pure-Python
-device model (:mod:`cssnn.sim.bus_model`) and every host-side transport.
+device model (:mod:`cssnn.verif.bus_model`) and every host-side transport.
 
 It is sans-IO: :func:`encode_request` / :class:`ReplyParser` turn messages into bytes and back, the
 payload helpers build and parse command payloads, and :class:`Client` runs commands over any
@@ -27,8 +27,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Protocol, runtime_checkable
 
-from ..hw.memmap import PROTOCOL_VERSION, AccelParams, Sel
-from ..hw.params import SYNAPSE_RAMS, CoreParams
+from cssnn.hw.memmap import PROTOCOL_VERSION, AccelParams, Sel
+from cssnn.hw.params import SYNAPSE_RAMS, CoreParams
 
 __all__ = [
     "SYNC_REQUEST", "SYNC_REPLY", "REQUEST_HEADER", "REPLY_HEADER", "CRC_BYTES", "MAGIC", "IDENTIFY_BYTES",
@@ -271,7 +271,7 @@ def _check_fields_covered() -> None:
     for cls, names in ((CoreParams, set(CORE_FIELDS)), (AccelParams, set(ACCEL_FIELDS) | {"core"})):
         missing = {f.name for f in fields(cls)} - names
         if missing:
-            raise RuntimeError(f"the IDENTIFY block (cssnn.sw.protocol) does not carry {cls.__name__} field(s) "
+            raise RuntimeError(f"the IDENTIFY block (cssnn.sw.host.protocol) does not carry {cls.__name__} field(s) "
                                f"{sorted(missing)}: add them to CORE_FIELDS/ACCEL_FIELDS (and bump PROTOCOL_VERSION)")
 
 

@@ -7,7 +7,7 @@ report), and what to run:
 - ``digits``: ``{"samples": k, "timesteps": T}`` the converted digits MLP on the first k test inputs;
 - ``random``: ``{"seed": s, "networks": n, "samples": k}`` n seeded random networks, k inputs each;
 - ``valid_prob``/``ready_prob``: input gaps and output back-pressure (1.0 = none);
-- ``stress``: ``{"samples": k}`` :func:`~cssnn.sim.netgen.dense_stress_network` on all-max inputs;
+- ``stress``: ``{"samples": k}`` :func:`~cssnn.verif.netgen.dense_stress_network` on all-max inputs;
 - ``bench``: ``{"idle_cycles": c}`` also measure the raw Verilator clock rate (clock only, no driver).
 
 Every network is loaded through the host port of the one simulation (no rebuild per network). The
@@ -25,14 +25,14 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from ..hw.params import CoreParams
-from .check import run_case
-from .driver import CoreDriver
-from .netgen import dense_stress_network, digits_network, golden, random_case
+from cssnn.hw.params import CoreParams
+from cssnn.verif.check import run_case
+from cssnn.verif.core_tb import CoreDriver
+from cssnn.verif.netgen import dense_stress_network, digits_network, golden, random_case
 
 
 class CocotbIO:
-    """IO adapter of :class:`~cssnn.sim.driver.CoreDriver` for cocotb (raw unsigned port values)."""
+    """IO adapter of :class:`~cssnn.verif.core_tb.CoreDriver` for cocotb (raw unsigned port values)."""
 
     def __init__(self, dut):
         self.dut = dut

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .network import SpikingNetwork
+from cssnn.sw.spec.network import SpikingNetwork
 
 __all__ = ["SimResult", "Trace", "run", "quantize_input", "saturate"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..hw.layout import layout_network
-from ..hw.params import CoreParams
-from .driver import CoreDriver, InferenceResult
+from cssnn.sw.mapping.image import place_network
+from cssnn.hw.params import CoreParams
+from cssnn.verif.core_tb import CoreDriver, InferenceResult
 
 __all__ = ["compare", "run_case"]
 
@@ -48,7 +48,7 @@ async def run_case(drv: CoreDriver, p: CoreParams, net, xs, gold, *, name: str =
     """Load ``net`` into the core behind ``drv``, run every sample of ``xs``, compare with ``gold``
     (``run(net, xs, trace=True, membrane_bits=p.membrane_bits)``). Returns a report dict with
     ``mismatches`` (a list of strings, empty when bit-exact) and per-sample cycle counts."""
-    image = layout_network(net, p)
+    image = place_network(net, p)
     await drv.load(image)
     report = {"name": name, "mismatches": [], "samples": len(xs), "cycles": [], "events": [], "synops": []}
     # What the case exercised (so tests can require clamping and -1 spikes to have happened).

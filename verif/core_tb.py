@@ -1,12 +1,12 @@
 """A simulator-agnostic controller for one :class:`~cssnn.hw.core.Core`, used by the tests and the benchmark.
 
 It plays the part the router/controller of the next issue will play in hardware: it loads a
-:class:`~cssnn.hw.layout.NetworkImage` through the host port, then runs an inference by walking
+:class:`~cssnn.sw.mapping.image.NetworkImage` through the host port, then runs an inference by walking
 :meth:`NetworkImage.schedule`, feeding each layer-step the spikes the previous layer emitted in the
 same step (plus an end marker), and reads back the membranes and counters.
 
 The same async code drives the Amaranth simulator (:class:`AmaranthIO`) and cocotb on Verilator
-(``cssnn.sim.cocotb_core.CocotbIO``): an *IO* object provides ``set(name, int)``, ``get(name) -> int``
+(``cssnn.verif.cocotb_core.CocotbIO``): an *IO* object provides ``set(name, int)``, ``get(name) -> int``
 (raw, unsigned bits of a flattened port such as ``"step__payload"``), ``await settle()`` (comb
 outputs now reflect this cycle's inputs) and ``await tick()`` (one clock edge).
 
@@ -24,9 +24,9 @@ import numpy as np
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
-from ..hw.core import COUNTERS, HOST_READ_LATENCY
-from ..hw.layout import NetworkImage, unpack_state
-from ..hw.params import CoreParams, HostMem, Mode, config_layout, event_layout
+from cssnn.hw.core import COUNTERS, HOST_READ_LATENCY
+from cssnn.sw.mapping.image import NetworkImage, unpack_state
+from cssnn.hw.params import CoreParams, HostMem, Mode, config_layout, event_layout
 
 __all__ = ["pack", "unpack", "CoreDriver", "InferenceResult", "AmaranthIO", "StepResult"]
 

@@ -5,9 +5,9 @@
     result = acc.infer(x)             # logits, class, cycles, events, synaptic ops
     batch = acc.infer_batch(xs)
 
-Everything goes through :class:`cssnn.sw.protocol.Client` (the sans-IO codec of docs/PROTOCOL.md)
+Everything goes through :class:`cssnn.sw.host.protocol.Client` (the sans-IO codec of docs/PROTOCOL.md)
 and the memory map of :mod:`cssnn.hw.memmap`; the layout of a network in the accelerator's memories
-is :func:`cssnn.hw.layout.layout_network`, the same one every simulation test uses. A network that
+is :func:`cssnn.sw.mapping.image.place_network`, the same one every simulation test uses. A network that
 does not fit the hardware is rejected with :class:`DoesNotFit` before anything is written.
 """
 
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hw.layout import NetworkImage, check_accel, layout_network, unpack_state
-from ..hw.memmap import AccelParams, Counter, Sel
-from .golden import quantize_input
-from .network import SpikingNetwork, load_network
-from .protocol import Client, Identity
+from cssnn.sw.mapping.image import NetworkImage, check_accel, place_network, unpack_state
+from cssnn.hw.memmap import AccelParams, Counter, Sel
+from cssnn.sw.spec.golden import quantize_input
+from cssnn.sw.spec.network import SpikingNetwork, load_network
+from cssnn.sw.host.protocol import Client, Identity
 
 __all__ = ["Accelerator", "Inference", "BatchInference", "DoesNotFit", "runs"]
 
@@ -95,7 +95,7 @@ class Accelerator:
         """Raise :class:`DoesNotFit` naming the first reason ``net`` cannot run on this hardware."""
         try:
             check_accel(net, self.params)
-            layout_network(net, self.params.core)
+            place_network(net, self.params.core)
         except ValueError as e:
             raise DoesNotFit(f"the network does not fit this accelerator: {e}") from None
 
@@ -105,7 +105,7 @@ class Accelerator:
         if not isinstance(net, SpikingNetwork):
             net = load_network(net)
         self.check(net)
-        image = layout_network(net, self.params.core)
+        image = place_network(net, self.params.core)
         self.image = None  # a half-loaded network must not be used if a write fails
         for sel, addr, values in runs(image.bus_writes(self.params)):
             self.client.write(sel, addr, values)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layers import Dense, LayerShape, connectivity, shape_from_dict
+from cssnn.sw.spec.layers import Dense, LayerShape, connectivity, shape_from_dict
 
 __all__ = ["SpikingLayer", "SpikingNetwork", "NetworkError", "load_network", "save_network",
            "FORMAT", "FORMAT_VERSION", "CODINGS", "bits_for"]
@@ -252,7 +252,7 @@ class SpikingNetwork:
 
 def save_network(net: SpikingNetwork, path: str | Path) -> Path:
     """Write a network as ``.npz``: integer arrays plus a JSON ``meta`` record (format + version)."""
-    from .ann import ann_to_arrays  # late import: ann.py imports layers only
+    from cssnn.sw.frontends.ann import ann_to_arrays  # late import: ann.py imports layers only
 
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
@@ -283,7 +283,7 @@ def save_network(net: SpikingNetwork, path: str | Path) -> Path:
 
 def load_network(path: str | Path) -> SpikingNetwork:
     """Read a network written by :func:`save_network`; raise NetworkError naming any problem."""
-    from .ann import ann_from_arrays
+    from cssnn.sw.frontends.ann import ann_from_arrays
 
     path = Path(path)
     try:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ann import ANN
-from .network import CODINGS, MAX_WEIGHT_BITS, NetworkError, SpikingLayer, SpikingNetwork
+from cssnn.sw.frontends.ann import ANN
+from cssnn.sw.spec.network import CODINGS, MAX_WEIGHT_BITS, NetworkError, SpikingLayer, SpikingNetwork
 
 __all__ = ["ConversionConfig", "ConversionError", "convert", "activation_scales"]
 

@@ -1,11 +1,11 @@
-"""Benchmark of the whole accelerator: ``python -m cssnn.sim.bench_system [--samples 100] [--lanes 8]``.
+"""Benchmark of the whole accelerator: ``python -m cssnn.bench.system [--samples 100] [--lanes 8]``.
 
 For the converted digits network at T = 4, 6, 8 (each on an accelerator sized for it by
-:func:`cssnn.hw.sizing.params_for`), runs ``--samples`` test samples through the host driver on the
+:func:`cssnn.sw.mapping.sizing.params_for`), runs ``--samples`` test samples through the host driver on the
 direct Verilator harness, checks every logit against the golden model, and prints per T:
 
 - cycles per inference (the hardware's RUN_CYCLES counter: start to done, all T + L steps);
-- the ideal event-driven count (:mod:`cssnn.sim.ideal`) and the ratio measured / ideal;
+- the ideal event-driven count (:mod:`cssnn.sw.mapping.ideal`) and the ratio measured / ideal;
 - events and synaptic operations per inference;
 - simulation speed: simulated clocks per wall-clock second of the whole run (protocol included),
   the median over ``--runs`` runs (wall-clock figures on shared machines are noisy; cycle counts are not).
@@ -20,12 +20,12 @@ import time
 
 import numpy as np
 
-from ..hw.sizing import params_for
-from ..sw.driver import Accelerator
-from ..sw.golden import run
-from .ideal import ideal_cycles
-from .netgen import digits_network
-from .transports import open_backend
+from cssnn.sw.mapping.sizing import params_for
+from cssnn.sw.host.accelerator import Accelerator
+from cssnn.sw.spec.golden import run
+from cssnn.sw.mapping.ideal import ideal_cycles
+from cssnn.verif.netgen import digits_network
+from cssnn.sim.transports import open_backend
 
 
 def measure(timesteps: int, samples: int, lanes: int, backend: str, runs: int) -> dict:

@@ -1,6 +1,6 @@
-"""Host-side memory layout: a converted :class:`~cssnn.sw.network.SpikingNetwork` on one core.
+"""Host-side memory layout: a converted :class:`~cssnn.sw.spec.network.SpikingNetwork` on one core.
 
-:func:`layout_network` places every layer (the encoder, the hidden TSA layers, the output
+:func:`place_network` places every layer (the encoder, the hidden TSA layers, the output
 integrators) in the core's memories and returns a :class:`NetworkImage`: the synapse rows (weights +
 mask bits), the biases, the per-layer placement, the per-step configurations in schedule order
 (:meth:`NetworkImage.schedule`) and the host-port writes that load it all
@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..sw.network import SpikingNetwork
-from .params import CoreParams, HostMem, Mode, bits_for
+from cssnn.sw.spec.network import SpikingNetwork
+from cssnn.hw.params import CoreParams, HostMem, Mode, bits_for
 
-__all__ = ["LayerPlacement", "NetworkImage", "layout_network", "check_network", "check_accel", "layer_matrix",
+__all__ = ["LayerPlacement", "NetworkImage", "place_network", "check_network", "check_accel", "layer_matrix",
            "pack_lane", "unpack_state"]
 
 
@@ -135,7 +135,7 @@ class NetworkImage:
 
     # ---- the accelerator's bus (hw/memmap.py) ----
     def _check_ap(self, ap):
-        from .memmap import AccelParams
+        from cssnn.hw.memmap import AccelParams
 
         if not isinstance(ap, AccelParams):
             raise TypeError(f"ap must be an AccelParams, not {ap!r}")
@@ -149,7 +149,7 @@ class NetworkImage:
         entries (LOOPBACK for layers 0..L-1, nothing for the output layer L; with ``tap`` every entry
         also has TAP) and the registers T and L. Raises ``ValueError`` (:func:`check_accel`) if the
         network does not fit the accelerator."""
-        from .memmap import Reg, Route, Sel, layer_layout
+        from cssnn.hw.memmap import Reg, Route, Sel, layer_layout
 
         self._check_ap(ap)
         n = self.params.lanes
@@ -172,7 +172,7 @@ class NetworkImage:
     def bus_input_writes(self, x) -> list[tuple]:
         """``(Sel.BIAS, addr, raw)`` bus writes of one sample's integer input ``x`` (the encoder's bias,
         :meth:`input_writes`)."""
-        from .memmap import Sel
+        from cssnn.hw.memmap import Sel
 
         n = self.params.lanes
         return [(Sel.BIAS, addr * n + lane, raw) for _mem, addr, lane, raw in self.input_writes(x)]
@@ -259,7 +259,7 @@ def check_accel(net: SpikingNetwork, ap) -> None:
     layer table (L <= max_layers - 1), the T register (T <= 2**timestep_bits - 1) and the loopback
     FIFO (a spiking layer's step output, its spikes plus an end marker, must fit:
     at most ``ap.max_layer_neurons`` neurons)."""
-    from .memmap import AccelParams
+    from cssnn.hw.memmap import AccelParams
 
     if not isinstance(ap, AccelParams):
         raise TypeError(f"ap must be an AccelParams, not {ap!r}")
@@ -278,7 +278,7 @@ def check_accel(net: SpikingNetwork, ap) -> None:
                              f"step of at most {ap.max_layer_neurons} spikes plus the end marker")
 
 
-def layout_network(net: SpikingNetwork, p: CoreParams, *, neuron_base: int = 0, syn_base: int = 0) -> NetworkImage:
+def place_network(net: SpikingNetwork, p: CoreParams, *, neuron_base: int = 0, syn_base: int = 0) -> NetworkImage:
     """Place ``net`` in a core with parameters ``p`` starting at word ``neuron_base`` and synapse row
     ``syn_base``; raise ``ValueError`` if it does not fit (widths: :func:`check_network`; depths)."""
     check_network(net, p)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from amaranth.sim import Simulator
 
-from ..hw.core import Core
-from ..hw.params import CoreParams
-from .driver import AmaranthIO, CoreDriver
+from cssnn.hw.core import Core
+from cssnn.hw.params import CoreParams
+from cssnn.verif.core_tb import AmaranthIO, CoreDriver
 
 __all__ = ["run_testbenches", "run_with_core"]
 

@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .ann import ANN, ANNLayer
-from .layers import Dense
+from cssnn.sw.frontends.ann import ANN, ANNLayer
+from cssnn.sw.spec.layers import Dense
 
 __all__ = ["train_mlp"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from cssnn import __version__
 
 __all__ = ["main"]
 
@@ -53,9 +53,9 @@ def _emit(args, payload, text: str) -> None:
 # ---- subcommands ----------------------------------------------------------------------------
 
 def cmd_train(args) -> None:
-    from .ann import save_ann
-    from .datasets import load_dataset
-    from .train import train_mlp
+    from cssnn.sw.frontends.ann import save_ann
+    from cssnn.sw.frontends.datasets import load_dataset
+    from cssnn.sw.frontends.train import train_mlp
 
     data = load_dataset(args.dataset)
     with _progress(args.epochs, "training") as bar:
@@ -76,7 +76,7 @@ def cmd_train(args) -> None:
 
 
 def _conversion_config(args, coding, timesteps, output_bits):
-    from .convert import ConversionConfig
+    from cssnn.sw.frontends.convert import ConversionConfig
 
     return ConversionConfig(coding=coding, timesteps=timesteps, weight_bits=args.weight_bits,
                             input_bits=args.input_bits, percentile=args.percentile, output_bits=output_bits,
@@ -84,10 +84,10 @@ def _conversion_config(args, coding, timesteps, output_bits):
 
 
 def cmd_convert(args) -> None:
-    from .ann import load_ann
-    from .convert import convert
-    from .datasets import load_dataset
-    from .network import save_network
+    from cssnn.sw.frontends.ann import load_ann
+    from cssnn.sw.frontends.convert import convert
+    from cssnn.sw.frontends.datasets import load_dataset
+    from cssnn.sw.spec.network import save_network
 
     ann = load_ann(args.ann)
     data = load_dataset(args.dataset)
@@ -118,16 +118,16 @@ def _describe_text(net) -> str:
 
 
 def cmd_info(args) -> None:
-    from .network import load_network
+    from cssnn.sw.spec.network import load_network
 
     net = load_network(args.network)
     _emit(args, _describe(net), _describe_text(net))
 
 
 def cmd_eval(args) -> None:
-    from .datasets import load_dataset
-    from .evaluate import evaluate
-    from .network import load_network
+    from cssnn.sw.frontends.datasets import load_dataset
+    from cssnn.sw.analysis.evaluate import evaluate
+    from cssnn.sw.spec.network import load_network
 
     net = load_network(args.network)
     r = evaluate(net, load_dataset(args.dataset))
@@ -135,9 +135,9 @@ def cmd_eval(args) -> None:
 
 
 def cmd_sweep(args) -> None:
-    from .ann import load_ann
-    from .datasets import load_dataset
-    from .evaluate import plot_sweep, sweep
+    from cssnn.sw.frontends.ann import load_ann
+    from cssnn.sw.frontends.datasets import load_dataset
+    from cssnn.sw.analysis.evaluate import plot_sweep, sweep
 
     ann = load_ann(args.ann)
     data = load_dataset(args.dataset)
@@ -160,8 +160,8 @@ def cmd_sweep(args) -> None:
 
 def _simulated(args, net):
     """(accelerator params, transport) of a simulated accelerator sized for ``net``."""
-    from ..hw.sizing import params_for
-    from ..sim.transports import open_backend
+    from cssnn.sw.mapping.sizing import params_for
+    from cssnn.sim.transports import open_backend
 
     ap = params_for(net, lanes=args.lanes)
     if args.backend == "verilator":
@@ -170,8 +170,8 @@ def _simulated(args, net):
 
 
 def _test_inputs(net, dataset: str, samples: int | None = None):
-    from .datasets import load_dataset
-    from .golden import quantize_input
+    from cssnn.sw.frontends.datasets import load_dataset
+    from cssnn.sw.spec.golden import quantize_input
 
     data = load_dataset(dataset)
     if data.n_features != net.n_inputs:
@@ -183,10 +183,10 @@ def _test_inputs(net, dataset: str, samples: int | None = None):
 def cmd_sim(args) -> None:
     import time
 
-    from ..sim.ideal import ideal_cycles
-    from .driver import Accelerator
-    from .golden import run
-    from .network import load_network
+    from cssnn.sw.mapping.ideal import ideal_cycles
+    from cssnn.sw.host.accelerator import Accelerator
+    from cssnn.sw.spec.golden import run
+    from cssnn.sw.spec.network import load_network
 
     if args.samples < 1:
         raise CLIError(f"--samples must be at least 1, not {args.samples}")
@@ -242,9 +242,9 @@ def cmd_sim(args) -> None:
 
 
 def cmd_infer(args) -> None:
-    from .driver import Accelerator
-    from .golden import run
-    from .network import load_network
+    from cssnn.sw.host.accelerator import Accelerator
+    from cssnn.sw.spec.golden import run
+    from cssnn.sw.spec.network import load_network
 
     net = load_network(args.network)
     if args.input is not None:
@@ -255,7 +255,7 @@ def cmd_infer(args) -> None:
             raise CLIError(f"--index must be in [0, {len(xs) - 1}] for the {args.dataset} test split, not {args.index}")
         x = xs[args.index]
     if args.port:
-        from .protocol import SerialTransport
+        from cssnn.sw.host.protocol import SerialTransport
 
         transport = SerialTransport(args.port, baudrate=args.baud)
         where = args.port
@@ -384,16 +384,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("info", cmd_info, "describe a converted network file")
     p.add_argument("network", type=Path, help="converted network .npz")
 
-    from ..boards.cli import register  # build, selftest: the board flow lives with the boards
+    from cssnn.boards.commands import register  # build, selftest: the board flow lives with the boards
 
     register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .ann import ANNError
-    from .datasets import DatasetError
-    from .network import NetworkError
+    from cssnn.sw.frontends.ann import ANNError
+    from cssnn.sw.frontends.datasets import DatasetError
+    from cssnn.sw.spec.network import NetworkError
 
     args = build_parser().parse_args(argv)
     try:
