@@ -80,11 +80,11 @@ def summarize_path(path: dict) -> dict:
 
 
 def _short_source(src: str) -> str:
-    """``/long/path/cssnn/hw/core.py:123`` -> ``hw/core.py:123`` (project files), else the file name."""
+    """``/long/path/cssnn/hw/core/core.py:123`` -> ``hw/core/core.py:123`` (project files), else the file name."""
     src = src.strip()
     if not src:
         return ""
-    m = re.search(r"(?:^|/)((?:hw|boards|sim|sw)/[^/]+\.py:\d+)", src)
+    m = re.search(r"(?:^|/)((?:hw|boards|sim|sw|verif|bench)/(?:[^/]+/)*[^/]+\.py:\d+)", src)
     if m:
         return m.group(1)
     if "/share/" in src:  # yosys techmap cells: not a design location

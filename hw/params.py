@@ -7,19 +7,19 @@ a :class:`CoreParams`, so a width is chosen in exactly one place.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 from amaranth.hdl import signed, unsigned
-from amaranth.lib import data
+from amaranth.lib import data, enum
 from amaranth.utils import ceil_log2, exact_log2
 
 __all__ = ["CoreParams", "Mode", "HostMem", "check_params", "bits_for", "event_layout", "config_layout", "syn_lane_layout",
            "state_lane_layout"]
 
 
-class Mode(enum.IntEnum):
-    """What one layer-step does (SEMANTICS.md sections 2 and 3)."""
+class Mode(enum.IntEnum, shape=2):
+    """What one layer-step does (SEMANTICS.md sections 2 and 3). An Amaranth enum (the shape of the
+    ``mode`` ports and fields) and a plain ``IntEnum`` on the host side."""
 
     SILENT = 0     #: v <- sat_Bv(I + b), f <- 0 (first step of a TSA layer in an inference; encoder: b = x)
     FIRE = 1       #: m = 2v + I, ternary spike with ReLU guard, v <- sat_Bv(m - 2*theta*s)
@@ -27,8 +27,8 @@ class Mode(enum.IntEnum):
     OUT = 3        #: output integrator, later steps: v <- sat_Bo(2v + I)
 
 
-class HostMem(enum.IntEnum):
-    """Memory selected on the host port."""
+class HostMem(enum.IntEnum, shape=2):
+    """Memory selected on the host port (the shape of its ``sel``; a plain ``IntEnum`` on the host side)."""
 
     SYNAPSE = 0  #: lane = (weight: signed Bw, mask: 1 bit above it)
     STATE = 1    #: lane = (membrane: signed Bm, fired flag: 1 bit above it)
@@ -58,7 +58,7 @@ class CoreParams:
     counter_bits    width of the cycle/event/synaptic-op counters
     synapse_ram     where the synapse memory lives: "block" (block RAM, any device) or "spram"
                     (iCE40 UltraPlus single-port RAM, one SB_SPRAM256KA per lane and 16k rows,
-                    :mod:`cssnn.hw.spram`; simulates bit-exactly through its model)
+                    :mod:`cssnn.hw.core.spram`; simulates bit-exactly through its model)
     """
 
     lanes: int = 8
@@ -157,10 +157,10 @@ class CoreParams:
 
 
 def check_params(component, params) -> None:
-    """Raise ``TypeError`` unless ``params`` is a :class:`CoreParams` (silencing Amaranth's
-    "created but never used" warning for the component that is being rejected)."""
+    """Raise ``TypeError`` unless ``params`` is a :class:`CoreParams`. (The rejected ``component`` was
+    created: a test that does this on purpose silences Amaranth's "created but never used" warning
+    with ``# amaranth: UnusedElaboratable=no`` on its file's first line.)"""
     if not isinstance(params, CoreParams):
-        component._MustUse__silence = True
         raise TypeError(f"params must be a CoreParams, not {params!r}")
 
 
@@ -192,7 +192,7 @@ def config_layout(p: CoreParams) -> data.StructLayout:
     threshold    theta (FIRE mode only)
     """
     return data.StructLayout({
-        "mode": unsigned(2),
+        "mode": Mode,
         "neuron_base": unsigned(p.group_bits),
         "groups": unsigned(p.group_bits + 1),
         "count": unsigned(p.index_bits + 1),

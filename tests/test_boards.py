@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Board targets: report parsing, PLL settings, sizing and the "does not fit" errors, the SPRAM
 synapse memory against the block-RAM one, the board logic over its serial pins, the CLI, and one
 real iCEBreaker bitstream build for the digits network (slow, run in CI)."""
@@ -21,8 +22,8 @@ from cssnn.boards.sanity import SerialLineTransport, selftest, tiny_network
 from cssnn.boards.targets import BOARDS, get_board
 from cssnn.boards.top import BoardLogic, BoardTop, uart_divisor
 from cssnn.hw.params import CoreParams
-from cssnn.hw.spram import SPRAM, SpramSynapseMemory, spram_count
-from cssnn.hw.synapse import SynapseMemory
+from cssnn.hw.core.spram import SPRAM, SpramSynapseMemory, spram_count
+from cssnn.hw.core.synapse import SynapseMemory
 from cssnn.sw.mapping.requirements import DoesNotFit
 from cssnn.sw.spec.layers import Dense
 from cssnn.sw.spec.network import SpikingLayer, SpikingNetwork, save_network
@@ -37,13 +38,13 @@ ICE40_REPORT = {
             {"type": "clk-to-q", "delay": 1.39, "from": {"cell": "core.cfg_DFFLC", "port": "O", "loc": [9, 10]},
              "to": {"cell": "core.cfg_DFFLC", "port": "O", "loc": [9, 10]}},
             {"type": "routing", "delay": 2.85, "net": "logic.system.accelerator.core.cfg[48]",
-             "sources": ["/work/main/hw/core.py:119"],
+             "sources": ["/work/main/hw/core/core.py:119"],
              "from": {"cell": "core.cfg_DFFLC", "port": "O", "loc": [9, 10]},
              "to": {"cell": "lane0_LC", "port": "I3", "loc": [5, 10]}},
             {"type": "logic", "delay": 0.87, "from": {"cell": "lane0_LC", "port": "I3", "loc": [5, 10]},
              "to": {"cell": "lane0_LC", "port": "O", "loc": [5, 10]}},
             {"type": "routing", "delay": 3.60, "net": "lane0_mem", "sources": [
-                "/work/main/hw/neuron.py:74", "/share/ice40/arith_map.v:62.5-70.4"],
+                "/work/main/hw/core/neuron.py:74", "/share/ice40/arith_map.v:62.5-70.4"],
              "from": {"cell": "lane0_LC", "port": "O", "loc": [5, 10]},
              "to": {"cell": "argmax_DFFLC", "port": "D", "loc": [7, 15]}},
             {"type": "setup", "delay": 0.10, "from": {"cell": "argmax_DFFLC", "port": "D", "loc": [7, 15]},
@@ -75,7 +76,7 @@ def test_parse_report_fmax_utilisation_and_critical_path(tmp_path):
     assert cp["from"] == cp["to"] == "clk"
     assert cp["delay_ns"] == pytest.approx(1.39 + 2.85 + 0.87 + 3.60 + 0.10, abs=1e-3)
     assert cp["routing_ns"] == pytest.approx(6.45, abs=1e-3) and cp["logic_levels"] == 1
-    assert cp["sources"] == ["hw/core.py:119", "hw/neuron.py:74"]  # techmap files are not design locations
+    assert cp["sources"] == ["hw/core/core.py:119", "hw/core/neuron.py:74"]  # techmap files are not design locations
     assert cp["start"] == "core.cfg_DFFLC" and cp["end"] == "argmax_DFFLC"
     assert len(r["critical_paths"]) == 2 and r["critical_paths"][1]["from"] == "<async>"
 

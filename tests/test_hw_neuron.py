@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """TSA lane update against SEMANTICS.md sections 2-3, in the Amaranth simulator (edge cases + random)."""
 
 import random
@@ -5,7 +6,7 @@ import random
 import pytest
 from cssnn.verif.pysim import run_testbenches
 
-from cssnn.hw.neuron import TsaLane
+from cssnn.hw.core.neuron import TsaLane
 from cssnn.hw.params import CoreParams, Mode
 from cssnn.sw.spec.golden import saturate
 
@@ -133,7 +134,6 @@ def test_params_validation(kw, msg):
         CoreParams(**kw)
 
 
-@pytest.mark.filterwarnings("ignore:.*created but never used")
 def test_components_reject_non_params():
     with pytest.raises(TypeError):
         TsaLane({"lanes": 4})

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The spike router in pysim: random input gaps and random ready on every output against a Python
 model (exact per-port sequences), multicast all-or-nothing under FIFO-full back-pressure, mask 0
 drops, the table's read/write ports, and constructor validation."""

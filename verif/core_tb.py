@@ -21,6 +21,7 @@ import random
 from dataclasses import dataclass, field
 
 import numpy as np
+from amaranth.hdl import Shape
 from amaranth.lib import data
 
 from cssnn.hw.core import COUNTERS, HOST_READ_LATENCY
@@ -35,8 +36,8 @@ def pack(layout: data.StructLayout, values: dict) -> int:
     raw = 0
     for name, f in layout:
         v = int(values.get(name, 0))
-        w = f.width
-        if not f.shape.signed and not 0 <= v < 2**w or f.shape.signed and not -(2 ** (w - 1)) <= v < 2 ** (w - 1):
+        w, signed = f.width, Shape.cast(f.shape).signed   # f.shape may be an enum (``mode``)
+        if not signed and not 0 <= v < 2**w or signed and not -(2 ** (w - 1)) <= v < 2 ** (w - 1):
             raise ValueError(f"field {name}={v} does not fit {f.shape}")
         raw |= (v & (2**w - 1)) << f.offset
     return raw
@@ -46,7 +47,7 @@ def unpack(layout: data.StructLayout, raw: int) -> dict:
     out = {}
     for name, f in layout:
         v = (raw >> f.offset) & (2**f.width - 1)
-        if f.shape.signed and v >> (f.width - 1):
+        if Shape.cast(f.shape).signed and v >> (f.width - 1):
             v -= 2**f.width
         out[name] = v
     return out

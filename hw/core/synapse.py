@@ -10,7 +10,7 @@ synthesis maps the memory to block RAM (iCE40 EBR, ECP5 DP16KD). The write port 
 a time (lane-granular enables), which is what a host link or a learning engine needs.
 
 With ``CoreParams.synapse_ram = "spram"`` the memory is built from iCE40 UltraPlus SPRAM instead
-(:class:`~cssnn.hw.spram.SpramSynapseMemory`: same ports and timing, a simulation model off-chip).
+(:class:`~cssnn.hw.core.spram.SpramSynapseMemory`: same ports and timing, a simulation model off-chip).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class SynapseMemory(wiring.Component):
         p = self.params
         m = Module()
         if p.synapse_ram == "spram":
-            from cssnn.hw.spram import SpramSynapseMemory
+            from cssnn.hw.core.spram import SpramSynapseMemory
 
             m.submodules.spram = inner = SpramSynapseMemory(p)
             for name in ("read_addr", "read_en", "write_addr", "write_lane", "write_data", "write_en"):

@@ -68,7 +68,7 @@ class TsaLane(wiring.Component):
         self.params = p = params
         self.pipelined = bool(pipelined)
         super().__init__({
-            "mode": In(2), "threshold": In(p.threshold_bits), "en": In(1, init=1),
+            "mode": In(Mode), "threshold": In(p.threshold_bits), "en": In(1, init=1),
             "v": In(signed(p.store_bits)), "fired": In(1), "acc": In(signed(p.acc_bits)),
             "bias": In(signed(p.bias_bits)),
             "v_next": Out(signed(p.store_bits)), "fired_next": Out(1), "pos": Out(1), "neg": Out(1),
@@ -143,7 +143,7 @@ class NeuronArray(wiring.Component):
         self.pipelined = bool(pipelined)
         n = p.lanes
         super().__init__({
-            "mode": In(2), "threshold": In(p.threshold_bits), "en": In(1, init=1),
+            "mode": In(Mode), "threshold": In(p.threshold_bits), "en": In(1, init=1),
             "v": In(data.ArrayLayout(signed(p.store_bits), n)), "fired": In(n),
             "acc": In(data.ArrayLayout(signed(p.acc_bits), n)), "bias": In(data.ArrayLayout(signed(p.bias_bits), n)),
             "v_next": Out(data.ArrayLayout(signed(p.store_bits), n)), "fired_next": Out(n),

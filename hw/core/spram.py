@@ -9,7 +9,7 @@ RAM: on hardware (an iCE40 UltraPlus platform) an ``SB_SPRAM256KA`` instance, in
   leaves ``rdata`` unchanged;
 - a clock with ``cs`` low does nothing (``rdata`` holds).
 
-:class:`SpramSynapseMemory` has the ports and timing of :class:`~cssnn.hw.synapse.SynapseMemory`
+:class:`SpramSynapseMemory` has the ports and timing of :class:`~cssnn.hw.core.synapse.SynapseMemory`
 (``CoreParams.synapse_ram = "spram"`` selects it inside the core): one SPRAM per lane (the lane's
 weight and mask bit, zero-extended to 16 bits) and per 16k rows, so a lane write is a write of that
 lane's SPRAM and the other lanes keep reading. A single port cannot read and write in the same
@@ -28,7 +28,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from cssnn.hw.params import CoreParams
-from cssnn.hw.synapse import SynapseMemory
+from cssnn.hw.core.synapse import SynapseMemory
 
 __all__ = ["SPRAM", "SpramSynapseMemory", "SPRAM_DEPTH", "SPRAM_WIDTH", "spram_count", "is_ice40_ultraplus"]
 
@@ -56,7 +56,6 @@ class SPRAM(wiring.Component):
 
     def __init__(self, *, model: bool | None = None):
         if model not in (None, True, False):
-            self._MustUse__silence = True
             raise TypeError(f"model must be None, True or False, not {model!r}")
         self.model = model
         super().__init__({
@@ -89,7 +88,7 @@ class SPRAM(wiring.Component):
 
 
 class SpramSynapseMemory(SynapseMemory):
-    """:class:`~cssnn.hw.synapse.SynapseMemory` (same ports, same read timing) in SPRAM: one
+    """:class:`~cssnn.hw.core.synapse.SynapseMemory` (same ports, same read timing) in SPRAM: one
     ``SB_SPRAM256KA`` per lane and per 16k rows (``spram_count(params)`` in all).
 
     ``model`` is passed to every :class:`SPRAM` (``True`` forces the simulation model)."""
@@ -98,10 +97,8 @@ class SpramSynapseMemory(SynapseMemory):
         super().__init__(params)
         p = self.params
         if p.weight_bits + 1 > SPRAM_WIDTH:
-            self._MustUse__silence = True
             raise ValueError(f"an SPRAM lane holds 16 bits: weight_bits must be at most 15, not {p.weight_bits}")
         if model not in (None, True, False):
-            self._MustUse__silence = True
             raise TypeError(f"model must be None, True or False, not {model!r}")
         self.model = model
 

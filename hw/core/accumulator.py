@@ -9,7 +9,7 @@ costs, SEMANTICS.md section 5).
 
 The sums wrap at ``acc_bits``; the layout helper checks that ``Imax`` of every layer fits, so they
 never do. The block is combinational: the core registers around it (memory outputs registered, add and write
-back in the next clock, the sums of the two items ahead forwarded, see ``hw/core.py``).
+back in the next clock, the sums of the two items ahead forwarded, see ``hw/core/``).
 """
 
 from __future__ import annotations

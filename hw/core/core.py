@@ -1,0 +1,203 @@
+r"""The cssnn core: one layer-step at a time, event driven, N lanes.
+
+Block diagram (one clock per box boundary; R = read addresses, D = the memory outputs registered,
+X = accumulate or update stage 1, Y = update stage 2, Z = write-back, spikes, argmax)::
+
+      step (config stream) ---> [ FSM: IDLE -> ACCUM -> UPDATE -> FLUSH -> IDLE, done pulse ]
+                                       |                |
+    events --> [E1] --> [event register], row = syn_base+(i<<k) (register, +1 per group)
+                                  R: synapse row addr     R: word addr nb+g (register)
+                                     row                  |
+                                       |                  v
+                             [synapse mem]  [acc mem]  [state mem]  [bias mem]   (sync reads = BRAM)
+                                 D: registers ---------------------------------
+                                       \    /  ^ sums of the two items ahead forwarded
+                                 X: SpikeAccumulator --+      X/Y: NeuronArray (N x TsaLane, 2 stages)
+                                       (acc +/- w)                |    |      \
+                                                    Z: state/acc<-+    |       Argmax (output modes,
+                                                       write back      v       registered tree)
+                                                   word FIFO (credits) -> SpikeSerializer -> out
+
+Per-step protocol (see docs/HARDWARE.md):
+
+1. While ``busy`` is low the controller hands a :func:`config_layout` word to the ``step`` stream.
+2. ACCUM: the core consumes ``events`` until an event with ``end = 1``. A spike event (i, neg) costs
+   ``groups`` clocks (one synapse row and one accumulator word per group), steady state one row per
+   clock; back-to-back events on the same accumulator word are forwarded (an item's read misses the
+   sums of the two items ahead of it; those are muxed in front of the adder).
+3. UPDATE: one word (N neurons) per clock: membrane, flag, accumulator, bias are read; the TSA update
+   is written back and the accumulator cleared; nonzero spikes go through a word FIFO to the
+   serializer (one spike per clock). A word is issued only while the FIFO has a place reserved for it,
+   so the pipeline never stalls. Output modes feed the argmax instead and emit no spikes.
+4. FLUSH: after the last spike, one end marker on ``out``; then ``done`` pulses for one clock and the
+   core is idle again. So a step's ``out`` is its spikes in ascending index order plus an end marker,
+   directly usable as the next layer's ``events``.
+
+The ``host`` port reads and writes one lane of one memory per clock (read data four clocks later; a
+write lands one clock after it is presented) and only acts while the core is idle. The encoder's
+input x is loaded as the bias of the encoder neurons (its SILENT step then computes v = sat(0 + x),
+identical to the spec's I = x, b = 0).
+
+:class:`Core` is the FSM (``phase``), the step's config, the R-stage counters (``g``, ``word``,
+``last_group``) and the word address of the items in D and X; it wires the components (one module
+each in this package): :class:`~.stores.SynapseStore` and :class:`~.stores.NeuronStore` (the
+memories, their address and D registers), :class:`~.host.HostPort`, :class:`~.events.EventInput`
+(E1, the event register, the first row), :class:`~.accumulate.AccumulateStage` (the adder, the
+forwarding), :class:`~.update.UpdateStage` (the neuron array's stages, credits, argmax),
+:class:`~.output.OutputStage` (word FIFO, serializer, skid buffer, end marker) and
+:class:`~.counters.Counters`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import enum, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from cssnn.hw.params import CoreParams, check_params, config_layout, event_layout
+from cssnn.hw.core.accumulate import AccumulateStage
+from cssnn.hw.core.counters import COUNTERS, Counters
+from cssnn.hw.core.events import EventInput
+from cssnn.hw.core.host import HOST_READ_LATENCY, HostPort, host_signature
+from cssnn.hw.core.output import OutputStage
+from cssnn.hw.core.stores import NeuronStore, SynapseStore
+from cssnn.hw.core.update import UpdateStage
+
+__all__ = ["Core", "Phase", "host_signature", "COUNTERS", "HOST_READ_LATENCY"]
+
+
+class Phase(enum.Enum, shape=2):
+    """The core's FSM state."""
+
+    IDLE = 0    #: waiting for a step config
+    ACCUM = 1   #: events in, synapse rows accumulated
+    UPDATE = 2  #: one word of neurons updated per clock
+    FLUSH = 3   #: the pipeline drains, then the end marker
+
+
+class Core(wiring.Component):
+    """A cssnn core. Ports:
+
+    ``step``      In stream of :func:`~cssnn.hw.params.config_layout` (accepted only while idle)
+    ``events``    In stream of :func:`~cssnn.hw.params.event_layout` (the step's input spikes + end marker)
+    ``out``       Out stream of events (the step's output spikes + end marker)
+    ``busy``      high from the accepted ``step`` until ``done``
+    ``done``      one-clock pulse when the step's end marker has been accepted on ``out``
+    ``host``      In :func:`~cssnn.hw.core.host.host_signature` memory access
+    ``argmax_index``, ``argmax_value``  argmax of the last output-mode step
+    ``cnt_cycles``  busy clocks; ``cnt_events`` input spike events; ``cnt_synops`` synaptic operations
+    (unmasked synapses touched); ``cnt_spikes`` output spikes; ``cnt_steps`` steps done (see
+    :data:`COUNTERS`); ``clear`` zeroes them all
+    """
+
+    def __init__(self, params: CoreParams):
+        check_params(self, params)
+        self.params = p = params
+        sig = {
+            "step": In(stream.Signature(config_layout(p))),
+            "events": In(stream.Signature(event_layout(p))),
+            "out": Out(stream.Signature(event_layout(p))),
+            "busy": Out(1), "done": Out(1),
+            "host": In(host_signature(p)),
+            "argmax_index": Out(p.index_bits), "argmax_value": Out(signed(p.store_bits)),
+            "clear": In(1),
+        }
+        for name in COUNTERS:
+            sig[f"cnt_{name}"] = Out(p.counter_bits)
+        super().__init__(sig)
+
+    def elaborate(self, platform):
+        p = self.params
+        m = Module()
+        m.submodules.syn = SynapseStore(p)
+        m.submodules.neuron_store = NeuronStore(p)
+        m.submodules.host = HostPort(p)
+        m.submodules.event_in = ev = EventInput(p)
+        m.submodules.accumulate = AccumulateStage(p)
+        m.submodules.update = upd = UpdateStage(p)
+        m.submodules.output = out = OutputStage(p)
+        m.submodules.counters = Counters(p)
+
+        cfg = Signal(config_layout(p))
+        phase = Signal(Phase)
+        # phase == ACCUM as a flip-flop of its own: it selects the synapse read address, so no decode
+        # in front of it (timing: docs/BOARDS.md, item 19)
+        accum = Signal()
+        g = Signal(p.group_bits + 1)          # R-stage group counter
+        # g + 1 >= cfg.groups and neuron_base + g as registers, stepped with g (timing: docs/BOARDS.md)
+        last_group = Signal()
+        word = Signal(p.group_bits)
+        upd_wait = Signal()   # the first UPDATE clock: the last ACCUM sum is still in X
+        issue = Signal()      # an item (ACCUM: a row of an event, UPDATE: a word) is issued in R
+        # the memory word of the item in D and in X (both kinds)
+        d_addr, x_addr = Signal(p.group_bits), Signal(p.group_bits)
+        idle, updating = Signal(), Signal()
+        m.d.comb += [idle.eq(phase == Phase.IDLE), updating.eq(phase == Phase.UPDATE)]
+
+        m.d.comb += [self.busy.eq(~idle), self.step.ready.eq(idle)]
+        with m.If(self.step.valid & self.step.ready):
+            m.d.sync += [cfg.eq(self.step.payload), phase.eq(Phase.ACCUM), accum.eq(1),
+                         g.eq(0), word.eq(self.step.payload.neuron_base),
+                         last_group.eq(self.step.payload.groups < 2)]
+        with m.If(accum):
+            m.d.comb += issue.eq(ev.pending)
+            with m.If(issue):
+                m.d.sync += [g.eq(Mux(last_group, 0, g + 1)), word.eq(Mux(last_group, cfg.neuron_base, word + 1)),
+                             last_group.eq(Mux(last_group, cfg.groups < 2, g + 2 >= cfg.groups))]
+            with m.If(ev.end):
+                m.d.sync += [phase.eq(Phase.UPDATE), accum.eq(0), g.eq(0), word.eq(cfg.neuron_base),
+                             upd_wait.eq(1)]
+            m.d.sync += d_addr.eq(word)
+        # UPDATE issues a word only with a credit (a place in the word FIFO), so nothing stalls
+        with m.If(updating):
+            m.d.comb += issue.eq((g < cfg.groups) & ~upd_wait & upd.credit)
+            m.d.sync += [upd_wait.eq(0), d_addr.eq(word)]
+            with m.If(issue):
+                m.d.sync += [g.eq(g + 1), word.eq(word + 1)]
+            with m.Elif((g >= cfg.groups) & ~upd_wait):
+                m.d.sync += phase.eq(Phase.FLUSH)
+        m.d.sync += x_addr.eq(d_addr)
+        with m.If(out.done):
+            m.d.sync += phase.eq(Phase.IDLE)
+
+        self._connect(m, cfg, phase, accum, updating, idle, issue, g, word, last_group, d_addr, x_addr)
+        return m
+
+    def _connect(self, m, cfg, phase, accum, updating, idle, issue, g, word, last_group, d_addr, x_addr):
+        """Wires the components (``m.submodules``) to the FSM's signals and to the core's ports."""
+        syn, nst, host = m.submodules.syn, m.submodules.neuron_store, m.submodules.host
+        ev, acc, upd = m.submodules.event_in, m.submodules.accumulate, m.submodules.update
+        out, counters = m.submodules.output, m.submodules.counters
+        # the random-access ports (host), the stores' writers, the streams
+        wiring.connect(m, wiring.flipped(self.host), host.bus)
+        wiring.connect(m, host.syn_read, syn.read)
+        wiring.connect(m, host.syn_write, syn.write)
+        wiring.connect(m, host.neuron_read, nst.read)
+        wiring.connect(m, host.neuron_write, nst.write)
+        wiring.connect(m, acc.write, nst.acc_write)
+        wiring.connect(m, upd.acc_clear, nst.acc_clear)
+        wiring.connect(m, upd.state_write, nst.state_write)
+        wiring.connect(m, wiring.flipped(self.events), ev.events)
+        wiring.connect(m, upd.words, out.words)
+        wiring.connect(m, wiring.flipped(self.out), out.out)
+        m.d.comb += [
+            host.idle.eq(idle),
+            ev.accum.eq(accum), ev.last_group.eq(last_group),
+            ev.syn_base.eq(cfg.syn_base), ev.stride_log2.eq(cfg.stride_log2),
+            syn.accum.eq(accum), syn.row_load.eq(ev.load), syn.row_first.eq(ev.first_row),
+            syn.row_step.eq(accum & issue),
+            nst.accum.eq(accum), nst.update.eq(updating), nst.word.eq(word), nst.upd_valid.eq(upd.d_valid),
+            acc.accum.eq(accum), acc.issue.eq(issue), acc.neg.eq(ev.neg), acc.d_addr.eq(d_addr),
+            acc.x_addr.eq(x_addr), acc.row.eq(syn.row_data), acc.acc.eq(nst.acc),
+            upd.update.eq(updating), upd.issue.eq(issue), upd.group.eq(g), upd.x_addr.eq(x_addr),
+            upd.mode.eq(cfg.mode), upd.threshold.eq(cfg.threshold), upd.count.eq(cfg.count),
+            upd.state.eq(nst.state), upd.acc.eq(nst.acc_upd), upd.bias.eq(nst.bias),
+            upd.word_taken.eq(out.word_taken),
+            out.flush.eq(phase == Phase.FLUSH), out.drained.eq(upd.idle),
+            self.done.eq(out.done), self.argmax_index.eq(upd.argmax_index), self.argmax_value.eq(upd.argmax_value),
+            counters.clear.eq(self.clear), counters.busy.eq(~idle), counters.event.eq(accum & issue & last_group),
+            counters.synops_valid.eq(acc.write.en), counters.synops.eq(acc.synops),
+            counters.spike.eq(out.spike), counters.step.eq(out.done),
+        ]
+        for name in COUNTERS:
+            m.d.comb += getattr(self, f"cnt_{name}").eq(getattr(counters, f"cnt_{name}"))

@@ -1,0 +1,108 @@
+"""The host port of the core: one lane of one memory per clock, only while the core is idle.
+
+Writes are registered and land one clock after they are presented (so a read in the very next
+clock of the element just written returns its old value). Reads come from the stores' D registers
+(the memory outputs registered) through two registered selects, memory and lane within a group of
+``2**READ_GROUP_BITS`` lanes, then the group: ``rdata`` is the lane addressed
+:data:`HOST_READ_LATENCY` clocks earlier.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from cssnn.hw.params import CoreParams, HostMem, check_params
+from cssnn.hw.core.stores import neuron_read_signature, neuron_write_signature, synapse_read_signature, synapse_write_signature
+
+__all__ = ["HostPort", "host_signature", "HOST_READ_LATENCY", "READ_GROUP_BITS"]
+
+#: Clocks from a host-port read address to its ``rdata``.
+HOST_READ_LATENCY = 4
+
+#: The read's first select takes one lane of a group of 2**READ_GROUP_BITS lanes, the second one
+#: group: one select over all lanes is too long a path (docs/BOARDS.md, item 11).
+READ_GROUP_BITS = 2
+
+
+def host_signature(p: CoreParams) -> wiring.Signature:
+    """Memory access from the host's side: one lane per clock; ``rdata`` is the lane addressed four
+    clocks earlier (``sel``, ``addr``, ``lane``); a write (``we``) lands a clock later. Writes and reads
+    act only while idle."""
+    return wiring.Signature({
+        "sel": Out(HostMem), "addr": Out(p.host_addr_bits), "lane": Out(max(1, p.lane_bits)),
+        "wdata": Out(p.host_data_bits), "we": Out(1), "rdata": In(p.host_data_bits),
+    })
+
+
+def _select(m, index, choices, target):
+    """``target <= choices[index]`` (registered), by a case statement (``word_select`` with a
+    variable index would be a multiply)."""
+    if len(choices) == 1:
+        m.d.sync += target.eq(choices[0])
+        return
+    with m.Switch(index):
+        for k, choice in enumerate(choices):
+            with m.Case(k):
+                m.d.sync += target.eq(choice)
+
+
+class HostPort(wiring.Component):
+    """``bus``: In :func:`host_signature` (the core's ``host`` port); ``idle``: writes are taken only
+    while high. The random-access ports of the stores: ``syn_read``, ``syn_write``
+    (:class:`~cssnn.hw.core.stores.SynapseStore`), ``neuron_read``, ``neuron_write``
+    (:class:`~cssnn.hw.core.stores.NeuronStore`)."""
+
+    def __init__(self, params: CoreParams):
+        check_params(self, params)
+        self.params = p = params
+        super().__init__({
+            "bus": In(host_signature(p)), "idle": In(1),
+            "syn_read": Out(synapse_read_signature(p)), "syn_write": Out(synapse_write_signature(p)),
+            "neuron_read": Out(neuron_read_signature(p)), "neuron_write": Out(neuron_write_signature(p)),
+        })
+
+    def elaborate(self, platform):
+        p = self.params
+        n = p.lanes
+        m = Module()
+        h = self.bus
+
+        # writes, registered: no address decode in front of the memories' write enables (timing:
+        # docs/BOARDS.md, item 6)
+        h_we, h_wsel = Signal(), Signal(HostMem)
+        h_waddr, h_wlane, h_wdata = Signal.like(h.addr), Signal.like(h.lane), Signal.like(h.wdata)
+        m.d.sync += [h_we.eq(self.idle & h.we), h_wsel.eq(h.sel), h_waddr.eq(h.addr), h_wlane.eq(h.lane),
+                     h_wdata.eq(h.wdata)]
+        lane_en = Signal(n)
+        for k in range(n):
+            m.d.comb += lane_en[k].eq(h_wlane == k if n > 1 else 1)
+        sw, nw = self.syn_write, self.neuron_write
+        m.d.comb += [
+            sw.addr.eq(h_waddr), sw.lane.eq(h_wlane), sw.data.eq(h_wdata[:p.weight_bits + 1]),
+            sw.en.eq(h_we & (h_wsel == HostMem.SYNAPSE)),
+            nw.addr.eq(h_waddr), nw.lanes.eq(lane_en), nw.data.eq(h_wdata),
+            nw.state.eq(h_we & (h_wsel == HostMem.STATE)), nw.bias.eq(h_we & (h_wsel == HostMem.BIAS)),
+            nw.acc.eq(h_we & (h_wsel == HostMem.ACC)),
+        ]
+
+        # reads: the address goes to the stores; their D registers, then two registered selects
+        m.d.comb += [self.syn_read.addr.eq(h.addr), self.neuron_read.addr.eq(h.addr)]
+        h_sel_r, h_sel_r2 = Signal(HostMem), Signal(HostMem)
+        h_lane_r, h_lane_r2, h_lane_r3 = Signal.like(h.lane), Signal.like(h.lane), Signal.like(h.lane)
+        m.d.sync += [h_sel_r.eq(h.sel), h_lane_r.eq(h.lane), h_sel_r2.eq(h_sel_r), h_lane_r2.eq(h_lane_r),
+                     h_lane_r3.eq(h_lane_r2)]
+        nr = self.neuron_read
+        sources = {HostMem.SYNAPSE: (self.syn_read.data, p.weight_bits + 1), HostMem.STATE: (nr.state, p.store_bits + 1),
+                   HostMem.BIAS: (nr.bias, p.bias_bits), HostMem.ACC: (nr.acc, p.acc_bits)}
+        gb = min(p.lane_bits, READ_GROUP_BITS)
+        groups = [Signal.like(h.rdata, name=f"h_read_group{j}") for j in range(n >> gb)]
+        for j, group in enumerate(groups):
+            with m.Switch(h_sel_r2):
+                for sel, (view, width) in sources.items():
+                    with m.Case(sel):
+                        lanes = view.as_value()[j * width << gb:(j + 1) * width << gb]
+                        _select(m, h_lane_r2[:gb], [lanes[k * width:(k + 1) * width] for k in range(1 << gb)], group)
+        _select(m, h_lane_r3[gb:], groups, h.rdata)
+        return m

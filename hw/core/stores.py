@@ -1,0 +1,192 @@
+"""The core's memories with their address and output registers: :class:`SynapseStore` and
+:class:`NeuronStore`.
+
+Both have two sides. The *pipeline* side: the read address comes from a register of the pipeline
+(the synapse store's own ``row``, the core's ``word``) while a phase reads, and every memory output
+is registered (D) before any logic. The *random-access* side: explicit read and write ports (the
+signatures below) for a client that reads or writes one word or lane at a time: today the host port
+(:class:`~cssnn.hw.core.host.HostPort`), which uses them only while the core is idle. A read port's
+``data`` is the word addressed two clocks earlier (the memory's synchronous read, then the D
+register); a write lands at the clock edge.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from cssnn.hw.params import CoreParams, check_params, state_lane_layout, syn_lane_layout
+from cssnn.hw.core.synapse import SynapseMemory
+
+__all__ = ["SynapseStore", "NeuronStore", "synapse_read_signature", "synapse_write_signature",
+           "neuron_read_signature", "neuron_write_signature", "word_write_signature", "word_clear_signature"]
+
+
+def _row(p: CoreParams) -> data.ArrayLayout:
+    return data.ArrayLayout(syn_lane_layout(p), p.lanes)
+
+
+def synapse_read_signature(p: CoreParams) -> wiring.Signature:
+    """A read of the synapse store, reader's side: ``data`` is row ``addr`` two clocks later."""
+    return wiring.Signature({"addr": Out(p.row_bits), "data": In(_row(p))})
+
+
+def synapse_write_signature(p: CoreParams) -> wiring.Signature:
+    """A write of one lane (weight, mask) of synapse row ``addr``, writer's side."""
+    return wiring.Signature({"addr": Out(p.row_bits), "lane": Out(max(1, p.lane_bits)),
+                             "data": Out(syn_lane_layout(p)), "en": Out(1)})
+
+
+def neuron_read_signature(p: CoreParams) -> wiring.Signature:
+    """A read of the neuron store, reader's side: word ``addr`` of the state, bias and accumulator
+    memories two clocks later."""
+    n = p.lanes
+    return wiring.Signature({
+        "addr": Out(p.group_bits), "state": In(data.ArrayLayout(state_lane_layout(p), n)),
+        "bias": In(data.ArrayLayout(signed(p.bias_bits), n)), "acc": In(data.ArrayLayout(signed(p.acc_bits), n)),
+    })
+
+
+def neuron_write_signature(p: CoreParams) -> wiring.Signature:
+    """Lane writes into the neuron store, writer's side: the low bits of ``data`` into the lanes set in
+    ``lanes`` of word ``addr`` of each memory whose enable (``state``, ``bias``, ``acc``) is high."""
+    return wiring.Signature({"addr": Out(p.group_bits), "lanes": Out(p.lanes), "data": Out(p.host_data_bits),
+                             "state": Out(1), "bias": Out(1), "acc": Out(1)})
+
+
+def word_write_signature(p: CoreParams, lane_shape) -> wiring.Signature:
+    """A pipeline stage's write of a whole word (all N lanes of ``lane_shape``), writer's side."""
+    return wiring.Signature({"en": Out(1), "addr": Out(p.group_bits),
+                             "data": Out(data.ArrayLayout(lane_shape, p.lanes))})
+
+
+def word_clear_signature(p: CoreParams) -> wiring.Signature:
+    """A pipeline stage's clear (all lanes to zero) of word ``addr``, writer's side."""
+    return wiring.Signature({"en": Out(1), "addr": Out(p.group_bits)})
+
+
+class SynapseStore(wiring.Component):
+    """The synapse memory (:class:`~cssnn.hw.core.synapse.SynapseMemory`), its read address register
+    ``row`` and its D register.
+
+    Pipeline side: ``row_load`` loads ``row`` with ``row_first`` (an event's first row), else
+    ``row_step`` steps it; while ``accum`` is high the memory reads ``row``; ``row_data`` is the row
+    read, registered. Random-access side: ``read`` (:func:`synapse_read_signature`; its address is
+    used while ``accum`` is low, its ``data`` is ``row_data``) and ``write``
+    (:func:`synapse_write_signature`).
+    """
+
+    def __init__(self, params: CoreParams):
+        check_params(self, params)
+        self.params = p = params
+        super().__init__({
+            "read": In(synapse_read_signature(p)), "write": In(synapse_write_signature(p)),
+            "accum": In(1), "row_load": In(1), "row_first": In(p.row_bits), "row_step": In(1),
+            "row_data": Out(_row(p)),
+        })
+
+    def elaborate(self, platform):
+        p = self.params
+        m = Module()
+        m.submodules.mem = mem = SynapseMemory(p)
+        # the read address comes from a register: timing (docs/BOARDS.md, item 19)
+        row = Signal(p.row_bits)
+        with m.If(self.row_load):
+            m.d.sync += row.eq(self.row_first)
+        with m.Elif(self.row_step):
+            m.d.sync += row.eq(row + 1)
+        m.d.comb += mem.read_addr.eq(self.read.addr)
+        with m.If(self.accum):
+            m.d.comb += mem.read_addr.eq(row)
+        # D: the memory output registered before any logic
+        d_syn = Signal.like(mem.read_data)
+        m.d.sync += d_syn.eq(mem.read_data)
+        m.d.comb += [
+            self.row_data.eq(d_syn), self.read.data.eq(d_syn),
+            mem.write_addr.eq(self.write.addr), mem.write_lane.eq(self.write.lane),
+            mem.write_data.eq(self.write.data), mem.write_en.eq(self.write.en),
+        ]
+        return m
+
+
+class NeuronStore(wiring.Component):
+    """The state, accumulator and bias memories (one word of N lanes per address) and their D
+    registers.
+
+    Pipeline side: the memories read ``word`` (the accumulator while ``accum``, all three while
+    ``update``); ``state``, ``bias``, ``acc`` are the words read, registered; ``acc_upd`` is a second
+    register of the accumulator word, loaded only while ``upd_valid`` (an UPDATE word is in D), for
+    the neuron lanes. Pipeline writes: ``acc_write`` (the accumulate stage's sums), ``acc_clear`` and
+    ``state_write`` (the update stage's clear and write-back).
+
+    Random-access side: ``read`` (:func:`neuron_read_signature`; its address is used while no phase
+    reads) and ``write`` (:func:`neuron_write_signature`). Writers by priority, lowest first: the
+    accumulator ``acc_write``, ``acc_clear``, ``write.acc``; the state ``write.state``,
+    ``state_write``; the bias only ``write.bias``.
+    """
+
+    def __init__(self, params: CoreParams):
+        check_params(self, params)
+        self.params = p = params
+        n = p.lanes
+        state, acc = state_lane_layout(p), signed(p.acc_bits)
+        super().__init__({
+            "read": In(neuron_read_signature(p)), "write": In(neuron_write_signature(p)),
+            "accum": In(1), "update": In(1), "word": In(p.group_bits), "upd_valid": In(1),
+            "state": Out(data.ArrayLayout(state, n)), "bias": Out(data.ArrayLayout(signed(p.bias_bits), n)),
+            "acc": Out(data.ArrayLayout(acc, n)), "acc_upd": Out(data.ArrayLayout(acc, n)),
+            "acc_write": In(word_write_signature(p, acc)), "acc_clear": In(word_clear_signature(p)),
+            "state_write": In(word_write_signature(p, state)),
+        })
+
+    def elaborate(self, platform):
+        p = self.params
+        n = p.lanes
+        m = Module()
+        m.submodules.acc_mem = acc_mem = memory.Memory(shape=data.ArrayLayout(signed(p.acc_bits), n),
+                                                       depth=p.groups, init=[])
+        m.submodules.state_mem = state_mem = memory.Memory(shape=data.ArrayLayout(state_lane_layout(p), n),
+                                                           depth=p.groups, init=[])
+        m.submodules.bias_mem = bias_mem = memory.Memory(shape=data.ArrayLayout(signed(p.bias_bits), n),
+                                                         depth=p.groups, init=[])
+        acc_w, acc_r = acc_mem.write_port(granularity=1), acc_mem.read_port()
+        st_w, st_r = state_mem.write_port(granularity=1), state_mem.read_port()
+        bias_w, bias_r = bias_mem.write_port(granularity=1), bias_mem.read_port()
+
+        # read addresses (R): the read ports are always enabled (nothing in the pipeline stalls)
+        m.d.comb += [acc_r.addr.eq(self.read.addr), st_r.addr.eq(self.read.addr), bias_r.addr.eq(self.read.addr)]
+        with m.If(self.accum):
+            m.d.comb += acc_r.addr.eq(self.word)
+        with m.If(self.update):
+            m.d.comb += [acc_r.addr.eq(self.word), st_r.addr.eq(self.word), bias_r.addr.eq(self.word)]
+
+        # D: the memory outputs registered before any logic (timing, docs/HARDWARE.md)
+        d_acc, d_state, d_bias = Signal.like(acc_r.data), Signal.like(st_r.data), Signal.like(bias_r.data)
+        m.d.sync += [d_acc.eq(acc_r.data), d_state.eq(st_r.data), d_bias.eq(bias_r.data)]
+        # the lanes' own copy, kept apart from d_acc by its enable: timing (docs/BOARDS.md, item 16)
+        d_acc_upd = Signal.like(acc_r.data)
+        with m.If(self.upd_valid):
+            m.d.sync += d_acc_upd.eq(acc_r.data)
+        m.d.comb += [self.acc.eq(d_acc), self.acc_upd.eq(d_acc_upd), self.state.eq(d_state), self.bias.eq(d_bias),
+                     self.read.acc.eq(d_acc), self.read.state.eq(d_state), self.read.bias.eq(d_bias)]
+
+        # writes
+        w = self.write
+        all_lanes = Const(2**n - 1, n)
+        with m.If(self.acc_write.en):
+            m.d.comb += [acc_w.addr.eq(self.acc_write.addr), acc_w.data.eq(self.acc_write.data), acc_w.en.eq(all_lanes)]
+        with m.If(self.acc_clear.en):
+            m.d.comb += [acc_w.addr.eq(self.acc_clear.addr), acc_w.data.as_value().eq(0), acc_w.en.eq(all_lanes)]
+        with m.If(self.state_write.en):
+            m.d.comb += [st_w.addr.eq(self.state_write.addr), st_w.data.eq(self.state_write.data),
+                         st_w.en.eq(all_lanes)]
+        with m.Elif(w.state):
+            m.d.comb += [st_w.addr.eq(w.addr), st_w.data.as_value().eq(w.data[:p.store_bits + 1].replicate(n)),
+                         st_w.en.eq(w.lanes)]
+        with m.If(w.acc):
+            m.d.comb += [acc_w.addr.eq(w.addr), acc_w.data.as_value().eq(w.data[:p.acc_bits].replicate(n)),
+                         acc_w.en.eq(w.lanes)]
+        m.d.comb += [bias_w.addr.eq(w.addr), bias_w.data.as_value().eq(w.data[:p.bias_bits].replicate(n)),
+                     bias_w.en.eq(Mux(w.bias, w.lanes, 0))]
+        return m
