@@ -17,9 +17,9 @@ import dataclasses
 import math
 
 from cssnn.boards.targets import Board, get_board
+from cssnn.hw.core.spram import SPRAM_DEPTH, spram_count
 from cssnn.hw.memmap import AccelParams, Sel, layer_layout
 from cssnn.hw.params import CoreParams
-from cssnn.hw.core.spram import SPRAM_DEPTH, spram_count
 from cssnn.sw.mapping.image import place_network
 from cssnn.sw.mapping.requirements import DoesNotFit
 from cssnn.sw.mapping.sizing import params_for, pow2_at_least

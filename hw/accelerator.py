@@ -18,7 +18,7 @@ integrators (STATE) and the counters::
                              |                                        port 0 LOOPBACK |   | port 1 TAP
                              +-----------------------------------------------------<--+   +--> tap
 
-Bus (``memmap``): ``rdata`` is the element addressed (``sel``, ``addr``) four clocks earlier;
+Bus (``memmap``): ``rdata`` is the element addressed (``sel``, ``addr``) READ_LATENCY clocks earlier;
 ``we`` writes ``wdata``, only while ``busy`` is low and only inside ``depth(sel)`` (out-of-range
 writes are ignored, COUNTER is read-only); writes to the core's memories land a clock later, so a
 read of that element in the very next clock still returns the old value. Neuron memories use flat
@@ -39,8 +39,9 @@ from amaranth.lib.wiring import In, Out
 from amaranth.vendor import SiliconBluePlatform
 
 from cssnn.hw.controller import Controller
-from cssnn.hw.core import HOST_READ_LATENCY, Core
-from cssnn.hw.memmap import BUS_READ_LATENCY, AccelParams, Counter, Reg, Route, Sel, bus_signature, layer_layout
+from cssnn.hw.core import Core
+from cssnn.hw.memmap import AccelParams, Counter, Reg, Route, Sel, bus_signature, layer_layout
+from cssnn.hw.params import READ_LATENCY
 from cssnn.hw.router import Router, routed_layout
 
 __all__ = ["AcceleratorGateware", "tap_layout", "LOOPBACK_PORT", "TAP_PORT"]
@@ -71,7 +72,6 @@ class AcceleratorGateware(wiring.Component):
 
     def __init__(self, ap: AccelParams):
         if not isinstance(ap, AccelParams):
-            self._MustUse__silence = True
             raise TypeError(f"ap must be an AccelParams, not {ap!r}")
         self.ap = ap
         super().__init__({
@@ -178,10 +178,10 @@ class AcceleratorGateware(wiring.Component):
         with m.Elif(ctrl.busy):
             m.d.sync += run_cycles.eq(run_cycles + 1)
 
-        # ---- bus read: everything BUS_READ_LATENCY clocks after the address. The core's host port has
+        # ---- bus read: everything READ_LATENCY clocks after the address. The core's host port has
         # that latency (memory outputs registered, then two selects); the other sources are selected
         # into one register two clocks after the address and delayed to match. ----
-        assert HOST_READ_LATENCY == BUS_READ_LATENCY >= 3
+        assert READ_LATENCY >= 3
 
         def delayed(sig, clocks):
             for _ in range(clocks):
@@ -191,7 +191,7 @@ class AcceleratorGateware(wiring.Component):
             return sig
 
         sel_d1, addr_d1 = delayed(bus.sel, 1), delayed(bus.addr, 1)
-        sel_d = delayed(sel_d1, BUS_READ_LATENCY - 1)
+        sel_d = delayed(sel_d1, READ_LATENCY - 1)
         counters = {
             Counter.RUN_CYCLES: run_cycles, Counter.CORE_CYCLES: core.cnt_cycles, Counter.EVENTS: core.cnt_events,
             Counter.SYNOPS: core.cnt_synops, Counter.SPIKES: core.cnt_spikes, Counter.STEPS: core.cnt_steps,
@@ -219,7 +219,7 @@ class AcceleratorGateware(wiring.Component):
                     for c, sig in counters.items():
                         with m.Case(c):
                             m.d.sync += other[:ap.elem_bits(Sel.COUNTER)].eq(sig)
-        other_d = delayed(other, BUS_READ_LATENCY - 2)
+        other_d = delayed(other, READ_LATENCY - 2)
         with m.Switch(sel_d):
             with m.Case(Sel.SYNAPSE, Sel.STATE, Sel.BIAS, Sel.ACC):
                 m.d.comb += bus.rdata.eq(h.rdata)

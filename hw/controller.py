@@ -72,7 +72,6 @@ class Controller(wiring.Component):
 
     def __init__(self, ap: AccelParams):
         if not isinstance(ap, AccelParams):
-            self._MustUse__silence = True
             raise TypeError(f"ap must be an AccelParams, not {ap!r}")
         self.ap = ap
         p = ap.core
@@ -135,7 +134,7 @@ class Controller(wiring.Component):
             # route_mask is the entry of layer nl - 1 (for nl == 0, lo == 0 == nl anyway)
             inject.eq((nl == lo) | ~self.route_mask[LOOPBACK_BIT]),
         ]
-        for name, f in layer_layout(ap.core):
+        for name, _ in layer_layout(ap.core):
             m.d.comb += getattr(self.step.payload, name).eq(getattr(self.table_data, name))
         m.d.comb += [self.step.payload.mode.eq(mode), self.step.valid.eq(running & ~issued_all)]
 

@@ -20,15 +20,14 @@ low. ``start`` (one clock, while idle) runs one inference: the schedule of SEMAN
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 
-from amaranth.hdl import signed, unsigned
-from amaranth.lib import data, wiring
+from amaranth.hdl import Shape
+from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from cssnn.hw.params import CoreParams, config_layout
+from cssnn.hw.params import CoreParams, HostMem, config_layout, lane_shape
 
 __all__ = ["BUS_READ_LATENCY", "Sel", "Reg", "Counter", "Route", "AccelParams", "layer_layout", "bus_signature",
            "PROTOCOL_VERSION"]
@@ -37,20 +36,25 @@ __all__ = ["BUS_READ_LATENCY", "Sel", "Reg", "Counter", "Route", "AccelParams", 
 PROTOCOL_VERSION = 1
 
 #: Clocks from a bus read address (``sel``, ``addr``) to its ``rdata``.
-BUS_READ_LATENCY = 4
+BUS_READ_LATENCY = 4  # until the host link reads READ_LATENCY
 
 
-class Sel(enum.IntEnum):
-    """Memories on the bus."""
+class Sel(enum.IntEnum, shape=3):
+    """Memories on the bus (the shape of its ``sel``). The core's four memories keep their host-port
+    selector (:class:`~cssnn.hw.params.HostMem`): a selector below :data:`CORE_SELS` is the core's."""
 
-    SYNAPSE = 0  #: rows x N elements: weight (signed Bw), mask bit above it
-    STATE = 1    #: words x N: membrane (signed Bm), fired flag above it
-    BIAS = 2     #: words x N: bias (signed Bb); the encoder's bias is the sample's input x
-    ACC = 3      #: words x N: per-step accumulator (signed Bi)
+    SYNAPSE = HostMem.SYNAPSE.value  #: rows x N elements: weight (signed Bw), mask bit above it
+    STATE = HostMem.STATE.value      #: words x N: membrane (signed Bm), fired flag above it
+    BIAS = HostMem.BIAS.value        #: words x N: bias (signed Bb); the encoder's bias is the sample's input x
+    ACC = HostMem.ACC.value          #: words x N: per-step accumulator (signed Bi)
     LAYER = 4    #: max_layers entries of :func:`layer_layout` (layer 0 = encoder ... layer L = output)
     ROUTE = 5    #: max_layers entries: :class:`Route` destination mask of each layer's output spikes
     REG = 6      #: registers, :class:`Reg`
     COUNTER = 7  #: read-only counters of the last run, :class:`Counter`
+
+
+#: Selectors of the core's memories: 0 .. CORE_SELS - 1.
+CORE_SELS = len(HostMem)
 
 
 class Reg(enum.IntEnum):
@@ -133,11 +137,9 @@ class AccelParams:
 
     def elem_bits(self, sel: Sel) -> int:
         p = self.core
+        if sel < CORE_SELS:
+            return Shape.cast(lane_shape(p, HostMem(sel))).width
         return {
-            Sel.SYNAPSE: p.weight_bits + 1,
-            Sel.STATE: p.store_bits + 1,
-            Sel.BIAS: p.bias_bits,
-            Sel.ACC: p.acc_bits,
             Sel.LAYER: layer_layout(p).size,
             Sel.ROUTE: ROUTE_PORTS,
             Sel.REG: max(self.timestep_bits, self.layer_bits + 1),

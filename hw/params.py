@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import signed, unsigned
+from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, enum
-from amaranth.utils import ceil_log2, exact_log2
+from amaranth.utils import bits_for, ceil_log2, exact_log2
 
-__all__ = ["CoreParams", "Mode", "HostMem", "check_params", "bits_for", "event_layout", "config_layout", "syn_lane_layout",
-           "state_lane_layout"]
+__all__ = ["CoreParams", "Mode", "HostMem", "READ_LATENCY", "check_params", "event_layout", "config_layout",
+           "syn_lane_layout", "state_lane_layout", "lane_shape", "pack", "unpack"]
+
+#: Clocks from a read address to its data: on the core's host port, and (the accelerator aligns its
+#: other sources to it) on the accelerator's bus. Block-RAM outputs are registered before any select,
+#: then two registered selects (docs/HARDWARE.md).
+READ_LATENCY = 4
 
 
 class Mode(enum.IntEnum, shape=2):
@@ -95,7 +100,7 @@ class CoreParams:
         # this weight width could ever satisfy V >= 2*theta + Imax (SEMANTICS.md section 2).
         need(2 ** (self.membrane_bits - 1) - 1 >= 2 + (2 ** (self.weight_bits - 1) - 1),
              f"membrane_bits={self.membrane_bits} is too small for {self.weight_bits}-bit weights: a membrane "
-             f"must hold 2*theta + |w| (at least {bits_for(2 + 2 ** (self.weight_bits - 1) - 1)} bits)")
+             f"must hold 2*theta + |w| (at least {bits_for(2 + 2 ** (self.weight_bits - 1) - 1, require_sign_bit=True)} bits)")
         need(2 ** (self.output_bits - 1) - 1 >= 2 ** (self.weight_bits - 1) - 1,
              f"output_bits={self.output_bits} cannot hold one {self.weight_bits}-bit weight")
         need(self.neurons >= self.lanes and self.neurons % self.lanes == 0,
@@ -164,11 +169,6 @@ def check_params(component, params) -> None:
         raise TypeError(f"params must be a CoreParams, not {params!r}")
 
 
-def bits_for(magnitude: int) -> int:
-    """Signed width holding every value in [-magnitude, magnitude]."""
-    return int(magnitude).bit_length() + 1
-
-
 def event_layout(p: CoreParams) -> data.StructLayout:
     """A spike event (AER), the same layout in and out of a core.
 
@@ -203,8 +203,50 @@ def config_layout(p: CoreParams) -> data.StructLayout:
 
 
 def syn_lane_layout(p: CoreParams) -> data.StructLayout:
+    """One synapse lane: the weight, its mask bit above it (1 = the synapse exists)."""
     return data.StructLayout({"weight": signed(p.weight_bits), "mask": unsigned(1)})
 
 
 def state_lane_layout(p: CoreParams) -> data.StructLayout:
+    """One neuron-state lane: the membrane (TSA) or output integrator, the fired flag above it."""
     return data.StructLayout({"v": signed(p.store_bits), "fired": unsigned(1)})
+
+
+def lane_shape(p: CoreParams, mem: HostMem) -> data.StructLayout | Shape:
+    """The shape of one lane of memory ``mem``: what a host-port element (and a bus element of that
+    memory) carries, bit for bit."""
+    return {HostMem.SYNAPSE: syn_lane_layout(p), HostMem.STATE: state_lane_layout(p), HostMem.BIAS: signed(p.bias_bits),
+            HostMem.ACC: signed(p.acc_bits)}[HostMem(mem)]
+
+
+def _check_fits(name: str, value: int, shape) -> None:
+    s = Shape.cast(shape)
+    lo, hi = (-(2 ** (s.width - 1)), 2 ** (s.width - 1)) if s.signed else (0, 2**s.width)
+    if not lo <= value < hi:
+        raise ValueError(f"{name}={value} does not fit {s}")
+
+
+def pack(shape, value) -> int:
+    """The raw bits (an unsigned int) of ``value`` in ``shape``, as the hardware holds them: a dict of
+    field values for a :class:`~amaranth.lib.data.StructLayout` (fields left out are 0), an int for a
+    plain shape; two's complement for signed ones. ``ValueError`` names a value that does not fit
+    (Amaranth's ``Layout.const`` would truncate it)."""
+    if isinstance(shape, data.StructLayout):
+        unknown = set(value) - {name for name, _ in shape}
+        if unknown:
+            raise ValueError(f"no field {sorted(unknown)[0]!r} in {shape!r}")
+        for name, f in shape:
+            _check_fits(name, int(value.get(name, 0)), f.shape)
+        return shape.const({name: int(v) for name, v in value.items()}).as_value().value
+    _check_fits("value", int(value), shape)
+    return int(value) & (2 ** Shape.cast(shape).width - 1)
+
+
+def unpack(shape, raw: int):
+    """The inverse of :func:`pack`: a dict of ints for a StructLayout, an int otherwise."""
+    if isinstance(shape, data.StructLayout):
+        view = shape.from_bits(raw)
+        return {name: int(getattr(view, name)) for name, _ in shape}
+    s = Shape.cast(shape)
+    raw &= 2**s.width - 1
+    return raw - (raw >> (s.width - 1) << s.width) if s.signed else raw

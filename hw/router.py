@@ -61,7 +61,6 @@ class Router(wiring.Component):
         self.params = p = params
 
         def reject(exc, msg):
-            self._MustUse__silence = True
             raise exc(msg)
 
         if not isinstance(max_layers, int) or isinstance(max_layers, bool) or not 1 <= max_layers <= 256:

@@ -1,11 +1,12 @@
 """The accelerator's bus driven from an Amaranth async testbench (pysim): one element per clock,
-read data :data:`~cssnn.hw.memmap.BUS_READ_LATENCY` clocks after the address, ``start`` .. ``done``.
+read data :data:`~cssnn.hw.params.READ_LATENCY` clocks after the address, ``start`` .. ``done``.
 
 Used by the accelerator tests and by the board flow's latency simulation (``boards/latency.py``)."""
 
 from __future__ import annotations
 
-from cssnn.hw.memmap import BUS_READ_LATENCY, Counter, Sel
+from cssnn.hw.memmap import Counter, Sel
+from cssnn.hw.params import READ_LATENCY
 
 __all__ = ["BusTestbench"]
 
@@ -34,10 +35,10 @@ class BusTestbench:
         ctx, b, out = self.ctx, self.b, []
         ctx.set(b.we, 0)
         ctx.set(b.sel, int(sel))
-        for i in range(len(addrs) + BUS_READ_LATENCY):
+        for i in range(len(addrs) + READ_LATENCY):
             if i < len(addrs):
                 ctx.set(b.addr, addrs[i])
-            if i >= BUS_READ_LATENCY:
+            if i >= READ_LATENCY:
                 out.append(ctx.get(b.rdata))
             await ctx.tick()
         return out

@@ -21,9 +21,9 @@ from cssnn.boards.report import ReportError, parse_report, parse_yosys_stat
 from cssnn.boards.sanity import SerialLineTransport, selftest, tiny_network
 from cssnn.boards.targets import BOARDS, get_board
 from cssnn.boards.top import BoardLogic, BoardTop, uart_divisor
-from cssnn.hw.params import CoreParams
 from cssnn.hw.core.spram import SPRAM, SpramSynapseMemory, spram_count
 from cssnn.hw.core.synapse import SynapseMemory
+from cssnn.hw.params import CoreParams
 from cssnn.sw.mapping.requirements import DoesNotFit
 from cssnn.sw.spec.layers import Dense
 from cssnn.sw.spec.network import SpikingLayer, SpikingNetwork, save_network

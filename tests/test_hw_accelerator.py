@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The accelerator top in pysim, through its bus only: load an image, write an input, pulse start,
 wait for done, read the membranes and counters; compare with the golden model. Also: the layer-step
 sequence the controller hands the core equals ``NetworkImage.schedule()``, the TAP stream
@@ -12,11 +13,11 @@ import pytest
 from amaranth.sim import Simulator
 
 from cssnn.hw.accelerator import AcceleratorGateware
-from cssnn.sw.mapping.image import place_network, unpack_state
-from cssnn.sw.mapping.requirements import check_fits
 from cssnn.hw.memmap import AccelParams, Counter, Reg, Route, Sel
 from cssnn.hw.params import CoreParams, Mode
 from cssnn.sim.bus_tb import BusTestbench
+from cssnn.sw.mapping.image import place_network, unpack_state
+from cssnn.sw.mapping.requirements import check_fits
 from cssnn.verif.netgen import digits_network, golden, random_case
 
 #: The digits-capable core of the Verilator tests and the benchmark.
@@ -93,7 +94,7 @@ async def infer(bus, img, x):
 
 def check_inference(img, ap, gold, b, mems, cnt, clocks):
     """Everything the bus shows after one inference against sample ``b`` of the golden trace."""
-    net, p = img.net, img.params
+    net = img.net
     T, L = net.timesteps, net.n_layers
     for l, m in enumerate(gold.trace.membranes):
         assert np.array_equal(mems[l], m[b]), f"layer {l} membranes: hw {mems[l]} golden {m[b]}"
@@ -173,7 +174,7 @@ def test_random_networks_bit_exact(seed, depths, tap):
 
     async def main(bus, log):
         out = []
-        for img, (net, xs, gold) in zip(imgs, cases):
+        for img, (_net, xs, gold) in zip(imgs, cases):
             await bus.write_many(img.bus_writes(ap, tap=tap))
             for b in range(len(xs)):
                 start_steps, start_tap = len(log["steps"]), len(log["tap"])
@@ -188,7 +189,7 @@ def test_random_networks_bit_exact(seed, depths, tap):
 
     log = simulate(dut, main, tap_ready=0.5, seed=seed)
     results = iter(log["result"])
-    for img, (net, xs, gold) in zip(imgs, cases):
+    for img, (_net, xs, gold) in zip(imgs, cases):
         for b in range(len(xs)):
             (mems, cnt, clocks), steps, tapped = next(results)
             check_inference(img, ap, gold, b, mems, cnt, clocks)

@@ -4,17 +4,16 @@
 import random
 
 import pytest
-
 from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
+from cssnn.hw.core import Core
 from cssnn.hw.core.accumulator import SpikeAccumulator
 from cssnn.hw.core.argmax import Argmax
-from cssnn.hw.core import Core
-from cssnn.hw.params import CoreParams
 from cssnn.hw.core.serializer import SpikeSerializer
 from cssnn.hw.core.skid import SkidBuffer
 from cssnn.hw.core.synapse import SynapseMemory
+from cssnn.hw.params import CoreParams
 from cssnn.verif.pysim import run_testbenches
 
 P = CoreParams(lanes=4, weight_bits=5, membrane_bits=10, output_bits=12, acc_bits=8, bias_bits=8,

@@ -4,12 +4,12 @@ with input gaps and output back-pressure, for 1, 2 and 4 lanes; the host port; l
 import numpy as np
 import pytest
 
+from cssnn.hw.params import CoreParams, HostMem, Mode
 from cssnn.sw.mapping.image import pack_lane, place_network, unpack_state
 from cssnn.sw.mapping.requirements import check_core, requirements
-from cssnn.hw.params import CoreParams, HostMem, Mode
-from cssnn.verif.pysim import run_with_core
 from cssnn.verif.check import compare, run_case
 from cssnn.verif.netgen import digits_network, random_case
+from cssnn.verif.pysim import run_with_core
 
 
 def params(lanes):

@@ -4,11 +4,11 @@
 import random
 
 import pytest
-from cssnn.verif.pysim import run_testbenches
 
 from cssnn.hw.core.neuron import TsaLane
 from cssnn.hw.params import CoreParams, Mode
 from cssnn.sw.spec.golden import saturate
+from cssnn.verif.pysim import run_testbenches
 
 
 def reference(mode, v, f, acc, bias, theta, bv, bo):

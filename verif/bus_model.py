@@ -16,7 +16,8 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
-from cssnn.hw.memmap import BUS_READ_LATENCY, AccelParams, Counter, Sel, bus_signature
+from cssnn.hw.memmap import AccelParams, Counter, Sel, bus_signature
+from cssnn.hw.params import READ_LATENCY
 from cssnn.sw.host.protocol import (
     IDENTIFY_BYTES,
     READ_PAYLOAD,
@@ -51,10 +52,8 @@ class BusModel(wiring.Component):
 
     def __init__(self, ap: AccelParams, *, run_cycles: int = 16, hang: bool = False):
         if not isinstance(ap, AccelParams):
-            self._MustUse__silence = True
             raise TypeError(f"ap must be an AccelParams, not {ap!r}")
         if not isinstance(run_cycles, int) or run_cycles < 1:
-            self._MustUse__silence = True
             raise ValueError(f"run_cycles must be an int >= 1, not {run_cycles!r}")
         self.ap, self.run_cycles, self.hang = ap, run_cycles, bool(hang)
         super().__init__({"bus": In(bus_signature(ap)), "runs": Out(16), "writes": Out(32)})
@@ -63,9 +62,9 @@ class BusModel(wiring.Component):
         ap, bus = self.ap, self.bus
         m = Module()
         busy = Signal()
-        # BUS_READ_LATENCY: the select is delayed that many clocks, the sync read data one less
+        # READ_LATENCY: the select is delayed that many clocks, the sync read data one less
         sel_d = bus.sel
-        for _ in range(BUS_READ_LATENCY):
+        for _ in range(READ_LATENCY):
             q = Signal(3)
             m.d.sync += q.eq(sel_d)
             sel_d = q
@@ -81,7 +80,7 @@ class BusModel(wiring.Component):
             wr = mem.write_port()
             m.d.comb += rd.addr.eq(bus.addr)
             rd_d = rd.data
-            for _ in range(BUS_READ_LATENCY - 1):
+            for _ in range(READ_LATENCY - 1):
                 q = Signal.like(rd.data)
                 m.d.sync += q.eq(rd_d)
                 rd_d = q

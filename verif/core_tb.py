@@ -21,36 +21,13 @@ import random
 from dataclasses import dataclass, field
 
 import numpy as np
-from amaranth.hdl import Shape
 from amaranth.lib import data
 
-from cssnn.hw.core import COUNTERS, HOST_READ_LATENCY
-from cssnn.hw.params import CoreParams, HostMem, Mode, config_layout, event_layout
+from cssnn.hw.core import COUNTERS
+from cssnn.hw.params import READ_LATENCY, CoreParams, HostMem, Mode, config_layout, event_layout, pack, unpack
 from cssnn.sw.mapping.image import NetworkImage, unpack_state
 
-__all__ = ["pack", "unpack", "CoreDriver", "InferenceResult", "AmaranthIO", "StepResult"]
-
-
-def pack(layout: data.StructLayout, values: dict) -> int:
-    """Raw bits of a struct given field values (ints; signed fields two's complement)."""
-    raw = 0
-    for name, f in layout:
-        v = int(values.get(name, 0))
-        w, signed = f.width, Shape.cast(f.shape).signed   # f.shape may be an enum (``mode``)
-        if not signed and not 0 <= v < 2**w or signed and not -(2 ** (w - 1)) <= v < 2 ** (w - 1):
-            raise ValueError(f"field {name}={v} does not fit {f.shape}")
-        raw |= (v & (2**w - 1)) << f.offset
-    return raw
-
-
-def unpack(layout: data.StructLayout, raw: int) -> dict:
-    out = {}
-    for name, f in layout:
-        v = (raw >> f.offset) & (2**f.width - 1)
-        if Shape.cast(f.shape).signed and v >> (f.width - 1):
-            v -= 2**f.width
-        out[name] = v
-    return out
+__all__ = ["CoreDriver", "InferenceResult", "AmaranthIO", "StepResult"]
 
 
 @dataclass
@@ -93,18 +70,18 @@ class CoreDriver:
         return (await self.host_read_many([(mem, addr, lane)]))[0]
 
     async def host_read_many(self, reqs) -> list[int]:
-        """Pipelined reads: one request per clock, data ``HOST_READ_LATENCY`` clocks later.
+        """Pipelined reads: one request per clock, data ``READ_LATENCY`` clocks later.
 
         Every clock follows set -> settle -> get -> tick (cocotb forbids writes after a read-only
         settle within the same clock)."""
         io, out = self.io, []
         reqs = list(reqs)
         io.set("host__we", 0)
-        for i in range(len(reqs) + HOST_READ_LATENCY):
+        for i in range(len(reqs) + READ_LATENCY):
             if i < len(reqs):
                 mem, addr, lane = reqs[i]
                 io.set("host__sel", int(mem)); io.set("host__addr", addr); io.set("host__lane", lane)
-            if i >= HOST_READ_LATENCY:
+            if i >= READ_LATENCY:
                 await io.settle()
                 out.append(io.get("host__rdata"))
             await io.tick()

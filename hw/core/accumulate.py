@@ -18,9 +18,9 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from cssnn.hw.params import CoreParams, check_params, syn_lane_layout
 from cssnn.hw.core.accumulator import SpikeAccumulator
 from cssnn.hw.core.stores import word_write_signature
+from cssnn.hw.params import CoreParams, check_params, syn_lane_layout
 
 __all__ = ["AccumulateStage"]
 

@@ -33,9 +33,9 @@ Per-step protocol (see docs/HARDWARE.md):
    core is idle again. So a step's ``out`` is its spikes in ascending index order plus an end marker,
    directly usable as the next layer's ``events``.
 
-The ``host`` port reads and writes one lane of one memory per clock (read data four clocks later; a
-write lands one clock after it is presented) and only acts while the core is idle. The encoder's
-input x is loaded as the bias of the encoder neurons (its SILENT step then computes v = sat(0 + x),
+The ``host`` port reads and writes one lane of one memory per clock (read data
+:data:`~cssnn.hw.params.READ_LATENCY` clocks later; a write lands one clock after it is presented)
+and only acts while the core is idle. The encoder's input x is loaded as the bias of the encoder neurons (its SILENT step then computes v = sat(0 + x),
 identical to the spec's I = x, b = 0).
 
 :class:`Core` is the FSM (``phase``), the step's config, the R-stage counters (``g``, ``word``,
@@ -54,16 +54,16 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from cssnn.hw.params import CoreParams, check_params, config_layout, event_layout
 from cssnn.hw.core.accumulate import AccumulateStage
 from cssnn.hw.core.counters import COUNTERS, Counters
 from cssnn.hw.core.events import EventInput
-from cssnn.hw.core.host import HOST_READ_LATENCY, HostPort, host_signature
+from cssnn.hw.core.host import HostPort, host_signature
 from cssnn.hw.core.output import OutputStage
 from cssnn.hw.core.stores import NeuronStore, SynapseStore
 from cssnn.hw.core.update import UpdateStage
+from cssnn.hw.params import CoreParams, check_params, config_layout, event_layout
 
-__all__ = ["Core", "Phase", "host_signature", "COUNTERS", "HOST_READ_LATENCY"]
+__all__ = ["Core", "Phase", "host_signature", "COUNTERS"]
 
 
 class Phase(enum.Enum, shape=2):

@@ -4,22 +4,19 @@ Writes are registered and land one clock after they are presented (so a read in 
 clock of the element just written returns its old value). Reads come from the stores' D registers
 (the memory outputs registered) through two registered selects, memory and lane within a group of
 ``2**READ_GROUP_BITS`` lanes, then the group: ``rdata`` is the lane addressed
-:data:`HOST_READ_LATENCY` clocks earlier.
+:data:`~cssnn.hw.params.READ_LATENCY` clocks earlier.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from cssnn.hw.params import CoreParams, HostMem, check_params
 from cssnn.hw.core.stores import neuron_read_signature, neuron_write_signature, synapse_read_signature, synapse_write_signature
+from cssnn.hw.params import CoreParams, HostMem, check_params, lane_shape
 
-__all__ = ["HostPort", "host_signature", "HOST_READ_LATENCY", "READ_GROUP_BITS"]
-
-#: Clocks from a host-port read address to its ``rdata``.
-HOST_READ_LATENCY = 4
+__all__ = ["HostPort", "host_signature", "READ_GROUP_BITS"]
 
 #: The read's first select takes one lane of a group of 2**READ_GROUP_BITS lanes, the second one
 #: group: one select over all lanes is too long a path (docs/BOARDS.md, item 11).
@@ -27,7 +24,7 @@ READ_GROUP_BITS = 2
 
 
 def host_signature(p: CoreParams) -> wiring.Signature:
-    """Memory access from the host's side: one lane per clock; ``rdata`` is the lane addressed four
+    """Memory access from the host's side: one lane per clock; ``rdata`` is the lane addressed READ_LATENCY
     clocks earlier (``sel``, ``addr``, ``lane``); a write (``we``) lands a clock later. Writes and reads
     act only while idle."""
     return wiring.Signature({
@@ -94,8 +91,8 @@ class HostPort(wiring.Component):
         m.d.sync += [h_sel_r.eq(h.sel), h_lane_r.eq(h.lane), h_sel_r2.eq(h_sel_r), h_lane_r2.eq(h_lane_r),
                      h_lane_r3.eq(h_lane_r2)]
         nr = self.neuron_read
-        sources = {HostMem.SYNAPSE: (self.syn_read.data, p.weight_bits + 1), HostMem.STATE: (nr.state, p.store_bits + 1),
-                   HostMem.BIAS: (nr.bias, p.bias_bits), HostMem.ACC: (nr.acc, p.acc_bits)}
+        views = {HostMem.SYNAPSE: self.syn_read.data, HostMem.STATE: nr.state, HostMem.BIAS: nr.bias, HostMem.ACC: nr.acc}
+        sources = {mem: (view, Shape.cast(lane_shape(p, mem)).width) for mem, view in views.items()}
         gb = min(p.lane_bits, READ_GROUP_BITS)
         groups = [Signal.like(h.rdata, name=f"h_read_group{j}") for j in range(n >> gb)]
         for j, group in enumerate(groups):

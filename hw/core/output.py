@@ -18,9 +18,9 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from cssnn.hw.params import CoreParams, check_params, event_layout
 from cssnn.hw.core.serializer import SpikeSerializer, word_layout
 from cssnn.hw.core.skid import SkidBuffer
+from cssnn.hw.params import CoreParams, check_params, event_layout
 
 __all__ = ["OutputStage", "WORD_FIFO_DEPTH"]
 

@@ -27,8 +27,8 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from cssnn.hw.params import CoreParams
 from cssnn.hw.core.synapse import SynapseMemory
+from cssnn.hw.params import CoreParams
 
 __all__ = ["SPRAM", "SpramSynapseMemory", "SPRAM_DEPTH", "SPRAM_WIDTH", "spram_count", "is_ice40_ultraplus"]
 

@@ -16,8 +16,8 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from cssnn.hw.params import CoreParams, check_params, state_lane_layout, syn_lane_layout
 from cssnn.hw.core.synapse import SynapseMemory
+from cssnn.hw.params import CoreParams, check_params, state_lane_layout, syn_lane_layout
 
 __all__ = ["SynapseStore", "NeuronStore", "synapse_read_signature", "synapse_write_signature",
            "neuron_read_signature", "neuron_write_signature", "word_write_signature", "word_clear_signature"]

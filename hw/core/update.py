@@ -22,12 +22,12 @@ from amaranth.hdl import Cat, Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from cssnn.hw.params import CoreParams, Mode, check_params, state_lane_layout
 from cssnn.hw.core.argmax import Argmax
 from cssnn.hw.core.neuron import NeuronArray
 from cssnn.hw.core.output import WORD_FIFO_DEPTH
 from cssnn.hw.core.serializer import word_layout
 from cssnn.hw.core.stores import word_clear_signature, word_write_signature
+from cssnn.hw.params import CoreParams, Mode, check_params, state_lane_layout
 
 __all__ = ["UpdateStage"]
 

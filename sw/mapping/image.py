@@ -26,9 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from amaranth.lib import data
 
 from cssnn.hw.memmap import AccelParams, Reg, Route, Sel, layer_layout
-from cssnn.hw.params import CoreParams, HostMem, Mode
+from cssnn.hw.params import CoreParams, HostMem, Mode, lane_shape, pack, unpack
 from cssnn.sw.mapping.requirements import check_core, check_depths, check_fits, requirements
 from cssnn.sw.spec.network import SpikingNetwork
 
@@ -150,16 +151,12 @@ class NetworkImage:
         :class:`~cssnn.sw.mapping.requirements.DoesNotFit` if the network does not fit the accelerator."""
         self._check_ap(ap)
         n = self.params.lanes
-        sel = {HostMem.SYNAPSE: Sel.SYNAPSE, HostMem.BIAS: Sel.BIAS}
-        out = [(sel[mem], addr * n + lane, raw) for mem, addr, lane, raw in self.host_writes()]
+        out = [(Sel(mem), addr * n + lane, raw) for mem, addr, lane, raw in self.host_writes()]
         lay = layer_layout(self.params)
         L = self.net.n_layers
         for pl in self.layers:
-            fields = pl.config(Mode.SILENT)
-            raw = 0
-            for name, f in lay:
-                raw |= int(fields[name]) << f.offset
-            out.append((Sel.LAYER, pl.layer, raw))
+            fields = {name: value for name, value in pl.config(Mode.SILENT).items() if name != "mode"}
+            out.append((Sel.LAYER, pl.layer, pack(lay, fields)))
         extra = Route.TAP if tap else 0
         for pl in self.layers:
             out.append((Sel.ROUTE, pl.layer, int((Route.LOOPBACK if pl.layer < L else 0) | extra)))
@@ -184,24 +181,19 @@ class NetworkImage:
 
 
 def pack_lane(p: CoreParams, mem: HostMem, value: int, flag: bool = False) -> int:
-    """Raw bits of one memory lane: synapse (weight, mask above it), state (v, fired above it),
-    bias or accumulator (value); two's complement."""
-    width = {HostMem.SYNAPSE: p.weight_bits, HostMem.STATE: p.store_bits, HostMem.BIAS: p.bias_bits,
-             HostMem.ACC: p.acc_bits}[HostMem(mem)]
-    if not -(2 ** (width - 1)) <= value < 2 ** (width - 1):
-        raise ValueError(f"{value} does not fit a {width}-bit {HostMem(mem).name.lower()} lane")
-    raw = value & (2**width - 1)
-    if mem in (HostMem.SYNAPSE, HostMem.STATE):
-        raw |= int(bool(flag)) << width
-    return raw
+    """Raw bits of one memory lane (:func:`~cssnn.hw.params.lane_shape`): synapse (weight, mask bit),
+    state (v, fired flag), bias or accumulator (value)."""
+    shape = lane_shape(p, mem)
+    if isinstance(shape, data.StructLayout):
+        (value_field, _), (flag_field, _) = shape
+        return pack(shape, {value_field: value, flag_field: int(bool(flag))})
+    return pack(shape, value)
 
 
 def unpack_state(p: CoreParams, raw: int) -> tuple[int, bool]:
     """(membrane, fired) from a raw state lane."""
-    v = raw & (2**p.store_bits - 1)
-    if v >> (p.store_bits - 1):
-        v -= 2**p.store_bits
-    return v, bool((raw >> p.store_bits) & 1)
+    lane = unpack(lane_shape(p, HostMem.STATE), raw)
+    return lane["v"], bool(lane["fired"])
 
 
 def layer_matrix(layer) -> tuple[np.ndarray, np.ndarray]:
