@@ -41,7 +41,7 @@ ACTIVITY_S = 0.03
 def uart_divisor(clk_hz: float, baud: int) -> int:
     """Clocks per UART bit (:func:`cssnn.hw.uart.divisor_for`); ``ValueError`` if the baud rate cannot
     be made within 2%."""
-    from cssnn.hw.uart import divisor_for
+    from cssnn.hw.link.uart import divisor_for
 
     if not isinstance(baud, int) or isinstance(baud, bool) or baud <= 0:
         raise ValueError(f"baud must be a positive int, not {baud!r}")
@@ -95,7 +95,7 @@ class BoardLogic(wiring.Component):
 
     def elaborate(self, platform):
         from cssnn.hw.system import System
-        from cssnn.hw.uart import UARTRx, UARTTx
+        from cssnn.hw.link.uart import UARTRx, UARTTx
 
         m = Module()
         m.submodules.system = system = System(self.ap, **self.link_kwargs)

@@ -14,7 +14,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from cssnn.hw.accelerator import Accelerator
-from cssnn.hw.hostlink import HostLink
+from cssnn.hw.link import HostLink
 from cssnn.hw.memmap import AccelParams
 
 __all__ = ["System"]

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """UART (8N1) in Amaranth's simulator: loopback, back-pressure, framing errors, breaks, glitches,
 overrun, baud-rate tolerance, and the host link end to end over the serial line."""
 
@@ -10,11 +11,12 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 
 from cssnn.hw.memmap import AccelParams, Sel
 from cssnn.hw.params import CoreParams
-from cssnn.hw.uart import UART, UARTRx, UARTTx, divisor_for
+from cssnn.hw.link.uart import UART, UARTRx, UARTTx, divisor_for
 from cssnn.verif.pysim import run_testbenches
 from cssnn.verif.bus_model import LinkRig
 from cssnn.sim.bytestream import SimTransport
-from cssnn.sw.host.protocol import Client, Identity
+from cssnn.hw.link.wire import Identity
+from cssnn.sw.host.protocol import Client
 
 
 class Loopback(wiring.Component):

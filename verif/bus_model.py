@@ -17,8 +17,9 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from cssnn.hw.memmap import BUS_READ_LATENCY, AccelParams, Counter, Sel, bus_signature
-from cssnn.sw.host.protocol import (IDENTIFY_BYTES, READ_PAYLOAD, SYNC_REQUEST, WRITE_HEADER, Cmd, Identity, Status,
-                           crc16_update, encode_identity, encode_reply)
+from cssnn.hw.link.wire import (IDENTIFY_BYTES, READ_PAYLOAD, SYNC_REQUEST, WRITE_HEADER, Cmd, Identity, Status,
+                            encode_identity)
+from cssnn.sw.host.protocol import crc16_update, encode_reply
 
 __all__ = ["BusModel", "LinkRig", "DeviceModel", "ModelTransport", "counter_init"]
 
@@ -103,7 +104,7 @@ class LinkRig(wiring.Component):
     to the model."""
 
     def __init__(self, ap: AccelParams, link_kwargs: dict | None = None, model_kwargs: dict | None = None):
-        from cssnn.hw.hostlink import HostLink
+        from cssnn.hw.link import HostLink
 
         self.link = HostLink(ap, **(link_kwargs or {}))
         self.model = BusModel(ap, **(model_kwargs or {}))

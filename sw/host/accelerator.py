@@ -22,7 +22,8 @@ from cssnn.sw.mapping.image import NetworkImage, check_accel, place_network, unp
 from cssnn.hw.memmap import AccelParams, Counter, Sel
 from cssnn.sw.spec.golden import quantize_input
 from cssnn.sw.spec.network import SpikingNetwork, load_network
-from cssnn.sw.host.protocol import Client, Identity
+from cssnn.hw.link.wire import Identity
+from cssnn.sw.host.protocol import Client
 
 __all__ = ["Accelerator", "Inference", "BatchInference", "DoesNotFit", "runs"]
 
