@@ -70,7 +70,7 @@ def memories(ap: AccelParams, *, max_payload: int = 256) -> list[dict]:
     """The design's memories (accelerator and host link with a ``max_payload``-byte buffer):
     ``name``, ``width``, ``depth``, ``masked`` (lane writes), ``copies`` (one per extra read port),
     ``kind`` ("block" or "spram")."""
-    from cssnn.sw.host.protocol import IDENTIFY_BYTES
+    from cssnn.hw.link.wire import IDENTIFY_BYTES
 
     p = ap.core
     n = p.lanes

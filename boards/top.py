@@ -39,9 +39,9 @@ ACTIVITY_S = 0.03
 
 
 def uart_divisor(clk_hz: float, baud: int) -> int:
-    """Clocks per UART bit (:func:`cssnn.hw.uart.divisor_for`); ``ValueError`` if the baud rate cannot
+    """Clocks per UART bit (:func:`cssnn.hw.link.uart.divisor_for`); ``ValueError`` if the baud rate cannot
     be made within 2%."""
-    from cssnn.hw.uart import divisor_for
+    from cssnn.hw.link.uart import divisor_for
 
     if not isinstance(baud, int) or isinstance(baud, bool) or baud <= 0:
         raise ValueError(f"baud must be a positive int, not {baud!r}")
@@ -77,7 +77,7 @@ class BoardLogic(wiring.Component):
     Ports: ``uart_rx`` (serial line in, idle high), ``uart_tx`` (serial line out), ``locked`` (shown
     on an LED), ``leds`` (``n_leds`` bits: heartbeat, busy, rx activity, tx activity, locked).
     ``clk_hz``: the sync clock; ``baud``: the serial rate (the divisor is ``round(clk_hz / baud)``).
-    Extra keywords go to the host link (:class:`~cssnn.hw.hostlink.HostLink`)."""
+    Extra keywords go to the host link (:class:`~cssnn.hw.link.HostLink`)."""
 
     def __init__(self, ap: AccelParams, *, clk_hz: float, baud: int = DEFAULT_BAUD, n_leds: int = 2, **link_kwargs):
         if not isinstance(ap, AccelParams):
@@ -94,8 +94,8 @@ class BoardLogic(wiring.Component):
                           "leds": Out(max(1, n_leds))})
 
     def elaborate(self, platform):
+        from cssnn.hw.link.uart import UARTRx, UARTTx
         from cssnn.hw.system import System
-        from cssnn.hw.uart import UARTRx, UARTTx
 
         m = Module()
         m.submodules.system = system = System(self.ap, **self.link_kwargs)

@@ -1,7 +1,7 @@
 """The accelerator's memory map: what the host link can read and write, and how wide each element is.
 
 One idea: *the address space seen from the host*. The accelerator top (:mod:`cssnn.hw.accelerator`)
-implements it on its ``bus`` port, the host link (:mod:`cssnn.hw.hostlink`) range-checks commands
+implements it on its ``bus`` port, the host link (:mod:`cssnn.hw.link`) range-checks commands
 against it, and the driver (:mod:`cssnn.sw.host.accelerator`) loads networks through it, so every width and
 depth below is defined here once.
 
@@ -12,7 +12,7 @@ Every element is ``elem_bits(sel)`` raw bits (two's complement for signed values
 link as ``elem_bytes(sel)`` little-endian bytes.
 
 Bus timing (one element per clock): ``rdata`` is the element addressed (``sel``, ``addr``)
-``BUS_READ_LATENCY`` (four) clocks earlier: block-RAM outputs are registered before any select;
+``READ_LATENCY`` (:mod:`cssnn.hw.params`, four) clocks earlier: block-RAM outputs are registered before any select;
 ``we`` writes ``wdata`` (in this clock; the core's memories a clock later). Memory accesses act only while ``busy`` is
 low. ``start`` (one clock, while idle) runs one inference: the schedule of SEMANTICS.md, T + L steps;
 ``done`` pulses once when it is finished.
@@ -29,14 +29,12 @@ from amaranth.utils import ceil_log2
 
 from cssnn.hw.params import CoreParams, HostMem, config_layout, lane_shape
 
-__all__ = ["BUS_READ_LATENCY", "Sel", "Reg", "Counter", "Route", "AccelParams", "layer_layout", "bus_signature",
+__all__ = ["Sel", "Reg", "Counter", "Route", "AccelParams", "layer_layout", "bus_signature",
            "PROTOCOL_VERSION"]
 
 #: Version of the memory map and the host protocol built on it (reported by IDENTIFY).
 PROTOCOL_VERSION = 1
 
-#: Clocks from a bus read address (``sel``, ``addr``) to its ``rdata``.
-BUS_READ_LATENCY = 4  # until the host link reads READ_LATENCY
 
 
 class Sel(enum.IntEnum, shape=3):

@@ -7,6 +7,7 @@ a :class:`CoreParams`, so a width is chosen in exactly one place.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 from amaranth.hdl import Shape, signed, unsigned
@@ -219,27 +220,37 @@ def lane_shape(p: CoreParams, mem: HostMem) -> data.StructLayout | Shape:
             HostMem.ACC: signed(p.acc_bits)}[HostMem(mem)]
 
 
-def _check_fits(name: str, value: int, shape) -> None:
+def _checked(shape, value, name: str):
+    """``value`` as ints for ``Layout.const``, after checking every field fits (``const`` would
+    truncate it silently)."""
+    if isinstance(shape, data.StructLayout):
+        if not isinstance(value, dict):
+            raise ValueError(f"{name or 'value'} must be a dict of fields, not {value!r}")
+        unknown = set(value) - {field for field, _ in shape}
+        if unknown:
+            raise ValueError(f"no field {name}{sorted(unknown)[0]!r}")
+        return {field: _checked(f.shape, value[field], f"{name}{field}.") for field, f in shape if field in value}
+    name = name.rstrip(".") or "value"
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be an int, not {value!r}") from None
     s = Shape.cast(shape)
     lo, hi = (-(2 ** (s.width - 1)), 2 ** (s.width - 1)) if s.signed else (0, 2**s.width)
     if not lo <= value < hi:
-        raise ValueError(f"{name}={value} does not fit {s}")
+        raise ValueError(f"{name} = {value} does not fit its {s.width}-bit field ({s})")
+    return value
 
 
 def pack(shape, value) -> int:
     """The raw bits (an unsigned int) of ``value`` in ``shape``, as the hardware holds them: a dict of
-    field values for a :class:`~amaranth.lib.data.StructLayout` (fields left out are 0), an int for a
-    plain shape; two's complement for signed ones. ``ValueError`` names a value that does not fit
-    (Amaranth's ``Layout.const`` would truncate it)."""
+    field values (nested for nested layouts; fields left out are 0) for a
+    :class:`~amaranth.lib.data.StructLayout`, an int for a plain shape; two's complement for signed
+    ones. ``ValueError`` names a value that does not fit."""
+    value = _checked(shape, value, "")
     if isinstance(shape, data.StructLayout):
-        unknown = set(value) - {name for name, _ in shape}
-        if unknown:
-            raise ValueError(f"no field {sorted(unknown)[0]!r} in {shape!r}")
-        for name, f in shape:
-            _check_fits(name, int(value.get(name, 0)), f.shape)
-        return shape.const({name: int(v) for name, v in value.items()}).as_value().value
-    _check_fits("value", int(value), shape)
-    return int(value) & (2 ** Shape.cast(shape).width - 1)
+        return shape.const(value).as_value().value
+    return value & (2 ** Shape.cast(shape).width - 1)
 
 
 def unpack(shape, raw: int):

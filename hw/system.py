@@ -1,5 +1,5 @@
 """The whole accelerator as a host sees it: :class:`~cssnn.hw.accelerator.AcceleratorGateware` behind a
-:class:`~cssnn.hw.hostlink.HostLink`, talking the protocol of docs/PROTOCOL.md over a byte stream.
+:class:`~cssnn.hw.link.HostLink`, talking the protocol of docs/PROTOCOL.md over a byte stream.
 
 Boards put a UART in front of ``rx``/``tx``; simulators push bytes into the streams directly (the
 same frames, without the bit-serial line), so every transport exercises the real protocol
@@ -14,7 +14,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from cssnn.hw.accelerator import AcceleratorGateware
-from cssnn.hw.hostlink import HostLink
+from cssnn.hw.link import HostLink
 from cssnn.hw.memmap import AccelParams
 
 __all__ = ["System"]

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """HostLink gateware in Amaranth's simulator, driven by the real Client (through sim.bytestream) and
 by raw frames compared byte for byte with the pure-Python device model (docs/PROTOCOL.md)."""
 
@@ -10,14 +11,14 @@ import pytest
 from amaranth.back import rtlil, verilog
 from amaranth.sim import Simulator
 
-from cssnn.hw.hostlink import HostLink
+from cssnn.hw.link import HostLink, wire
+from cssnn.hw.link.wire import Cmd, Identity, Status
 from cssnn.hw.memmap import AccelParams, Counter, Sel
 from cssnn.hw.params import CoreParams
-from cssnn.verif.bus_model import DeviceModel, LinkRig, counter_init
 from cssnn.sim.bytestream import LossyTransport, SimTransport
 from cssnn.sw.host import protocol as pr
-from cssnn.sw.host.protocol import (Client, Cmd, Identity, LinkError, Reply, ReplyParser, Status, encode_request,
-                               read_payload, write_payload)
+from cssnn.sw.host.protocol import Client, LinkError, Reply, ReplyParser, encode_request, read_payload, write_payload
+from cssnn.verif.bus_model import DeviceModel, LinkRig, counter_init
 
 P = AccelParams(CoreParams(lanes=2, neurons=16, synapse_rows=32))
 LINK = dict(max_payload=64, timeout_cycles=100, run_timeout_cycles=150)
@@ -221,7 +222,7 @@ def test_pipelined_requests_are_answered_in_order():
 def test_crc_gateware_matches_the_reference():
     from amaranth.hdl import Module, Signal
 
-    from cssnn.hw.crc import crc16_next
+    from cssnn.hw.link.crc import CRC16_INIT, crc16_next
     from cssnn.verif.pysim import run_testbenches
 
     m = Module()
@@ -229,12 +230,25 @@ def test_crc_gateware_matches_the_reference():
     m.d.comb += out.eq(crc16_next(crc, byte))
     rng = random.Random(4)
 
+    def gateware_crc(ctx, data):
+        c = CRC16_INIT
+        for b in data:
+            ctx.set(crc, c)
+            ctx.set(byte, b)
+            c = ctx.get(out)
+        return c
+
     async def tb(ctx):
         for _ in range(500):
             c, b = rng.randrange(2**16), rng.randrange(256)
             ctx.set(crc, c)
             ctx.set(byte, b)
             assert ctx.get(out) == pr.crc16_update(c, [b])
+        # The standard check value, and whole random messages, against the host's (binascii) CRC.
+        assert gateware_crc(ctx, b"123456789") == pr.crc16(b"123456789") == 0x29B1
+        for _ in range(20):
+            data = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))
+            assert gateware_crc(ctx, data) == pr.crc16(data)
 
     run_testbenches(m, tb, clock=False)
 
@@ -312,7 +326,7 @@ def test_frame_timeout_and_watchdog_fire_on_the_exact_clock(timeout):
     """The shared timer's expiry is registered (for timing); it must still fire exactly as a direct
     compare would: TIMEOUT timeout_cycles + 1 clocks after a partial frame's last byte, WATCHDOG
     run_timeout_cycles + 3 clocks after a RUN request's last byte."""
-    partial = bytes([pr.SYNC_REQUEST, int(Cmd.READ)])
+    partial = bytes([wire.SYNC_REQUEST, int(Cmd.READ)])
     assert _clocks_to_reply(dict(max_payload=64, timeout_cycles=timeout, run_timeout_cycles=500), partial) \
         == timeout + 1
     run = encode_request(Cmd.RUN, 0, b"")

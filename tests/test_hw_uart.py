@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """UART (8N1) in Amaranth's simulator: loopback, back-pressure, framing errors, breaks, glitches,
 overrun, baud-rate tolerance, and the host link end to end over the serial line."""
 
@@ -8,13 +9,14 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
+from cssnn.hw.link.uart import UART, UARTRx, UARTTx, divisor_for
+from cssnn.hw.link.wire import Identity
 from cssnn.hw.memmap import AccelParams, Sel
 from cssnn.hw.params import CoreParams
-from cssnn.hw.uart import UART, UARTRx, UARTTx, divisor_for
-from cssnn.verif.pysim import run_testbenches
-from cssnn.verif.bus_model import LinkRig
 from cssnn.sim.bytestream import SimTransport
-from cssnn.sw.host.protocol import Client, Identity
+from cssnn.sw.host.protocol import Client
+from cssnn.verif.bus_model import LinkRig
+from cssnn.verif.pysim import run_testbenches
 
 
 class Loopback(wiring.Component):

@@ -8,14 +8,27 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cssnn.hw.link import wire
+from cssnn.hw.link.wire import Cmd, Identity, Status, encode_identity
 from cssnn.hw.memmap import PROTOCOL_VERSION, AccelParams, Counter, Sel
 from cssnn.hw.params import CoreParams
-from cssnn.verif.bus_model import DeviceModel, ModelTransport, counter_init
 from cssnn.sim.bytestream import LossyTransport
 from cssnn.sw.host import protocol as pr
-from cssnn.sw.host.protocol import (Client, Cmd, Identity, LinkError, LinkTimeout, ProtocolError, Reply, ReplyParser,
-                               Request, RequestParser, Status, crc16, decode_identity, encode_identity,
-                               encode_reply, encode_request)
+from cssnn.sw.host.protocol import (
+    Client,
+    LinkError,
+    LinkTimeout,
+    ProtocolError,
+    Reply,
+    ReplyParser,
+    Request,
+    RequestParser,
+    crc16,
+    decode_identity,
+    encode_reply,
+    encode_request,
+)
+from cssnn.verif.bus_model import DeviceModel, ModelTransport, counter_init
 
 P = AccelParams(CoreParams(lanes=2, neurons=16, synapse_rows=32))
 
@@ -101,10 +114,10 @@ def test_parser_flush_finds_a_frame_behind_a_false_sync():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from([pr.SYNC_REQUEST, pr.SYNC_REPLY]), st.integers(0, 255), st.integers(0, 255),
+@given(st.sampled_from([wire.SYNC_REQUEST, wire.SYNC_REPLY]), st.integers(0, 255), st.integers(0, 255),
        st.integers(0, 255), st.binary(max_size=80), st.binary(max_size=20), st.binary(max_size=20))
 def test_random_frames_round_trip_among_noise(kind, a, b, c, payload, before, after):
-    if kind == pr.SYNC_REQUEST:
+    if kind == wire.SYNC_REQUEST:
         frame, parser, want = encode_request(a, b, payload), RequestParser(max_payload=80), Request(a, b, payload)
     else:
         frame, parser, want = encode_reply(a, b, c, payload), ReplyParser(max_payload=80), Reply(a, b, c, payload)
@@ -153,16 +166,31 @@ def test_write_read_payloads_round_trip():
 def test_identity_rebuilds_accel_params_exactly(ap):
     ident = Identity(ap, max_payload=384, timeout_cycles=123456, run_timeout_cycles=2**32 - 1)
     blob = encode_identity(ident)
-    assert len(blob) == pr.IDENTIFY_BYTES and blob[:4] == b"CSNN"
+    assert len(blob) == wire.IDENTIFY_BYTES and blob[:4] == b"CSNN"
     back = decode_identity(blob)
     assert back == ident and back.params == ap and back.protocol_version == PROTOCOL_VERSION
     assert decode_identity(blob + b"future fields") == ident  # later versions may append
 
 
+def test_identity_block_is_the_documented_byte_layout():
+    # docs/PROTOCOL.md: magic, u16 version, u16 max_payload, u32 timeouts, then a u32 per field.
+    ap = AccelParams(CoreParams(lanes=4, weight_bits=6, membrane_bits=13, output_bits=40, acc_bits=20, bias_bits=11,
+                                threshold_bits=9, neurons=64, synapse_rows=300, counter_bits=24, synapse_ram="spram"),
+                     max_layers=5, timestep_bits=6, fifo_depth=33, tap_depth=3)
+    c = ap.core
+    want = struct.pack("<4sHHII" + "I" * 15, b"CSNN", PROTOCOL_VERSION, 384, 123456, 2**32 - 1,
+                       c.lanes, c.weight_bits, c.membrane_bits, c.output_bits, c.acc_bits, c.bias_bits,
+                       c.threshold_bits, c.neurons, c.synapse_rows, c.counter_bits, 1,
+                       ap.max_layers, ap.timestep_bits, ap.fifo_depth, ap.tap_depth)
+    assert encode_identity(Identity(ap, 384, 123456, 2**32 - 1)) == want and len(want) == wire.IDENTIFY_BYTES == 76
+    with pytest.raises(ValueError, match="does not fit"):
+        encode_identity(Identity(ap, 2**16, 1, 1))
+
+
 def test_identity_covers_every_params_field():
     from dataclasses import fields
-    assert set(pr.CORE_FIELDS) == {f.name for f in fields(CoreParams)}
-    assert set(pr.ACCEL_FIELDS) | {"core"} == {f.name for f in fields(AccelParams)}
+    assert set(wire.CORE_FIELDS) == {f.name for f in fields(CoreParams)}
+    assert set(wire.ACCEL_FIELDS) | {"core"} == {f.name for f in fields(AccelParams)}
 
 
 def test_identity_rejects_foreign_or_broken_blocks():

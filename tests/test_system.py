@@ -121,7 +121,8 @@ def test_driver_rejects_what_does_not_fit_before_writing():
 
 
 def test_corrupted_frames_on_the_real_link_then_inference_still_works():
-    from cssnn.sw.host.protocol import Cmd, encode_request
+    from cssnn.hw.link.wire import Cmd
+    from cssnn.sw.host.protocol import encode_request
 
     rng = np.random.default_rng(7)
     p = AccelParams(core=CoreParams(lanes=2, weight_bits=6, membrane_bits=12, output_bits=24, acc_bits=12,

@@ -2,7 +2,7 @@
 
 - :class:`BusModel`: an Amaranth component implementing :func:`~cssnn.hw.memmap.bus_signature` with
   one block-RAM-style memory per selector and a start/done model (finishes after ``run_cycles``, or
-  never with ``hang=True``), so :class:`~cssnn.hw.hostlink.HostLink` can be simulated without the
+  never with ``hang=True``), so :class:`~cssnn.hw.link.HostLink` can be simulated without the
   real accelerator.
 - :class:`DeviceModel`: the whole device (link + memories) in pure Python, byte for byte what the
   gateware does (docs/PROTOCOL.md), including the order of the checks, so the gateware can be
@@ -16,9 +16,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
-from cssnn.hw.memmap import AccelParams, Counter, Sel, bus_signature
-from cssnn.hw.params import READ_LATENCY
-from cssnn.sw.host.protocol import (
+from cssnn.hw.link.wire import (
     IDENTIFY_BYTES,
     READ_PAYLOAD,
     SYNC_REQUEST,
@@ -26,10 +24,11 @@ from cssnn.sw.host.protocol import (
     Cmd,
     Identity,
     Status,
-    crc16_update,
     encode_identity,
-    encode_reply,
 )
+from cssnn.hw.memmap import AccelParams, Counter, Sel, bus_signature
+from cssnn.hw.params import READ_LATENCY
+from cssnn.sw.host.protocol import crc16_update, encode_reply
 
 __all__ = ["BusModel", "LinkRig", "DeviceModel", "ModelTransport", "counter_init"]
 
@@ -107,12 +106,12 @@ class BusModel(wiring.Component):
 
 
 class LinkRig(wiring.Component):
-    """A :class:`~cssnn.hw.hostlink.HostLink` wired to a :class:`BusModel`: ``rx``/``tx`` byte streams
+    """A :class:`~cssnn.hw.link.HostLink` wired to a :class:`BusModel`: ``rx``/``tx`` byte streams
     in and out, plus the model's ``runs`` and ``writes``. ``link_kwargs`` go to the link, ``model_kwargs``
     to the model."""
 
     def __init__(self, ap: AccelParams, link_kwargs: dict | None = None, model_kwargs: dict | None = None):
-        from cssnn.hw.hostlink import HostLink
+        from cssnn.hw.link import HostLink
 
         self.link = HostLink(ap, **(link_kwargs or {}))
         self.model = BusModel(ap, **(model_kwargs or {}))

@@ -35,8 +35,8 @@ Per-step protocol (see docs/HARDWARE.md):
 
 The ``host`` port reads and writes one lane of one memory per clock (read data
 :data:`~cssnn.hw.params.READ_LATENCY` clocks later; a write lands one clock after it is presented)
-and only acts while the core is idle. The encoder's input x is loaded as the bias of the encoder neurons (its SILENT step then computes v = sat(0 + x),
-identical to the spec's I = x, b = 0).
+and only acts while the core is idle. The encoder's input x is loaded as the bias of the encoder
+neurons (its SILENT step then computes v = sat(0 + x), identical to the spec's I = x, b = 0).
 
 :class:`Core` is the FSM (``phase``), the step's config, the R-stage counters (``g``, ``word``,
 ``last_group``) and the word address of the items in D and X; it wires the components (one module

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cssnn.hw.link.wire import Identity
 from cssnn.hw.memmap import AccelParams, Counter, Sel
-from cssnn.sw.host.protocol import Client, Identity
+from cssnn.sw.host.protocol import Client
 from cssnn.sw.mapping.image import NetworkImage, place_network, unpack_state
 from cssnn.sw.mapping.requirements import DoesNotFit, check_fits
 from cssnn.sw.spec.golden import quantize_input

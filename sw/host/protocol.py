@@ -1,8 +1,8 @@
-"""The host protocol: framed, CRC-checked request/reply messages over a byte stream (docs/PROTOCOL.md).
+"""The host side of the protocol: a sans-IO codec and a client over any byte stream (docs/PROTOCOL.md).
 
-One idea: *the bytes on the wire*. This module is the specification in code, shared by the gateware
-(:mod:`cssnn.hw.hostlink` takes its constants and the IDENTIFY image from here), the pure-Python
-device model (:mod:`cssnn.verif.bus_model`) and every host-side transport.
+The wire format (sync bytes, header and payload layouts, :class:`Cmd`, :class:`Status`, the identity
+block) is defined once in :mod:`cssnn.hw.link.wire`, shared with the gateware; the CRC's parameters
+in :mod:`cssnn.hw.link.crc`. This module builds on them.
 
 It is sans-IO: :func:`encode_request` / :class:`ReplyParser` turn messages into bytes and back, the
 payload helpers build and parse command payloads, and :class:`Client` runs commands over any
@@ -10,69 +10,55 @@ payload helpers build and parse command payloads, and :class:`Client` runs comma
 retries. :class:`SerialTransport` (pyserial, the ``cssnn[serial]`` extra, imported lazily) is the
 transport for boards; simulators bring their own (:mod:`cssnn.sim.transports`, :mod:`cssnn.sim.bytestream`).
 
-Frames (integers little-endian, the CRC big-endian so that the CRC over a whole frame is zero)::
-
-    request  A5 | cmd | seq | len (u16) | payload[len] | crc16 (over cmd .. payload)
-    reply    5A | status | cmd | seq | len (u16) | payload[len] | crc16 (over status .. payload)
-
 CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final XOR (``crc16(b"123456789") ==
-0x29B1``).
+0x29B1``), computed by the standard library (:func:`binascii.crc_hqx`).
 """
 
 from __future__ import annotations
 
-import enum
+import binascii
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from cssnn.extras import require
+from cssnn.hw.link.crc import CRC16_INIT, CRC16_POLY
+from cssnn.hw.link.wire import (
+    ACCEL_FIELDS,
+    CORE_FIELDS,
+    CRC_BYTES,
+    ENUM_FIELDS,
+    IDENTIFY_BYTES,
+    IDENTITY_LAYOUT,
+    MAGIC,
+    MAGIC_VALUE,
+    MAX_LEN,
+    READ_PAYLOAD,
+    READ_PAYLOAD_LAYOUT,
+    REPLY_HEADER_LAYOUT,
+    REQUEST_HEADER_LAYOUT,
+    SYNC_REPLY,
+    SYNC_REQUEST,
+    WRITE_HEADER,
+    WRITE_HEADER_LAYOUT,
+    Cmd,
+    Identity,
+    Status,
+    byte_offset,
+    pack_bytes,
+    unpack_bytes,
+)
 from cssnn.hw.memmap import PROTOCOL_VERSION, AccelParams, Sel
-from cssnn.hw.params import SYNAPSE_RAMS, CoreParams
+from cssnn.hw.params import CoreParams
 
 __all__ = [
-    "SYNC_REQUEST", "SYNC_REPLY", "REQUEST_HEADER", "REPLY_HEADER", "CRC_BYTES", "MAGIC", "IDENTIFY_BYTES",
-    "WRITE_HEADER", "READ_PAYLOAD", "Cmd", "Status", "RETRYABLE", "crc16", "crc16_update",
+    "RETRYABLE", "crc16", "crc16_update",
     "Request", "Reply", "encode_request", "encode_reply", "ReplyParser", "RequestParser",
-    "Identity", "encode_identity", "decode_identity", "write_payload", "parse_write_payload",
+    "decode_identity", "write_payload", "parse_write_payload",
     "read_payload", "parse_read_payload", "encode_elements", "decode_elements",
     "ProtocolError", "LinkError", "LinkTimeout", "Transport", "Client", "SerialTransport",
 ]
-
-SYNC_REQUEST = 0xA5
-SYNC_REPLY = 0x5A
-REQUEST_HEADER = 5   #: sync, cmd, seq, len (2)
-REPLY_HEADER = 6     #: sync, status, cmd, seq, len (2)
-CRC_BYTES = 2
-MAGIC = b"CSNN"
-WRITE_HEADER = 5     #: sel u8, addr u32 (then the elements)
-READ_PAYLOAD = 7     #: sel u8, addr u32, count u16
-MAX_LEN = 0xFFFF
-
-
-class Cmd(enum.IntEnum):
-    """Request commands (0x00 is deliberately unused: a zeroed line is not a command)."""
-
-    IDENTIFY = 0x01  #: -> identity block (:class:`Identity`)
-    WRITE = 0x02     #: sel u8, addr u32, elements -> (empty)
-    READ = 0x03      #: sel u8, addr u32, count u16 -> elements
-    RUN = 0x04       #: pulse start, wait for done (watchdog) -> (empty)
-    ECHO = 0x05      #: any payload -> the same payload
-
-
-class Status(enum.IntEnum):
-    """Reply status codes (3 bits in the gateware)."""
-
-    OK = 0x00
-    BAD_CRC = 0x01      #: the frame's CRC did not check: nothing was executed
-    BAD_LENGTH = 0x02   #: len > max_payload (header), or a payload length the command does not allow
-    UNKNOWN_CMD = 0x03
-    BAD_ADDRESS = 0x04  #: unknown selector, range beyond depth(sel), or a write to a read-only selector
-    TIMEOUT = 0x05      #: the frame stopped arriving (inter-byte gap > the link's timeout_cycles)
-    BUSY = 0x06         #: the accelerator is running (a RUN timed out and it has not finished yet)
-    WATCHDOG = 0x07     #: RUN: done did not come within the link's run_timeout_cycles
-
 
 #: Statuses a client retries: the frame may have been damaged in transit (the header is not covered
 #: by a checked CRC when BAD_LENGTH is reported for len > max_payload), or the condition may pass.
@@ -83,28 +69,17 @@ RETRYABLE = frozenset({Status.BAD_CRC, Status.BAD_LENGTH, Status.TIMEOUT, Status
 # CRC-16/CCITT-FALSE
 # ---------------------------------------------------------------------------------------------
 
-def _make_table() -> list[int]:
-    table = []
-    for b in range(256):
-        c = b << 8
-        for _ in range(8):
-            c = ((c << 1) ^ 0x1021) if c & 0x8000 else c << 1
-        table.append(c & 0xFFFF)
-    return table
-
-
-_CRC_TABLE = _make_table()
+assert CRC16_POLY == 0x1021, "binascii.crc_hqx computes the CCITT polynomial 0x1021 only"
 
 
 def crc16_update(crc: int, data: Iterable[int]) -> int:
-    for b in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[(crc >> 8) ^ b]
-    return crc
+    """The CRC register ``crc`` after ``data`` (MSB first, no final XOR)."""
+    return binascii.crc_hqx(bytes(data), crc)
 
 
 def crc16(data: bytes | bytearray | Iterable[int]) -> int:
     """CRC-16/CCITT-FALSE of ``data`` (``crc16(b"123456789") == 0x29B1``)."""
-    return crc16_update(0xFFFF, data)
+    return binascii.crc_hqx(bytes(data), CRC16_INIT)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,29 +125,33 @@ def _u8(name, v):
     return v
 
 
-def _frame(sync: int, head: bytes, payload: bytes) -> bytes:
+def _frame(layout, head: dict, payload: bytes) -> bytes:
     if len(payload) > MAX_LEN:
         raise ValueError(f"payload of {len(payload)} bytes does not fit the u16 length field")
-    body = head + struct.pack("<H", len(payload)) + bytes(payload)
-    return bytes([sync]) + body + struct.pack(">H", crc16(body))
+    frame = pack_bytes(layout, {**head, "len": len(payload)}) + bytes(payload)
+    return frame + struct.pack(">H", crc16(frame[1:]))   # the CRC covers all but the SYNC byte
 
 
 def encode_request(cmd: int, seq: int, payload: bytes = b"") -> bytes:
     """``A5 cmd seq len payload crc`` (any cmd value, so tests can send unknown commands)."""
-    return _frame(SYNC_REQUEST, bytes([_u8("cmd", cmd), _u8("seq", seq)]), payload)
+    return _frame(REQUEST_HEADER_LAYOUT, {"sync": SYNC_REQUEST, "cmd": _u8("cmd", cmd), "seq": _u8("seq", seq)},
+                  payload)
 
 
 def encode_reply(status: int, cmd: int, seq: int, payload: bytes = b"") -> bytes:
     """``5A status cmd seq len payload crc`` (what the device sends; for models and tests)."""
-    return _frame(SYNC_REPLY, bytes([_u8("status", status), _u8("cmd", cmd), _u8("seq", seq)]), payload)
+    return _frame(REPLY_HEADER_LAYOUT, {"sync": SYNC_REPLY, "status": _u8("status", status), "cmd": _u8("cmd", cmd),
+                                        "seq": _u8("seq", seq)}, payload)
 
 
 class _FrameParser:
     """Finds CRC-valid frames in a byte stream. A false SYNC (length too large, CRC wrong) costs one
     byte: the search restarts at the byte after it, so a real frame hidden behind garbage is found."""
 
-    def __init__(self, sync: int, header: int, max_payload: int):
-        self.sync, self.header = sync, header
+    def __init__(self, sync: int, layout, max_payload: int):
+        self.sync, self.layout = sync, layout
+        self.header = layout.size // 8
+        self._len_at = byte_offset(layout, "len")
         self.max_payload = max_payload
         self.buf = bytearray()
         self.dropped = 0      # bytes discarded as garbage
@@ -198,7 +177,7 @@ class _FrameParser:
                 self.dropped += i
                 del buf[:i]
             if len(buf) >= self.header:
-                n = buf[self.header - 2] | buf[self.header - 1] << 8
+                n = buf[self._len_at] | buf[self._len_at + 1] << 8
                 if n > self.max_payload:
                     self._skip()
                     continue
@@ -235,106 +214,55 @@ class ReplyParser(_FrameParser):
     """Reply frames from a byte stream: ``feed(bytes) -> list[Reply]`` (resyncs over garbage)."""
 
     def __init__(self, max_payload: int = MAX_LEN):
-        super().__init__(SYNC_REPLY, REPLY_HEADER, max_payload)
+        super().__init__(SYNC_REPLY, REPLY_HEADER_LAYOUT, max_payload)
 
     def _make(self, f: bytes) -> Reply:
-        return Reply(_status(f[1]), _cmd(f[2]), f[3], f[REPLY_HEADER:-CRC_BYTES])
+        h = unpack_bytes(self.layout, f)
+        return Reply(_status(h["status"]), _cmd(h["cmd"]), h["seq"], f[self.header:-CRC_BYTES])
 
 
 class RequestParser(_FrameParser):
     """Request frames from a byte stream (sniffers, tests)."""
 
     def __init__(self, max_payload: int = MAX_LEN):
-        super().__init__(SYNC_REQUEST, REQUEST_HEADER, max_payload)
+        super().__init__(SYNC_REQUEST, REQUEST_HEADER_LAYOUT, max_payload)
 
     def _make(self, f: bytes) -> Request:
-        return Request(_cmd(f[1]), f[2], f[REQUEST_HEADER:-CRC_BYTES])
+        h = unpack_bytes(self.layout, f)
+        return Request(_cmd(h["cmd"]), h["seq"], f[self.header:-CRC_BYTES])
 
 
 # ---------------------------------------------------------------------------------------------
 # IDENTIFY
 # ---------------------------------------------------------------------------------------------
 
-#: Field order of the identity block: every field of CoreParams, then of AccelParams (but core),
-#: each a u32. ``synapse_ram`` (a name) is sent as its index in :data:`SYNAPSE_RAMS`.
-CORE_FIELDS = ("lanes", "weight_bits", "membrane_bits", "output_bits", "acc_bits", "bias_bits",
-               "threshold_bits", "neurons", "synapse_rows", "counter_bits", "synapse_ram")
-ACCEL_FIELDS = ("max_layers", "timestep_bits", "fifo_depth", "tap_depth")
-_ENUM_FIELDS = {"synapse_ram": SYNAPSE_RAMS}
-_IDENT_HEAD = struct.Struct("<4sHHII")  # magic, version, max_payload, timeout_cycles, run_timeout_cycles
-_IDENT = struct.Struct(_IDENT_HEAD.format + "I" * (len(CORE_FIELDS) + len(ACCEL_FIELDS)))
-IDENTIFY_BYTES = _IDENT.size  #: 76 for protocol version 1
-
-
-def _check_fields_covered() -> None:
-    """Raise if CoreParams/AccelParams gained a field the identity block does not carry (IDENTIFY
-    must rebuild the parameters exactly, so this file has to follow)."""
-    for cls, names in ((CoreParams, set(CORE_FIELDS)), (AccelParams, set(ACCEL_FIELDS) | {"core"})):
-        missing = {f.name for f in fields(cls)} - names
-        if missing:
-            raise RuntimeError(f"the IDENTIFY block (cssnn.sw.host.protocol) does not carry {cls.__name__} field(s) "
-                               f"{sorted(missing)}: add them to CORE_FIELDS/ACCEL_FIELDS (and bump PROTOCOL_VERSION)")
-
-
-def _enc_field(name, v):
-    return _ENUM_FIELDS[name].index(v) if name in _ENUM_FIELDS else v
-
-
 def _dec_field(name, v):
-    if name in _ENUM_FIELDS:
-        choices = _ENUM_FIELDS[name]
+    if name in ENUM_FIELDS:
+        choices = ENUM_FIELDS[name]
         if not v < len(choices):
             raise ProtocolError(f"device reports {name} code {v}, known: {list(choices)}")
         return choices[v]
     return v
 
 
-@dataclass(frozen=True)
-class Identity:
-    """What IDENTIFY reports: enough to rebuild the device's :class:`AccelParams` exactly."""
-
-    params: AccelParams
-    max_payload: int
-    timeout_cycles: int       #: the link's frame (inter-byte) timeout, clocks
-    run_timeout_cycles: int   #: the RUN watchdog, clocks
-    protocol_version: int = PROTOCOL_VERSION
-
-    def max_write(self, sel: Sel) -> int:
-        """Elements of ``sel`` in one WRITE frame."""
-        return (self.max_payload - WRITE_HEADER) // self.params.elem_bytes(sel)
-
-    def max_read(self, sel: Sel) -> int:
-        """Elements of ``sel`` in one READ reply."""
-        return self.max_payload // self.params.elem_bytes(sel)
-
-
-def encode_identity(ident: Identity) -> bytes:
-    _check_fields_covered()
-    ap = ident.params
-    vals = [_enc_field(n, getattr(ap.core, n)) for n in CORE_FIELDS] + [getattr(ap, n) for n in ACCEL_FIELDS]
-    try:
-        return _IDENT.pack(MAGIC, ident.protocol_version, ident.max_payload, ident.timeout_cycles,
-                           ident.run_timeout_cycles, *vals)
-    except struct.error as e:
-        raise ValueError(f"identity does not fit the identity block: {e}") from None
-
-
 def decode_identity(payload: bytes) -> Identity:
     """Parse an IDENTIFY reply payload (later protocol versions may append fields: ignored)."""
-    if len(payload) < _IDENT.size:
-        raise ProtocolError(f"identity block of {len(payload)} bytes, expected at least {_IDENT.size}")
-    magic, version, max_payload, tmo, run_tmo, *vals = _IDENT.unpack_from(payload)
-    if magic != MAGIC:
+    if len(payload) < IDENTIFY_BYTES:
+        raise ProtocolError(f"identity block of {len(payload)} bytes, expected at least {IDENTIFY_BYTES}")
+    block = unpack_bytes(IDENTITY_LAYOUT, payload)
+    if block["magic"] != MAGIC_VALUE:
+        magic = payload[:len(MAGIC)]
         raise ProtocolError(f"bad identity magic {magic!r} (expected {MAGIC!r}): not a cssnn accelerator")
+    version = block["protocol_version"]
     if version != PROTOCOL_VERSION:
         raise ProtocolError(f"device speaks protocol version {version}, this host version {PROTOCOL_VERSION}")
-    core_vals = {n: _dec_field(n, v) for n, v in zip(CORE_FIELDS, vals[:len(CORE_FIELDS)])}
-    accel_vals = dict(zip(ACCEL_FIELDS, vals[len(CORE_FIELDS):]))
+    core_vals = {n: _dec_field(n, block["core"][n]) for n in CORE_FIELDS}
+    accel_vals = {n: block["accel"][n] for n in ACCEL_FIELDS}
     try:
         ap = AccelParams(core=CoreParams(**core_vals), **accel_vals)
     except ValueError as e:
         raise ProtocolError(f"device reports invalid parameters: {e}") from None
-    return Identity(ap, max_payload, tmo, run_tmo, version)
+    return Identity(ap, block["max_payload"], block["timeout_cycles"], block["run_timeout_cycles"], version)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,24 +284,25 @@ def decode_elements(data: bytes, elem_bytes: int) -> list[int]:
 
 def write_payload(sel: int, addr: int, values: Iterable[int], elem_bytes: int) -> bytes:
     """``sel u8, addr u32, values`` (each ``elem_bytes`` little-endian; not range-checked here)."""
-    return struct.pack("<BI", sel, addr) + encode_elements(values, elem_bytes)
+    return pack_bytes(WRITE_HEADER_LAYOUT, {"sel": sel, "addr": addr}) + encode_elements(values, elem_bytes)
 
 
 def parse_write_payload(payload: bytes, elem_bytes: int) -> tuple[int, int, list[int]]:
     if len(payload) < WRITE_HEADER:
         raise ProtocolError("WRITE payload shorter than its 5-byte header")
-    sel, addr = struct.unpack_from("<BI", payload)
-    return sel, addr, decode_elements(payload[WRITE_HEADER:], elem_bytes)
+    h = unpack_bytes(WRITE_HEADER_LAYOUT, payload)
+    return h["sel"], h["addr"], decode_elements(payload[WRITE_HEADER:], elem_bytes)
 
 
 def read_payload(sel: int, addr: int, count: int) -> bytes:
-    return struct.pack("<BIH", sel, addr, count)
+    return pack_bytes(READ_PAYLOAD_LAYOUT, {"sel": sel, "addr": addr, "count": count})
 
 
 def parse_read_payload(payload: bytes) -> tuple[int, int, int]:
     if len(payload) != READ_PAYLOAD:
         raise ProtocolError(f"READ payload of {len(payload)} bytes, expected {READ_PAYLOAD}")
-    return struct.unpack("<BIH", payload)
+    h = unpack_bytes(READ_PAYLOAD_LAYOUT, payload)
+    return h["sel"], h["addr"], h["count"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,9 +41,8 @@ def divisor_for(clk_freq: float, baudrate: float, *, tolerance: float = 0.02) ->
     return d
 
 
-def _check_divisor(component, divisor):
+def _check_divisor(divisor):
     if not isinstance(divisor, int) or isinstance(divisor, bool) or divisor < MIN_DIVISOR:
-        component._MustUse__silence = True
         raise ValueError(f"divisor must be an int >= {MIN_DIVISOR} (clocks per bit), not {divisor!r}")
 
 
@@ -52,7 +51,7 @@ class UARTRx(wiring.Component):
     ``framing_error`` and ``overrun`` (one-clock pulses)."""
 
     def __init__(self, divisor: int):
-        _check_divisor(self, divisor)
+        _check_divisor(divisor)
         self.divisor = divisor
         super().__init__({
             "rx": In(1, init=1),
@@ -116,7 +115,7 @@ class UARTTx(wiring.Component):
     """Ports: ``i`` In(stream.Signature(8)) (bytes to send), ``tx`` Out(1) (the line, idle high)."""
 
     def __init__(self, divisor: int):
-        _check_divisor(self, divisor)
+        _check_divisor(divisor)
         self.divisor = divisor
         super().__init__({
             "i": In(stream.Signature(8)),
@@ -142,11 +141,11 @@ class UARTTx(wiring.Component):
 class UART(wiring.Component):
     """:class:`UARTRx` + :class:`UARTTx`. Ports: ``rx`` In(1), ``tx`` Out(1) (the lines), ``o``
     Out(stream.Signature(8)) (bytes received), ``i`` In(stream.Signature(8)) (bytes to send),
-    ``framing_error``, ``overrun``. Connects directly to :class:`~cssnn.hw.hostlink.HostLink`:
+    ``framing_error``, ``overrun``. Connects directly to :class:`~cssnn.hw.link.HostLink`:
     ``connect(m, uart.o, link.rx); connect(m, link.tx, uart.i)``."""
 
     def __init__(self, divisor: int):
-        _check_divisor(self, divisor)
+        _check_divisor(divisor)
         self.divisor = divisor
         super().__init__({
             "rx": In(1, init=1),

@@ -1,16 +1,19 @@
 """CRC-16/CCITT-FALSE in gateware: one byte per clock.
 
 The host protocol (docs/PROTOCOL.md) protects every frame with CRC-16/CCITT-FALSE (poly 0x1021,
-init 0xFFFF, MSB first, no final XOR; :func:`cssnn.sw.host.protocol.crc16` is the reference). The CRC is
+init 0xFFFF, MSB first, no final XOR). :data:`CRC16_POLY` and :data:`CRC16_INIT` are the one
+definition both ends use; the host computes the same CRC with :func:`binascii.crc_hqx`. The CRC is
 sent most significant byte first, so running the CRC over a frame *including* its CRC gives 0: the
 receiver checks a frame by comparing the register with zero, and needs no copy of the received CRC.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import C, Cat, Value
+from amaranth.hdl import C, Cat, Module, Signal, Value
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
-__all__ = ["crc16_next", "CRC16_POLY", "CRC16_INIT"]
+__all__ = ["crc16_next", "CRC16_POLY", "CRC16_INIT", "crc_signature", "Crc16"]
 
 CRC16_POLY = 0x1021
 CRC16_INIT = 0xFFFF
@@ -39,3 +42,29 @@ def crc16_next(crc: Value, byte: Value) -> Value:
         terms = [crc[i] for i in regs] + [byte[i] for i in data]
         bits.append(Cat(*terms).xor() if terms else C(0, 1))
     return Cat(*bits)
+
+
+def crc_signature() -> wiring.Signature:
+    """A user's view of a :class:`Crc16`: ``init`` (restart), ``en`` (shift in ``data``); ``value``
+    (the register) and ``residue_zero`` (the register after ``data`` would be 0: a frame whose own CRC
+    has just been shifted in checks)."""
+    return wiring.Signature({"init": Out(1), "en": Out(1), "data": Out(8), "value": In(16), "residue_zero": In(1)})
+
+
+class Crc16(wiring.Component):
+    """The CRC register and its one XOR network. Port ``port``: In(:func:`crc_signature`)."""
+
+    def __init__(self):
+        super().__init__({"port": In(crc_signature())})
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.port
+        crc = Signal(16, init=CRC16_INIT)
+        nxt = crc16_next(crc, p.data)
+        m.d.comb += [p.value.eq(crc), p.residue_zero.eq(nxt == 0)]
+        with m.If(p.init):
+            m.d.sync += crc.eq(CRC16_INIT)
+        with m.Elif(p.en):
+            m.d.sync += crc.eq(nxt)
+        return m
