@@ -126,7 +126,8 @@ def estimate_logic(ap: AccelParams, board) -> int:
     14170 LUT4s for 16 lanes); within ~5% there."""
     board = get_board(board)
     p = ap.core
-    lane_bits = (p.weight_bits + 1) + 2 * p.acc_bits + 2 * (p.store_bits + 1) + p.bias_bits
+    lane = ap.elem_bits
+    lane_bits = lane(Sel.SYNAPSE) + 2 * lane(Sel.ACC) + 2 * lane(Sel.STATE) + lane(Sel.BIAS)
     per_lane = 7.0 * lane_bits + 30
     fixed = 1900 + 12 * p.counter_bits + 4 * (p.row_bits + p.index_bits + p.group_bits)
     if board.family == "ecp5":

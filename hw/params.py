@@ -14,8 +14,9 @@ from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, enum
 from amaranth.utils import bits_for, ceil_log2, exact_log2
 
-__all__ = ["CoreParams", "Mode", "HostMem", "READ_LATENCY", "check_params", "event_layout", "config_layout",
-           "syn_lane_layout", "state_lane_layout", "lane_shape", "pack", "unpack"]
+__all__ = ["CoreParams", "Mode", "HostMem", "READ_LATENCY", "SYNAPSE_RAMS", "SPRAM_WIDTH", "check_params",
+           "check_spram_lane", "event_layout", "config_layout", "syn_lane_layout", "state_lane_layout", "lane_shape",
+           "pack", "unpack"]
 
 #: Clocks from a read address to its data: on the core's host port, and (the accelerator aligns its
 #: other sources to it) on the accelerator's bus. Block-RAM outputs are registered before any select,
@@ -46,6 +47,10 @@ MAX_LANES = 256
 
 #: Synapse memory implementations (:attr:`CoreParams.synapse_ram`).
 SYNAPSE_RAMS = ("block", "spram")
+
+#: Bits of an iCE40 UltraPlus SPRAM word (SB_SPRAM256KA, :mod:`cssnn.hw.core.spram`): one synapse
+#: lane per word.
+SPRAM_WIDTH = 16
 
 
 @dataclass(frozen=True)
@@ -111,9 +116,8 @@ class CoreParams:
         need(8 <= self.counter_bits <= 64, f"counter_bits must be in [8, 64], not {self.counter_bits}")
         need(self.synapse_ram in SYNAPSE_RAMS,
              f"synapse_ram must be one of {', '.join(map(repr, SYNAPSE_RAMS))}, not {self.synapse_ram!r}")
-        need(self.synapse_ram != "spram" or self.weight_bits + 1 <= 16,
-             f"synapse_ram='spram' holds a lane (weight + mask bit) in 16 bits: weight_bits must be at most 15, "
-             f"not {self.weight_bits}")
+        if self.synapse_ram == "spram":
+            check_spram_lane(self)
 
     # ---- derived widths ----
     @property
@@ -151,7 +155,8 @@ class CoreParams:
 
     @property
     def host_data_bits(self) -> int:
-        return max(self.weight_bits + 1, self.store_bits + 1, self.bias_bits, self.acc_bits)
+        """The widest lane of the four memories (:func:`lane_shape`)."""
+        return max(Shape.cast(lane_shape(self, mem)).width for mem in HostMem)
 
     @property
     def host_addr_bits(self) -> int:
@@ -160,6 +165,13 @@ class CoreParams:
     @property
     def max_threshold(self) -> int:
         return 2**self.threshold_bits - 1
+
+
+def check_spram_lane(p: CoreParams) -> None:
+    """Raise ``ValueError`` unless a synapse lane (weight + mask bit) fits an SPRAM word."""
+    if syn_lane_layout(p).size > SPRAM_WIDTH:
+        raise ValueError(f"synapse_ram='spram' holds a lane (weight + mask bit) in {SPRAM_WIDTH} bits: weight_bits "
+                         f"must be at most {SPRAM_WIDTH - 1}, not {p.weight_bits}")
 
 
 def check_params(component, params) -> None:

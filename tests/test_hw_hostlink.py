@@ -18,7 +18,8 @@ from cssnn.hw.params import CoreParams
 from cssnn.sim.bytestream import LossyTransport, SimTransport
 from cssnn.sw.host import protocol as pr
 from cssnn.sw.host.protocol import Client, LinkError, Reply, ReplyParser, encode_request, read_payload, write_payload
-from cssnn.verif.bus_model import DeviceModel, LinkRig, counter_init
+from cssnn.verif.bus_model import LinkRig
+from cssnn.verif.device_model import DeviceModel, counter_init
 
 P = AccelParams(CoreParams(lanes=2, neurons=16, synapse_rows=32))
 LINK = dict(max_payload=64, timeout_cycles=100, run_timeout_cycles=150)

@@ -28,7 +28,7 @@ from cssnn.sw.host.protocol import (
     encode_reply,
     encode_request,
 )
-from cssnn.verif.bus_model import DeviceModel, ModelTransport, counter_init
+from cssnn.verif.device_model import DeviceModel, ModelTransport, counter_init
 
 P = AccelParams(CoreParams(lanes=2, neurons=16, synapse_rows=32))
 

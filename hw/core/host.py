@@ -14,7 +14,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from cssnn.hw.core.stores import neuron_read_signature, neuron_write_signature, synapse_read_signature, synapse_write_signature
-from cssnn.hw.params import CoreParams, HostMem, check_params, lane_shape
+from cssnn.hw.params import CoreParams, HostMem, check_params, lane_shape, syn_lane_layout
 
 __all__ = ["HostPort", "host_signature", "READ_GROUP_BITS"]
 
@@ -77,7 +77,7 @@ class HostPort(wiring.Component):
             m.d.comb += lane_en[k].eq(h_wlane == k if n > 1 else 1)
         sw, nw = self.syn_write, self.neuron_write
         m.d.comb += [
-            sw.addr.eq(h_waddr), sw.lane.eq(h_wlane), sw.data.eq(h_wdata[:p.weight_bits + 1]),
+            sw.addr.eq(h_waddr), sw.lane.eq(h_wlane), sw.data.eq(h_wdata[:syn_lane_layout(p).size]),
             sw.en.eq(h_we & (h_wsel == HostMem.SYNAPSE)),
             nw.addr.eq(h_waddr), nw.lanes.eq(lane_en), nw.data.eq(h_wdata),
             nw.state.eq(h_we & (h_wsel == HostMem.STATE)), nw.bias.eq(h_we & (h_wsel == HostMem.BIAS)),

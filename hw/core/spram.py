@@ -28,12 +28,11 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from cssnn.hw.core.synapse import SynapseMemory
-from cssnn.hw.params import CoreParams
+from cssnn.hw.params import SPRAM_WIDTH, CoreParams, check_spram_lane, syn_lane_layout
 
-__all__ = ["SPRAM", "SpramSynapseMemory", "SPRAM_DEPTH", "SPRAM_WIDTH", "spram_count", "is_ice40_ultraplus"]
+__all__ = ["SPRAM", "SpramSynapseMemory", "SPRAM_DEPTH", "spram_count", "is_ice40_ultraplus"]
 
 SPRAM_DEPTH = 16384
-SPRAM_WIDTH = 16
 SPRAM_ADDR_BITS = 14
 
 
@@ -96,8 +95,7 @@ class SpramSynapseMemory(SynapseMemory):
     def __init__(self, params: CoreParams, *, model: bool | None = None):
         super().__init__(params)
         p = self.params
-        if p.weight_bits + 1 > SPRAM_WIDTH:
-            raise ValueError(f"an SPRAM lane holds 16 bits: weight_bits must be at most 15, not {p.weight_bits}")
+        check_spram_lane(p)
         if model not in (None, True, False):
             raise TypeError(f"model must be None, True or False, not {model!r}")
         self.model = model
@@ -109,7 +107,7 @@ class SpramSynapseMemory(SynapseMemory):
                              f"{getattr(platform, 'device', type(platform).__name__)}: use synapse_ram='block'")
         m = Module()
         banks = -(-p.synapse_rows // SPRAM_DEPTH)
-        lane_w = p.weight_bits + 1
+        lane_w = syn_lane_layout(p).size
         lo_bits = min(p.row_bits, SPRAM_ADDR_BITS)
         bank_bits = max(0, ceil_log2(banks))
         r_lo, w_lo = self.read_addr[:lo_bits], self.write_addr[:lo_bits]

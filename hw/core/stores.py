@@ -182,7 +182,7 @@ class NeuronStore(wiring.Component):
             m.d.comb += [st_w.addr.eq(self.state_write.addr), st_w.data.eq(self.state_write.data),
                          st_w.en.eq(all_lanes)]
         with m.Elif(w.state):
-            m.d.comb += [st_w.addr.eq(w.addr), st_w.data.as_value().eq(w.data[:p.store_bits + 1].replicate(n)),
+            m.d.comb += [st_w.addr.eq(w.addr), st_w.data.as_value().eq(w.data[:state_lane_layout(p).size].replicate(n)),
                          st_w.en.eq(w.lanes)]
         with m.If(w.acc):
             m.d.comb += [acc_w.addr.eq(w.addr), acc_w.data.as_value().eq(w.data[:p.acc_bits].replicate(n)),
