@@ -142,8 +142,7 @@ class AcceleratorGateware(wiring.Component):
 
         # layer table: one read port (1R1W), the bus's while idle, the controller's from the start clock
         # on (its first prefetch); transparent, so a write in the start clock is seen by that prefetch.
-        # On the iCE40 it is forced into block RAM (EBRs to spare, no LUT RAM; as flip-flops it cost
-        # about 200 logic cells); elsewhere synthesis chooses (LUT RAM on the ECP5).
+        # On the iCE40 forced into block RAM: area (docs/BOARDS.md); elsewhere synthesis chooses.
         attrs = {"ram_style": "block"} if isinstance(platform, SiliconBluePlatform) else {}
         m.submodules.layer_table = lt = memory.Memory(shape=layer_layout(p), depth=ap.max_layers, init=[],
                                                       attrs=attrs)
@@ -199,8 +198,7 @@ class AcceleratorGateware(wiring.Component):
             Counter.ARGMAX_VALUE: core.argmax_value,   # signed: sign-extended (low Bm bits are the raw value)
         }
         # The tables' sync read data (a clock after the address), or a register or counter selected by
-        # the registered address (a select over the counters right after the address decode was the
-        # ECP5's critical path); zero for the core's memories.
+        # the registered address (timing: docs/BOARDS.md); zero for the core's memories.
         other = Signal(ap.bus_data_bits)
         m.d.sync += other.eq(0)
         with m.Switch(sel_d1):
