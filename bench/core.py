@@ -23,6 +23,7 @@ import argparse
 import statistics
 from collections import defaultdict
 
+from cssnn.bench import run
 from cssnn.hw.params import CoreParams
 from cssnn.sim.verilator import run_cocotb
 
@@ -82,4 +83,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

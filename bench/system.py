@@ -18,6 +18,7 @@ import json
 import statistics
 import time
 
+from cssnn.bench import run
 from cssnn.sim.transports import open_backend
 from cssnn.sw.host.accelerator import Accelerator
 from cssnn.sw.host.compare import run_and_compare
@@ -76,4 +77,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

@@ -2,7 +2,8 @@
 
 One idea: *what a core is* (widths, lanes, memory depths) and the shapes of the words that cross
 its boundary (spike events, per-step configuration, memory lanes). Every hardware component takes
-a :class:`CoreParams`, so a width is chosen in exactly one place.
+a :class:`CoreParams`, so a width is chosen in exactly one place. The accelerator around the core is
+parameterised by :class:`~cssnn.hw.memmap.AccelParams`, defined with the memory map it describes.
 """
 
 from __future__ import annotations

@@ -54,11 +54,9 @@ class AmaranthTransport(SimTransport):
 
 def system_verilog(ap: AccelParams, *, frame_timeout: int = FRAME_TIMEOUT) -> tuple[str, Path]:
     """The System's Verilog and the path of a cached copy named by its hash."""
-    from amaranth.back import verilog
+    from cssnn.sim.verilator import cache_root, to_verilog
 
-    from cssnn.sim.verilator import cache_root
-
-    text = verilog.convert(System(ap, timeout_cycles=frame_timeout), name=TOPLEVEL, emit_src=False)
+    text = to_verilog(System(ap, timeout_cycles=frame_timeout), TOPLEVEL)
     harness = (Path(__file__).parent / "harness.cpp").read_text()
     digest = hashlib.sha256((text + harness).encode()).hexdigest()[:16]
     d = cache_root() / f"system-{digest}"

