@@ -12,6 +12,9 @@ FOLDERS = {"cssnn": "cssnn", "hw": "cssnn.hw", "sw": "cssnn.sw", "sim": "cssnn.s
 
 packages = []
 for folder, package in FOLDERS.items():
-    packages += [package] + [f"{package}.{sub}" for sub in find_packages(folder)]
+    # cssnn/ holds links to the other folders (so that tools which walk the package's directory, such
+    # as import-linter, see the whole package); its subpackages are the other folders themselves.
+    subs = [] if folder == "cssnn" else find_packages(folder)
+    packages += [package] + [f"{package}.{sub}" for sub in subs]
 
 setup(packages=packages, package_dir=dict((package, folder) for folder, package in FOLDERS.items()))
