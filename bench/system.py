@@ -21,7 +21,7 @@ import time
 from cssnn.bench import run
 from cssnn.sim.transports import open_backend
 from cssnn.sw.host.accelerator import Accelerator
-from cssnn.sw.host.compare import run_and_compare
+from cssnn.sw.host.compare import compare_with_golden
 from cssnn.sw.mapping.ideal import ideal_cycles
 from cssnn.sw.mapping.sizing import params_for
 from cssnn.verif.netgen import digits_network
@@ -31,15 +31,15 @@ def measure(timesteps: int, samples: int, lanes: int, backend: str, runs: int) -
     net, xs = digits_network(timesteps)
     xs = xs[:samples]
     ap = params_for(net, lanes=lanes)
-    speeds, cmp = [], None
+    speeds, batch = [], None
     for _ in range(runs):
         with Accelerator(open_backend(backend, ap)) as acc:
             transport = acc.client.transport
             acc.load(net)
             c0, t0 = transport.cycles, time.perf_counter()
-            cmp = run_and_compare(acc, xs)
+            batch = acc.infer_batch(xs)
             speeds.append((transport.cycles - c0) / (time.perf_counter() - t0))
-    batch = cmp.hardware
+    cmp = compare_with_golden(net, xs, batch, membrane_bits=ap.core.membrane_bits)
     ideal = ideal_cycles(net, cmp.golden.trace.spikes, lanes)
     return {
         "timesteps": timesteps, "samples": len(xs), "lanes": lanes, "backend": backend,

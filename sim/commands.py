@@ -41,7 +41,7 @@ def cmd_sim(args) -> None:
     import time
 
     from cssnn.sw.host.accelerator import Accelerator
-    from cssnn.sw.host.compare import run_and_compare
+    from cssnn.sw.host.compare import compare_with_golden
     from cssnn.sw.mapping.ideal import ideal_cycles
     from cssnn.sw.spec.network import load_network
 
@@ -54,8 +54,9 @@ def cmd_sim(args) -> None:
         acc.load(net)
         c0, t0 = transport.cycles, time.perf_counter()
         with progress_bar(len(xs), f"sim ({args.backend})") as bar:
-            cmp = run_and_compare(acc, xs, progress=bar)
+            batch = acc.infer_batch(xs, progress=bar)
         wall, sim_cycles = time.perf_counter() - t0, transport.cycles - c0
+    cmp = compare_with_golden(net, xs, batch, membrane_bits=ap.core.membrane_bits)
     res, gold = cmp.hardware, cmp.golden
     bad = cmp.mismatched_samples
     ideal = ideal_cycles(net, gold.trace.spikes, ap.core.lanes)
