@@ -7,7 +7,7 @@ r"""The board top: the accelerator behind a UART, with a PLL clock, a clean rese
      reset button --> [2-FF sync] --> power-on/reset timer --> sync reset (released      |
                                                                synchronously, >= 20 us    |
                                                                after lock: iCE40 BRAMs)   |
-     uart rx pin --> UARTRx --bytes--> System (HostLink + Accelerator) --bytes--> UARTTx --> uart tx pin
+     uart rx pin --> UARTRx --bytes--> System (HostLink + AcceleratorGateware) --bytes--> UARTTx --> uart tx pin
                                           | busy
      LEDs: heartbeat (~1 Hz) | busy | rx activity | tx activity | PLL locked   (as many as the board has)
 
