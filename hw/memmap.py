@@ -173,7 +173,7 @@ class AccelParams:
 def bus_signature(ap: AccelParams) -> wiring.Signature:
     """The accelerator's bus, from the host link's side (see the module docstring for timing)."""
     return wiring.Signature({
-        "sel": Out(3), "addr": Out(ap.bus_addr_bits), "wdata": Out(ap.bus_data_bits), "we": Out(1),
+        "sel": Out(Sel), "addr": Out(ap.bus_addr_bits), "wdata": Out(ap.bus_data_bits), "we": Out(1),
         "rdata": In(ap.bus_data_bits),
         "start": Out(1), "busy": In(1), "done": In(1),
     })
