@@ -40,7 +40,7 @@ from amaranth.vendor import SiliconBluePlatform
 
 from cssnn.hw.controller import Controller
 from cssnn.hw.core import Core
-from cssnn.hw.memmap import AccelParams, Counter, Reg, Route, Sel, bus_signature, layer_layout
+from cssnn.hw.memmap import CORE_SELS, AccelParams, Counter, Reg, Route, Sel, bus_signature, layer_layout
 from cssnn.hw.params import READ_LATENCY
 from cssnn.hw.router import Router, routed_layout
 
@@ -87,17 +87,34 @@ class AcceleratorGateware(wiring.Component):
                              init=[int(Route.LOOPBACK)] * ap.max_layers)
 
     def elaborate(self, platform):
-        ap = self.ap
-        p = ap.core
-        lb = ap.layer_bits
+        p = self.ap.core
         m = Module()
-        bus = self.bus
-
         m.submodules.core = core = self.core
         m.submodules.ctrl = ctrl = self.controller
-        m.submodules.router = router = self.router
+        m.submodules.router = self.router
+        self._datapath(m)
+        lt_r, regs = self._bus_write(m, platform)
 
-        # ---- datapath: controller between core and router ----
+        # RUN_CYCLES: busy clocks of the top (start .. done)
+        run_cycles = Signal(p.counter_bits)
+        with m.If(ctrl.clear):
+            m.d.sync += run_cycles.eq(0)
+        with m.Elif(ctrl.busy):
+            m.d.sync += run_cycles.eq(run_cycles + 1)
+
+        counters = {
+            Counter.RUN_CYCLES: run_cycles, Counter.CORE_CYCLES: core.cnt_cycles, Counter.EVENTS: core.cnt_events,
+            Counter.SYNOPS: core.cnt_synops, Counter.SPIKES: core.cnt_spikes, Counter.STEPS: core.cnt_steps,
+            Counter.ARGMAX_INDEX: core.argmax_index,
+            Counter.ARGMAX_VALUE: core.argmax_value,   # signed: sign-extended (low Bm bits are the raw value)
+        }
+        self._bus_read(m, lt_r, regs, counters)
+        return m
+
+    def _datapath(self, m: Module) -> None:
+        """Controller between core and router; the controller's start/busy/done on the bus."""
+        core, ctrl, router, bus = self.core, self.controller, self.router, self.bus
+
         wiring.connect(m, ctrl.step, core.step)
         wiring.connect(m, ctrl.events, core.events)
         wiring.connect(m, core.out, ctrl.core_out)
@@ -121,7 +138,12 @@ class AcceleratorGateware(wiring.Component):
             ctrl.start.eq(bus.start), bus.busy.eq(ctrl.busy), bus.done.eq(ctrl.done),
         ]
 
-        # ---- bus write decode ----
+    def _bus_write(self, m: Module, platform):
+        """Bus writes (idle only, inside ``depth(sel)``) into the core's memories, the layer table
+        (built here, its read port shared with the controller), the route table and the registers.
+        Returns the layer table's read port and the registers by :class:`Reg`."""
+        ap, core, ctrl, router, bus = self.ap, self.core, self.controller, self.router, self.bus
+        p, lb = ap.core, ap.layer_bits
         in_range = Signal()
         with m.Switch(bus.sel):
             for sel in Sel:
@@ -135,7 +157,7 @@ class AcceleratorGateware(wiring.Component):
         h = core.host
         m.d.comb += [
             h.sel.eq(bus.sel[:2]), h.addr.eq(bus.addr >> p.lane_bits), h.wdata.eq(bus.wdata),
-            h.we.eq(wr & (bus.sel < Sel.ACC + 1)),
+            h.we.eq(wr & (bus.sel < CORE_SELS)),
         ]
         if p.lane_bits:
             m.d.comb += h.lane.eq(bus.addr[:p.lane_bits])
@@ -169,14 +191,11 @@ class AcceleratorGateware(wiring.Component):
                     m.d.sync += reg_t.eq(bus.wdata)
                 with m.Case(Reg.LAYERS):
                     m.d.sync += reg_l.eq(bus.wdata)
+        return lt_r, {Reg.TIMESTEPS: reg_t, Reg.LAYERS: reg_l}
 
-        # RUN_CYCLES: busy clocks of the top (start .. done)
-        run_cycles = Signal(p.counter_bits)
-        with m.If(ctrl.clear):
-            m.d.sync += run_cycles.eq(0)
-        with m.Elif(ctrl.busy):
-            m.d.sync += run_cycles.eq(run_cycles + 1)
-
+    def _bus_read(self, m: Module, lt_r, regs: dict, counters: dict) -> None:
+        """Bus reads: ``rdata`` is the element addressed READ_LATENCY clocks earlier."""
+        ap, bus = self.ap, self.bus
         # ---- bus read: everything READ_LATENCY clocks after the address. The core's host port has
         # that latency (memory outputs registered, then two selects); the other sources are selected
         # into one register two clocks after the address and delayed to match. ----
@@ -191,12 +210,6 @@ class AcceleratorGateware(wiring.Component):
 
         sel_d1, addr_d1 = delayed(bus.sel, 1), delayed(bus.addr, 1)
         sel_d = delayed(sel_d1, READ_LATENCY - 1)
-        counters = {
-            Counter.RUN_CYCLES: run_cycles, Counter.CORE_CYCLES: core.cnt_cycles, Counter.EVENTS: core.cnt_events,
-            Counter.SYNOPS: core.cnt_synops, Counter.SPIKES: core.cnt_spikes, Counter.STEPS: core.cnt_steps,
-            Counter.ARGMAX_INDEX: core.argmax_index,
-            Counter.ARGMAX_VALUE: core.argmax_value,   # signed: sign-extended (low Bm bits are the raw value)
-        }
         # The tables' sync read data (a clock after the address), or a register or counter selected by
         # the registered address (timing: docs/BOARDS.md); zero for the core's memories.
         other = Signal(ap.bus_data_bits)
@@ -205,13 +218,12 @@ class AcceleratorGateware(wiring.Component):
             with m.Case(Sel.LAYER):
                 m.d.sync += other.eq(lt_r.data.as_value())
             with m.Case(Sel.ROUTE):
-                m.d.sync += other.eq(router.table_rdata)
+                m.d.sync += other.eq(self.router.table_rdata)
             with m.Case(Sel.REG):
                 with m.Switch(addr_d1):
-                    with m.Case(Reg.TIMESTEPS):
-                        m.d.sync += other.eq(reg_t)
-                    with m.Case(Reg.LAYERS):
-                        m.d.sync += other.eq(reg_l)
+                    for r, sig in regs.items():
+                        with m.Case(r):
+                            m.d.sync += other.eq(sig)
             with m.Case(Sel.COUNTER):
                 with m.Switch(addr_d1):
                     for c, sig in counters.items():
@@ -219,8 +231,7 @@ class AcceleratorGateware(wiring.Component):
                             m.d.sync += other[:ap.elem_bits(Sel.COUNTER)].eq(sig)
         other_d = delayed(other, READ_LATENCY - 2)
         with m.Switch(sel_d):
-            with m.Case(Sel.SYNAPSE, Sel.STATE, Sel.BIAS, Sel.ACC):
-                m.d.comb += bus.rdata.eq(h.rdata)
+            with m.Case(*(Sel(s) for s in range(CORE_SELS))):
+                m.d.comb += bus.rdata.eq(self.core.host.rdata)
             with m.Default():
                 m.d.comb += bus.rdata.eq(other_d)
-        return m
