@@ -9,9 +9,8 @@ nextpnr), ``serial`` (pyserial), ``torch``, ``nir``; ``dev`` pulls in all but to
 from __future__ import annotations
 
 import importlib
-import shutil
 
-__all__ = ["MissingExtra", "require", "require_tool"]
+__all__ = ["MissingExtra", "require"]
 
 
 class MissingExtra(ImportError):
@@ -29,10 +28,3 @@ def require(module: str, *, extra: str, purpose: str):
     except ImportError:
         raise _missing(module.split(".")[0], purpose, extra) from None
 
-
-def require_tool(command: str, *, extra: str, purpose: str) -> str:
-    """The path of executable ``command`` on PATH, or :class:`MissingExtra`."""
-    path = shutil.which(command)
-    if path is None:
-        raise _missing(f"the {command!r} command", purpose, extra)
-    return path

@@ -16,8 +16,8 @@ from amaranth.lib import data, enum
 from amaranth.utils import bits_for, ceil_log2, exact_log2
 
 __all__ = ["CoreParams", "Mode", "HostMem", "READ_LATENCY", "SYNAPSE_RAMS", "SPRAM_WIDTH", "check_params",
-           "check_spram_lane", "event_layout", "config_layout", "syn_lane_layout", "state_lane_layout", "lane_shape",
-           "pack", "unpack"]
+           "check_spram_lane", "width_floors", "event_layout", "config_layout", "syn_lane_layout",
+           "state_lane_layout", "lane_shape", "pack", "unpack"]
 
 #: Clocks from a read address to its data: on the core's host port, and (the accelerator aligns its
 #: other sources to it) on the accelerator's bus. Block-RAM outputs are registered before any select,
@@ -100,15 +100,14 @@ class CoreParams:
         need(2 <= self.membrane_bits <= 32, f"membrane_bits must be in [2, 32], not {self.membrane_bits}")
         need(2 <= self.output_bits <= 62, f"output_bits must be in [2, 62], not {self.output_bits}")
         need(1 <= self.threshold_bits <= 30, f"threshold_bits must be in [1, 30], not {self.threshold_bits}")
-        need(self.weight_bits <= self.acc_bits <= 48,
+        floor = width_floors(self.weight_bits)
+        need(floor["acc_bits"] <= self.acc_bits <= 48,
              f"acc_bits must be in [weight_bits={self.weight_bits}, 48] (it must hold one weight), not {self.acc_bits}")
-        need(2 <= self.bias_bits <= 48, f"bias_bits must be in [2, 48], not {self.bias_bits}")
-        # A TSA membrane must hold 2*theta + one weight for the smallest threshold, or no layer with
-        # this weight width could ever satisfy V >= 2*theta + Imax (SEMANTICS.md section 2).
-        need(2 ** (self.membrane_bits - 1) - 1 >= 2 + (2 ** (self.weight_bits - 1) - 1),
+        need(floor["bias_bits"] <= self.bias_bits <= 48, f"bias_bits must be in [2, 48], not {self.bias_bits}")
+        need(self.membrane_bits >= floor["membrane_bits"],
              f"membrane_bits={self.membrane_bits} is too small for {self.weight_bits}-bit weights: a membrane "
-             f"must hold 2*theta + |w| (at least {bits_for(2 + 2 ** (self.weight_bits - 1) - 1, require_sign_bit=True)} bits)")
-        need(2 ** (self.output_bits - 1) - 1 >= 2 ** (self.weight_bits - 1) - 1,
+             f"must hold 2*theta + |w| (at least {floor['membrane_bits']} bits)")
+        need(self.output_bits >= floor["output_bits"],
              f"output_bits={self.output_bits} cannot hold one {self.weight_bits}-bit weight")
         need(self.neurons >= self.lanes and self.neurons % self.lanes == 0,
              f"neurons must be a positive multiple of lanes={self.lanes}, not {self.neurons}")
@@ -166,6 +165,16 @@ class CoreParams:
     @property
     def max_threshold(self) -> int:
         return 2**self.threshold_bits - 1
+
+
+def width_floors(weight_bits: int) -> dict[str, int]:
+    """The narrowest widths any core with ``weight_bits``-bit weights may have, whatever the network:
+    the accumulator and the output integrators hold one weight, a TSA membrane holds 2*theta + one
+    weight for the smallest threshold (theta = 1; otherwise no layer could satisfy
+    V >= 2*theta + Imax, SEMANTICS.md section 2), a bias is at least 2 bits."""
+    w = 2 ** (weight_bits - 1) - 1
+    return {"acc_bits": weight_bits, "bias_bits": 2, "output_bits": weight_bits,
+            "membrane_bits": bits_for(2 + w, require_sign_bit=True)}
 
 
 def check_spram_lane(p: CoreParams) -> None:

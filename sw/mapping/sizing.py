@@ -9,9 +9,9 @@ builds use the same function, so a simulated run and a bitstream are the same ha
 from __future__ import annotations
 
 from cssnn.hw.memmap import AccelParams
-from cssnn.hw.params import CoreParams
+from cssnn.hw.params import CoreParams, width_floors
 from cssnn.sw.mapping.requirements import requirements
-from cssnn.sw.spec.network import SpikingNetwork, bits_for
+from cssnn.sw.spec.network import SpikingNetwork
 
 __all__ = ["params_for", "pow2_at_least"]
 
@@ -29,13 +29,13 @@ def params_for(net: SpikingNetwork, *, lanes: int = 8, counter_bits: int = 32, p
     (e.g. rate coding)."""
     req = requirements(net, lanes)
     wb = req.weight_bits
-    # The core's own floor for a membrane: 2*theta_min + one weight (CoreParams validation).
-    membrane = max(req.membrane_bits, bits_for(2 + 2 ** (wb - 1) - 1))
+    floor = width_floors(wb)  # what CoreParams accepts at all
     words, rows = req.neuron_words, req.synapse_rows
     if pow2_depths:
         words, rows = pow2_at_least(words), pow2_at_least(rows)
-    core = CoreParams(lanes=lanes, weight_bits=wb, membrane_bits=membrane, output_bits=max(req.output_bits, wb),
-                      acc_bits=max(req.acc_bits, wb), bias_bits=max(req.bias_bits, 2),
+    core = CoreParams(lanes=lanes, weight_bits=wb, membrane_bits=max(req.membrane_bits, floor["membrane_bits"]),
+                      output_bits=max(req.output_bits, floor["output_bits"]),
+                      acc_bits=max(req.acc_bits, floor["acc_bits"]), bias_bits=max(req.bias_bits, floor["bias_bits"]),
                       threshold_bits=req.threshold_bits, counter_bits=counter_bits, neurons=words * lanes,
                       synapse_rows=rows)
     kw = dict(max_layers=max(2, pow2_at_least(req.n_layers + 1)), timestep_bits=max(1, req.timesteps.bit_length()),
