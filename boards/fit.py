@@ -80,8 +80,9 @@ def memories(ap: AccelParams, *, max_payload: int = 256) -> list[dict]:
         {"name": "synapse", "width": n * lane(Sel.SYNAPSE), "depth": p.synapse_rows, "masked": True,
          "copies": 1, "kind": p.synapse_ram},
         {"name": "state", "width": n * lane(Sel.STATE), "depth": p.groups, "masked": True, "copies": 1},
-        {"name": "accumulator", "width": n * lane(Sel.ACC), "depth": p.groups, "masked": True, "copies": 1},
+        {"name": "accumulator", "width": lane(Sel.ACC), "depth": p.groups, "masked": False, "copies": n},  # N banks
         {"name": "bias", "width": n * lane(Sel.BIAS), "depth": p.groups, "masked": True, "copies": 1},
+        {"name": "index", "width": lane(Sel.INDEX), "depth": p.neurons, "masked": False, "copies": 1},
         {"name": "loopback FIFO", "width": ev, "depth": max(1, ap.fifo_depth - 1), "masked": False, "copies": 1},
         {"name": "tap FIFO", "width": ev, "depth": max(1, ap.tap_depth - 1), "masked": False, "copies": 1},
         {"name": "layer table", "width": layer_layout(p).size, "depth": ap.max_layers, "masked": False,
@@ -247,10 +248,11 @@ def _sized(net: SpikingNetwork, board: Board, lanes: int, ram: str, free_depths:
         raise DoesNotFit(str(e)) from None
     core = ap.core
     rows, words = core.synapse_rows, core.groups
-    if free_depths:
-        rows = _free_depth(board, lanes * ap.elem_bits(Sel.SYNAPSE), rows, spram=ram == "spram")
+    if free_depths:   # the words first: they set the width of a synapse lane (its target word)
         words = _free_depth(board, lanes * ap.elem_bits(Sel.STATE), words)
-    try:  # CoreParams says whether a lane fits an SPRAM word
+        wide = dataclasses.replace(ap, core=dataclasses.replace(core, neurons=words * lanes))
+        rows = _free_depth(board, lanes * wide.elem_bits(Sel.SYNAPSE), rows, spram=ram == "spram")
+    try:
         core = dataclasses.replace(core, synapse_rows=rows, neurons=words * lanes, synapse_ram=ram)
     except ValueError as e:
         raise DoesNotFit(str(e)) from None

@@ -156,7 +156,7 @@ class AcceleratorGateware(wiring.Component):
         # core memories: flat element = word_or_row * N + lane
         h = core.host
         m.d.comb += [
-            h.sel.eq(bus.sel[:2]), h.addr.eq(bus.addr >> p.lane_bits), h.wdata.eq(bus.wdata),
+            h.sel.eq(bus.sel[:len(h.sel)]), h.addr.eq(bus.addr >> p.lane_bits), h.wdata.eq(bus.wdata),
             h.we.eq(wr & (bus.sel < CORE_SELS)),
         ]
         if p.lane_bits:

@@ -6,8 +6,8 @@ against it, and the driver (:mod:`cssnn.sw.host.accelerator`) loads networks thr
 depth below is defined here once.
 
 Address space: a selector :class:`Sel` picks a memory; ``addr`` is a flat element index in it.
-For the neuron memories (STATE, BIAS, ACC) element ``word * N + lane`` is neuron lane ``lane`` of
-word ``word``; for the synapse memory element ``row * N + lane`` is lane ``lane`` of row ``row``.
+For the neuron memories (STATE, BIAS, ACC, INDEX) element ``word * N + lane`` is neuron lane
+``lane`` of word ``word`` (its slot); for the synapse memory element ``row * N + lane`` is lane ``lane`` of row ``row``.
 Every element is ``elem_bits(sel)`` raw bits (two's complement for signed values), carried over the
 link as ``elem_bytes(sel)`` little-endian bytes.
 
@@ -33,22 +33,23 @@ __all__ = ["Sel", "Reg", "Counter", "Route", "AccelParams", "layer_layout", "bus
            "PROTOCOL_VERSION"]
 
 #: Version of the memory map and the host protocol built on it (reported by IDENTIFY).
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 
-class Sel(enum.IntEnum, shape=3):
-    """Memories on the bus (the shape of its ``sel``). The core's four memories keep their host-port
+class Sel(enum.IntEnum, shape=4):
+    """Memories on the bus (the shape of its ``sel``). The core's five memories keep their host-port
     selector (:class:`~cssnn.hw.params.HostMem`): a selector below :data:`CORE_SELS` is the core's."""
 
-    SYNAPSE = HostMem.SYNAPSE.value  #: rows x N elements: weight (signed Bw), mask bit above it
+    SYNAPSE = HostMem.SYNAPSE.value  #: rows x N elements: weight (signed Bw), target word, mask bit above them
     STATE = HostMem.STATE.value      #: words x N: membrane (signed Bm), fired flag above it
     BIAS = HostMem.BIAS.value        #: words x N: bias (signed Bb); the encoder's bias is the sample's input x
     ACC = HostMem.ACC.value          #: words x N: per-step accumulator (signed Bi)
-    LAYER = 4    #: max_layers entries of :func:`layer_layout` (layer 0 = encoder ... layer L = output)
-    ROUTE = 5    #: max_layers entries: :class:`Route` destination mask of each layer's output spikes
-    REG = 6      #: registers, :class:`Reg`
-    COUNTER = 7  #: read-only counters of the last run, :class:`Counter`
+    INDEX = HostMem.INDEX.value      #: words x N: a presynaptic neuron's synapse rows (first row, row count)
+    LAYER = 5    #: max_layers entries of :func:`layer_layout` (layer 0 = encoder ... layer L = output)
+    ROUTE = 6    #: max_layers entries: :class:`Route` destination mask of each layer's output spikes
+    REG = 7      #: registers, :class:`Reg`
+    COUNTER = 8  #: read-only counters of the last run, :class:`Counter`
 
 
 #: Selectors of the core's memories: 0 .. CORE_SELS - 1.
@@ -152,7 +153,7 @@ class AccelParams:
         p = self.core
         return {
             Sel.SYNAPSE: p.synapse_rows * p.lanes,
-            Sel.STATE: p.neurons, Sel.BIAS: p.neurons, Sel.ACC: p.neurons,
+            Sel.STATE: p.neurons, Sel.BIAS: p.neurons, Sel.ACC: p.neurons, Sel.INDEX: p.neurons,
             Sel.LAYER: self.max_layers, Sel.ROUTE: self.max_layers,
             Sel.REG: len(Reg), Sel.COUNTER: len(Counter),
         }[Sel(sel)]

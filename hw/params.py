@@ -16,7 +16,7 @@ from amaranth.lib import data, enum
 from amaranth.utils import bits_for, ceil_log2, exact_log2
 
 __all__ = ["CoreParams", "Mode", "HostMem", "READ_LATENCY", "SYNAPSE_RAMS", "SPRAM_WIDTH", "check_params",
-           "check_spram_lane", "width_floors", "event_layout", "config_layout", "syn_lane_layout",
+           "spram_words", "width_floors", "event_layout", "config_layout", "syn_lane_layout", "index_lane_layout",
            "state_lane_layout", "lane_shape", "pack", "unpack"]
 
 #: Clocks from a read address to its data: on the core's host port, and (the accelerator aligns its
@@ -35,13 +35,14 @@ class Mode(enum.IntEnum, shape=2):
     OUT = 3        #: output integrator, later steps: v <- sat_Bo(2v + I)
 
 
-class HostMem(enum.IntEnum, shape=2):
+class HostMem(enum.IntEnum, shape=3):
     """Memory selected on the host port (the shape of its ``sel``; a plain ``IntEnum`` on the host side)."""
 
-    SYNAPSE = 0  #: lane = (weight: signed Bw, mask: 1 bit above it)
+    SYNAPSE = 0  #: lane = (weight: signed Bw, offset: the target's word, mask: 1 bit above them)
     STATE = 1    #: lane = (membrane: signed Bm, fired flag: 1 bit above it)
     BIAS = 2     #: lane = signed Bb
     ACC = 3      #: lane = signed Bi
+    INDEX = 4    #: lane = (first: a synapse row, rows: how many), per presynaptic neuron slot
 
 
 MAX_LANES = 256
@@ -49,8 +50,8 @@ MAX_LANES = 256
 #: Synapse memory implementations (:attr:`CoreParams.synapse_ram`).
 SYNAPSE_RAMS = ("block", "spram")
 
-#: Bits of an iCE40 UltraPlus SPRAM word (SB_SPRAM256KA, :mod:`cssnn.hw.core.spram`): one synapse
-#: lane per word.
+#: Bits of an iCE40 UltraPlus SPRAM word (SB_SPRAM256KA, :mod:`cssnn.hw.core.spram`): a synapse
+#: lane takes ``ceil(lane bits / 16)`` of them side by side.
 SPRAM_WIDTH = 16
 
 
@@ -66,10 +67,10 @@ class CoreParams:
     bias_bits       Bb, biases (and the encoder's input x, loaded as its bias: needs input_bits + 1)
     threshold_bits  Bt, unsigned per-step threshold
     neurons         virtual neurons in the state/accumulator/bias memories (a multiple of lanes)
-    synapse_rows    rows of the synapse memory (N lane weights + N mask bits per row)
+    synapse_rows    rows of the synapse memory (N lanes of (weight, target word, mask bit) per row)
     counter_bits    width of the cycle/event/synaptic-op counters
     synapse_ram     where the synapse memory lives: "block" (block RAM, any device) or "spram"
-                    (iCE40 UltraPlus single-port RAM, one SB_SPRAM256KA per lane and 16k rows,
+                    (iCE40 UltraPlus single-port RAM, SB_SPRAM256KA: 16 bits of a lane and 16k rows each,
                     :mod:`cssnn.hw.core.spram`; simulates bit-exactly through its model)
     """
 
@@ -116,8 +117,6 @@ class CoreParams:
         need(8 <= self.counter_bits <= 64, f"counter_bits must be in [8, 64], not {self.counter_bits}")
         need(self.synapse_ram in SYNAPSE_RAMS,
              f"synapse_ram must be one of {', '.join(map(repr, SYNAPSE_RAMS))}, not {self.synapse_ram!r}")
-        if self.synapse_ram == "spram":
-            check_spram_lane(self)
 
     # ---- derived widths ----
     @property
@@ -144,9 +143,14 @@ class CoreParams:
         return max(1, ceil_log2(self.neurons))
 
     @property
-    def stride_bits(self) -> int:
-        """Width of the log2(rows per presynaptic neuron) config field."""
-        return max(1, (self.row_bits).bit_length())
+    def slot_bits(self) -> int:
+        """A neuron slot (``word * N + lane``) of the state/accumulator/bias/index memories."""
+        return max(1, ceil_log2(self.neurons))
+
+    @property
+    def count_bits(self) -> int:
+        """Rows of one presynaptic neuron's list (0 .. groups: one synapse per postsynaptic word and row)."""
+        return bits_for(self.groups)
 
     @property
     def store_bits(self) -> int:
@@ -177,11 +181,9 @@ def width_floors(weight_bits: int) -> dict[str, int]:
             "membrane_bits": bits_for(2 + w, require_sign_bit=True)}
 
 
-def check_spram_lane(p: CoreParams) -> None:
-    """Raise ``ValueError`` unless a synapse lane (weight + mask bit) fits an SPRAM word."""
-    if syn_lane_layout(p).size > SPRAM_WIDTH:
-        raise ValueError(f"synapse_ram='spram' holds a lane (weight + mask bit) in {SPRAM_WIDTH} bits: weight_bits "
-                         f"must be at most {SPRAM_WIDTH - 1}, not {p.weight_bits}")
+def spram_words(p: CoreParams) -> int:
+    """SPRAM words (16 bits each) side by side that hold one synapse lane."""
+    return -(-syn_lane_layout(p).size // SPRAM_WIDTH)
 
 
 def check_params(component, params) -> None:
@@ -209,9 +211,9 @@ def config_layout(p: CoreParams) -> data.StructLayout:
     mode         :class:`Mode`
     neuron_base  first word (group of N neurons) of the layer in the state/accumulator/bias memories
     groups       words of the layer: ceil(count / N) (1 or more)
-    count        neurons in the layer (spikes of lanes at index >= count are never emitted)
-    syn_base     first synapse row of the layer
-    stride_log2  log2(rows per presynaptic neuron): rows of presynaptic i are syn_base + (i << stride_log2) + g
+    count        neurons in the layer (spikes of slots at index >= count are never emitted)
+    idx_base     the slot of the presynaptic layer's first neuron: an input event ``i`` finds its synapse
+                 rows in index-memory entry ``idx_base + i`` (weight layers)
     threshold    theta (FIRE mode only)
     """
     return data.StructLayout({
@@ -219,15 +221,20 @@ def config_layout(p: CoreParams) -> data.StructLayout:
         "neuron_base": unsigned(p.group_bits),
         "groups": unsigned(p.group_bits + 1),
         "count": unsigned(p.index_bits + 1),
-        "syn_base": unsigned(p.row_bits),
-        "stride_log2": unsigned(p.stride_bits),
+        "idx_base": unsigned(p.slot_bits),
         "threshold": unsigned(p.threshold_bits),
     })
 
 
 def syn_lane_layout(p: CoreParams) -> data.StructLayout:
-    """One synapse lane: the weight, its mask bit above it (1 = the synapse exists)."""
-    return data.StructLayout({"weight": signed(p.weight_bits), "mask": unsigned(1)})
+    """One synapse lane of a row: the weight, the word of its postsynaptic neuron (which sits in this
+    lane) in the neuron memories, and the mask bit above them (1 = the synapse exists)."""
+    return data.StructLayout({"weight": signed(p.weight_bits), "offset": unsigned(p.group_bits), "mask": unsigned(1)})
+
+
+def index_lane_layout(p: CoreParams) -> data.StructLayout:
+    """One index-memory entry: the first synapse row of a presynaptic neuron's list and its row count."""
+    return data.StructLayout({"first": unsigned(p.row_bits), "rows": unsigned(p.count_bits)})
 
 
 def state_lane_layout(p: CoreParams) -> data.StructLayout:
@@ -239,7 +246,7 @@ def lane_shape(p: CoreParams, mem: HostMem) -> data.StructLayout | Shape:
     """The shape of one lane of memory ``mem``: what a host-port element (and a bus element of that
     memory) carries, bit for bit."""
     return {HostMem.SYNAPSE: syn_lane_layout(p), HostMem.STATE: state_lane_layout(p), HostMem.BIAS: signed(p.bias_bits),
-            HostMem.ACC: signed(p.acc_bits)}[HostMem(mem)]
+            HostMem.ACC: signed(p.acc_bits), HostMem.INDEX: index_lane_layout(p)}[HostMem(mem)]
 
 
 def _checked(shape, value, name: str):

@@ -59,11 +59,15 @@ def test_host_port_roundtrip_and_idle_only():
     rng = np.random.default_rng(3)
     writes = []
     for mem, depth, bits in ((HostMem.SYNAPSE, p.synapse_rows, p.weight_bits), (HostMem.STATE, p.groups, p.store_bits),
-                             (HostMem.BIAS, p.groups, p.bias_bits), (HostMem.ACC, p.groups, p.acc_bits)):
+                             (HostMem.BIAS, p.groups, p.bias_bits), (HostMem.ACC, p.groups, p.acc_bits),
+                             (HostMem.INDEX, p.groups, p.row_bits)):
         for _ in range(12):
             v = int(rng.integers(-(2 ** (bits - 1)), 2 ** (bits - 1)))
             flag = bool(rng.integers(2)) if mem in (HostMem.SYNAPSE, HostMem.STATE) else False
-            writes.append((mem, int(rng.integers(depth)), int(rng.integers(p.lanes)), pack_lane(p, mem, v, flag)))
+            extra = {"offset": int(rng.integers(p.groups))} if mem == HostMem.SYNAPSE else {}
+            if mem == HostMem.INDEX:
+                v, extra = v % p.synapse_rows, {"rows": int(rng.integers(p.groups + 1))}
+            writes.append((mem, int(rng.integers(depth)), int(rng.integers(p.lanes)), pack_lane(p, mem, v, flag, **extra)))
 
     async def body(drv):
         for w in writes:
@@ -86,15 +90,16 @@ def test_preloaded_state_fire_step_clamps():
     init = [(V, 0), (-V - 1, 1), (3, 1), (-2, 0)]          # (v, fired) of neurons 0..3
     w = [[7, -7, 7, 0], [0, 7, -7, 5]]                     # w[pre][post]
     theta = 5
-    cfg = {"mode": int(Mode.FIRE), "neuron_base": 0, "groups": 2, "count": 4, "syn_base": 0, "stride_log2": 1,
-           "threshold": theta}
+    cfg = {"mode": int(Mode.FIRE), "neuron_base": 0, "groups": 2, "count": 4, "idx_base": 0, "threshold": theta}
 
     async def body(drv):
         for j, (v, f) in enumerate(init):
             await drv.host_write(HostMem.STATE, j // 2, j % 2, pack_lane(p, HostMem.STATE, v, f))
-        for i in range(2):
+        for i in range(2):         # presynaptic i: rows 2i, 2i + 1; lane k of row 2i + g: neuron 2g + k (word g)
+            await drv.host_write(HostMem.INDEX, 0, i, pack_lane(p, HostMem.INDEX, 2 * i, rows=2))
             for j in range(4):
-                await drv.host_write(HostMem.SYNAPSE, (i << 1) + j // 2, j % 2, pack_lane(p, HostMem.SYNAPSE, w[i][j], True))
+                await drv.host_write(HostMem.SYNAPSE, (i << 1) + j // 2, j % 2,
+                                     pack_lane(p, HostMem.SYNAPSE, w[i][j], True, offset=j // 2))
         res = await drv.run_step(cfg, [(0, 1), (1, -1), (0, 1)])
         raws = await drv.host_read_many([(HostMem.STATE, j // 2, j % 2) for j in range(4)])
         accs = await drv.host_read_many([(HostMem.ACC, j // 2, j % 2) for j in range(4)])

@@ -173,7 +173,7 @@ class CoreDriver:
                     for idx, s in res.events:
                         if idx <= last or idx >= image.layers[l].count:
                             raise AssertionError(f"layer {l} step {t}: spike index {idx} out of order or range")
-                        spikes[l][t - l - 1, idx] = s
+                        spikes[l][t - l - 1, image.neuron_at(l, idx)] = s
                         last = idx
                 elif res.events:
                     raise AssertionError(f"layer {l} emitted spikes in mode {Mode(cfg['mode']).name}")

@@ -1,14 +1,17 @@
-"""The accumulate stage of the core (ACCUM items): D and X of a read-modify-write of one
-accumulator word per clock.
+"""The accumulate stage of the core (ACCUM items): D, A, D2 and X of a read-modify-write of one
+accumulator word per lane per clock.
 
-An item is (synapse row, accumulator word, sign) issued in R. In X the
-:class:`~cssnn.hw.core.accumulator.SpikeAccumulator` adds (or subtracts) the row into the word read
-from the neuron store, and the sum is written back at the end of X. Consecutive items usually hit
-the same word, and an item's read misses the sums the two items ahead of it write (they are in X
-while it is in R and D), so those are forwarded by hand: ``w1``/``w2`` are the writes of the last two
-clocks, and the hit flags compare the addresses one clock early (in D) to keep the compares off the
-adder's path. A read port transparent to the write port would not cover this distance, and would
-also put the host's writes in front of the read data. No stall, no bubble.
+An item is a synapse row (issued in R: its read address) and the event's sign. In D the synapse
+memory outputs the row, in A it is in the synapse store's D register: lane ``k`` holds a synapse to
+a neuron of lane ``k`` and that neuron's word (``offset``), so accumulator bank ``k`` reads that
+word (``acc_addr``). In D2 the banks output the words, in X they are in the neuron store's D
+register and the
+:class:`~cssnn.hw.core.accumulator.SpikeAccumulator` adds (or subtracts) the row's weights into
+them and the sums are written back, each lane at its own word. Consecutive items often hit the same
+word of a lane, and an item's read (in A) misses the sums of the two items ahead of it (they are in
+D2 and X then), so those are forwarded by hand, lane by lane: ``w1``/``w2`` are the writes of
+the last two clocks, and the hit flags compare the addresses one clock early (in D2) to keep the
+compares off the adder's path. No stall, no bubble.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from cssnn.hw.core.accumulator import SpikeAccumulator
-from cssnn.hw.core.stores import word_write_signature
+from cssnn.hw.core.stores import lanes_write_signature
 from cssnn.hw.params import CoreParams, check_params, syn_lane_layout
 
 __all__ = ["AccumulateStage"]
@@ -27,12 +30,13 @@ __all__ = ["AccumulateStage"]
 
 class AccumulateStage(wiring.Component):
     """In: ``accum`` (the FSM is in ACCUM), ``issue`` (an item is issued in R), ``neg`` (its sign),
-    ``d_addr``/``x_addr`` (the accumulator word of the items in D and X: the core's address
-    registers), ``row`` and ``acc`` (the synapse row and accumulator word read, from the stores' D
-    registers).
+    ``row`` (the synapse row read, from the synapse store's D register) and ``acc`` (the accumulator
+    words read, from the neuron store's D register).
 
-    Out: ``write`` (:func:`~cssnn.hw.core.stores.word_write_signature`: the sum of the item in X),
-    ``synops`` (the unmasked lanes of that item's row, valid with ``write.en``)."""
+    Out: ``acc_addr`` (per lane, the word bank ``k`` reads: the row's offsets), ``acc_read`` (an item
+    is in A: the banks read ``acc_addr``), ``busy`` (an item is in D, A, D2 or X), ``write``
+    (:func:`~cssnn.hw.core.stores.lanes_write_signature`: the sums of the item in X), ``synops``
+    (the synapses of that item's row that exist, valid with ``write.en``)."""
 
     def __init__(self, params: CoreParams):
         check_params(self, params)
@@ -41,36 +45,45 @@ class AccumulateStage(wiring.Component):
         acc = signed(p.acc_bits)
         super().__init__({
             "accum": In(1), "issue": In(1), "neg": In(1),
-            "d_addr": In(p.group_bits), "x_addr": In(p.group_bits),
             "row": In(data.ArrayLayout(syn_lane_layout(p), n)), "acc": In(data.ArrayLayout(acc, n)),
-            "write": Out(word_write_signature(p, acc)), "synops": Out(ceil_log2(n + 1)),
+            "acc_addr": Out(data.ArrayLayout(p.group_bits, n)), "acc_read": Out(1), "busy": Out(1),
+            "write": Out(lanes_write_signature(p, acc)), "synops": Out(ceil_log2(n + 1)),
         })
 
     def elaborate(self, platform):
         p = self.params
+        n = p.lanes
         m = Module()
         m.submodules.adder = adder = SpikeAccumulator(p)
-        # the item's valid bit and sign through D and X
-        d_acc_v, d_neg = Signal(), Signal()
-        x_acc_v, x_neg = Signal(), Signal()
+        addrs = data.ArrayLayout(p.group_bits, n)
+        # the item's valid bit and sign through D, A, D2 and X; its row from A on
+        d_v, d_neg = Signal(), Signal()
+        a_v, a_neg = Signal(), Signal()
+        d2_v, d2_neg, d2_addr = Signal(), Signal(), Signal(addrs)
+        d2_row = Signal.like(self.row)
+        x_v, x_neg, x_addr = Signal(), Signal(), Signal(addrs)
+        x_row = Signal.like(self.row)
         with m.If(self.accum):
-            m.d.sync += [d_acc_v.eq(self.issue), d_neg.eq(self.neg)]
-        with m.If(~self.accum):
-            m.d.sync += d_acc_v.eq(0)
-        m.d.sync += [x_acc_v.eq(d_acc_v), x_neg.eq(d_neg)]
+            m.d.sync += [d_v.eq(self.issue), d_neg.eq(self.neg)]
+        with m.Else():
+            m.d.sync += d_v.eq(0)
+        for k in range(n):
+            m.d.comb += self.acc_addr[k].eq(self.row[k].offset)
+        m.d.sync += [a_v.eq(d_v), a_neg.eq(d_neg),
+                     d2_v.eq(a_v), d2_neg.eq(a_neg), d2_addr.eq(self.acc_addr), d2_row.eq(self.row),
+                     x_v.eq(d2_v), x_neg.eq(d2_neg), x_addr.eq(d2_addr), x_row.eq(d2_row)]
 
-        # forwarding of the last two sums (w1, w2), hits compared in D
+        # forwarding of the last two sums (w1, w2) per lane, hits compared in D2
         w1_v, w2_v = Signal(), Signal()
-        w1_addr = Signal(p.group_bits)
+        w1_addr = Signal(addrs)
         w1_data = Signal.like(adder.acc_out)
         w2_data = Signal.like(adder.acc_out)
-        hit1, hit2 = Signal(), Signal()
-        m.d.sync += [
-            w1_v.eq(x_acc_v), w1_addr.eq(self.x_addr), w1_data.eq(adder.acc_out), w2_v.eq(w1_v), w2_data.eq(w1_data),
-            hit1.eq(x_acc_v & (self.d_addr == self.x_addr)), hit2.eq(w1_v & (self.d_addr == w1_addr)),
-        ]
-        m.d.comb += [adder.acc_in.eq(Mux(hit1, w1_data, Mux(hit2, w2_data, self.acc))), adder.row.eq(self.row),
-                     adder.neg.eq(x_neg)]
-        m.d.comb += [self.write.en.eq(x_acc_v), self.write.addr.eq(self.x_addr), self.write.data.eq(adder.acc_out),
-                     self.synops.eq(adder.synops)]
+        hit1, hit2 = Signal(n), Signal(n)
+        m.d.sync += [w1_v.eq(x_v), w1_addr.eq(x_addr), w1_data.eq(adder.acc_out), w2_v.eq(w1_v), w2_data.eq(w1_data)]
+        for k in range(n):
+            m.d.sync += [hit1[k].eq(x_v & (d2_addr[k] == x_addr[k])), hit2[k].eq(w1_v & (d2_addr[k] == w1_addr[k]))]
+            m.d.comb += adder.acc_in[k].eq(Mux(hit1[k], w1_data[k], Mux(hit2[k], w2_data[k], self.acc[k])))
+        m.d.comb += [adder.row.eq(x_row), adder.neg.eq(x_neg),
+                     self.write.en.eq(x_v), self.write.addr.eq(x_addr), self.write.data.eq(adder.acc_out),
+                     self.synops.eq(adder.synops), self.busy.eq(d_v | a_v | d2_v | x_v), self.acc_read.eq(a_v)]
         return m

@@ -50,7 +50,7 @@ forwarding), :class:`~.update.UpdateStage` (the neuron array's stages, credits, 
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -59,7 +59,7 @@ from cssnn.hw.core.counters import COUNTERS, Counters
 from cssnn.hw.core.events import EventInput
 from cssnn.hw.core.host import HostPort, host_signature
 from cssnn.hw.core.output import OutputStage
-from cssnn.hw.core.stores import NeuronStore, SynapseStore
+from cssnn.hw.core.stores import IndexStore, NeuronStore, SynapseStore
 from cssnn.hw.core.update import UpdateStage
 from cssnn.hw.params import CoreParams, check_params, config_layout, event_layout
 
@@ -111,9 +111,10 @@ class Core(wiring.Component):
         m = Module()
         m.submodules.syn = SynapseStore(p)
         m.submodules.neuron_store = NeuronStore(p)
+        m.submodules.index_store = IndexStore(p)
         m.submodules.host = HostPort(p)
         m.submodules.event_in = ev = EventInput(p)
-        m.submodules.accumulate = AccumulateStage(p)
+        m.submodules.accumulate = acc = AccumulateStage(p)
         m.submodules.update = upd = UpdateStage(p)
         m.submodules.output = out = OutputStage(p)
         m.submodules.counters = Counters(p)
@@ -123,57 +124,48 @@ class Core(wiring.Component):
         # phase == ACCUM as a flip-flop of its own: it selects the synapse read address, so no decode
         # in front of it (timing: docs/BOARDS.md, item 19)
         accum = Signal()
-        g = Signal(p.group_bits + 1)          # R-stage group counter
-        # g + 1 >= cfg.groups and neuron_base + g as registers, stepped with g (timing: docs/BOARDS.md)
-        last_group = Signal()
-        word = Signal(p.group_bits)
-        upd_wait = Signal()   # the first UPDATE clock: the last ACCUM sum is still in X
-        issue = Signal()      # an item (ACCUM: a row of an event, UPDATE: a word) is issued in R
-        # the memory word of the item in D and in X (both kinds)
-        d_addr, x_addr = Signal(p.group_bits), Signal(p.group_bits)
+        g = Signal(p.group_bits + 1)          # UPDATE: the group counter
+        word = Signal(p.group_bits)           # UPDATE: neuron_base + g, stepped with g (timing)
+        issue = Signal()      # an item (ACCUM: a synapse row, UPDATE: a word) is issued in R
+        d_addr, x_addr = Signal(p.group_bits), Signal(p.group_bits)   # the UPDATE word in D and X
         idle, updating = Signal(), Signal()
         m.d.comb += [idle.eq(phase == Phase.IDLE), updating.eq(phase == Phase.UPDATE)]
 
         m.d.comb += [self.busy.eq(~idle), self.step.ready.eq(idle)]
         with m.If(self.step.valid & self.step.ready):
-            m.d.sync += [cfg.eq(self.step.payload), phase.eq(Phase.ACCUM), accum.eq(1),
-                         g.eq(0), word.eq(self.step.payload.neuron_base),
-                         last_group.eq(self.step.payload.groups < 2)]
+            m.d.sync += [cfg.eq(self.step.payload), phase.eq(Phase.ACCUM), accum.eq(1)]
         with m.If(accum):
             m.d.comb += issue.eq(ev.pending)
-            with m.If(issue):
-                m.d.sync += [g.eq(Mux(last_group, 0, g + 1)), word.eq(Mux(last_group, cfg.neuron_base, word + 1)),
-                             last_group.eq(Mux(last_group, cfg.groups < 2, g + 2 >= cfg.groups))]
             with m.If(ev.end):
-                m.d.sync += [phase.eq(Phase.UPDATE), accum.eq(0), g.eq(0), word.eq(cfg.neuron_base),
-                             upd_wait.eq(1)]
-            m.d.sync += d_addr.eq(word)
-        # UPDATE issues a word only with a credit (a place in the word FIFO), so nothing stalls
+                m.d.sync += [phase.eq(Phase.UPDATE), accum.eq(0), g.eq(0), word.eq(cfg.neuron_base)]
+        # UPDATE issues a word only with a credit (a place in the word FIFO), so nothing stalls, and
+        # only once the last ACCUM sum is written (no row in the accumulate stage)
         with m.If(updating):
-            m.d.comb += issue.eq((g < cfg.groups) & ~upd_wait & upd.credit)
-            m.d.sync += [upd_wait.eq(0), d_addr.eq(word)]
+            m.d.comb += issue.eq((g < cfg.groups) & ~acc.busy & upd.credit)
             with m.If(issue):
                 m.d.sync += [g.eq(g + 1), word.eq(word + 1)]
-            with m.Elif((g >= cfg.groups) & ~upd_wait):
+            with m.Elif((g >= cfg.groups) & ~acc.busy):
                 m.d.sync += phase.eq(Phase.FLUSH)
-        m.d.sync += x_addr.eq(d_addr)
+        m.d.sync += [d_addr.eq(word), x_addr.eq(d_addr)]
         with m.If(out.done):
             m.d.sync += phase.eq(Phase.IDLE)
 
-        self._connect(m, cfg, phase, accum, updating, idle, issue, g, word, last_group, d_addr, x_addr)
+        self._connect(m, cfg, phase, accum, updating, idle, issue, g, word, x_addr)
         return m
 
-    def _connect(self, m, cfg, phase, accum, updating, idle, issue, g, word, last_group, d_addr, x_addr):
+    def _connect(self, m, cfg, phase, accum, updating, idle, issue, g, word, x_addr):
         """Wires the components (``m.submodules``) to the FSM's signals and to the core's ports."""
         syn, nst, host = m.submodules.syn, m.submodules.neuron_store, m.submodules.host
         ev, acc, upd = m.submodules.event_in, m.submodules.accumulate, m.submodules.update
-        out, counters = m.submodules.output, m.submodules.counters
+        out, counters, idx = m.submodules.output, m.submodules.counters, m.submodules.index_store
         # the random-access ports (host), the stores' writers, the streams
         wiring.connect(m, wiring.flipped(self.host), host.bus)
         wiring.connect(m, host.syn_read, syn.read)
         wiring.connect(m, host.syn_write, syn.write)
         wiring.connect(m, host.neuron_read, nst.read)
         wiring.connect(m, host.neuron_write, nst.write)
+        wiring.connect(m, host.index_read, idx.read)
+        wiring.connect(m, host.index_write, idx.write)
         wiring.connect(m, acc.write, nst.acc_write)
         wiring.connect(m, upd.acc_clear, nst.acc_clear)
         wiring.connect(m, upd.state_write, nst.state_write)
@@ -182,20 +174,20 @@ class Core(wiring.Component):
         wiring.connect(m, wiring.flipped(self.out), out.out)
         m.d.comb += [
             host.idle.eq(idle),
-            ev.accum.eq(accum), ev.last_group.eq(last_group),
-            ev.syn_base.eq(cfg.syn_base), ev.stride_log2.eq(cfg.stride_log2),
+            ev.accum.eq(accum), ev.idx_base.eq(cfg.idx_base), ev.index_data.eq(idx.pipe_data),
+            idx.accum.eq(accum), idx.pipe_addr.eq(ev.index_addr), idx.pipe_en.eq(ev.index_en),
             syn.accum.eq(accum), syn.row_load.eq(ev.load), syn.row_first.eq(ev.first_row),
             syn.row_step.eq(accum & issue),
-            nst.accum.eq(accum), nst.update.eq(updating), nst.word.eq(word), nst.upd_valid.eq(upd.d_valid),
-            acc.accum.eq(accum), acc.issue.eq(issue), acc.neg.eq(ev.neg), acc.d_addr.eq(d_addr),
-            acc.x_addr.eq(x_addr), acc.row.eq(syn.row_data), acc.acc.eq(nst.acc),
+            nst.acc_read.eq(acc.acc_read), nst.update.eq(updating), nst.word.eq(word), nst.upd_valid.eq(upd.d_valid),
+            nst.acc_addr.eq(acc.acc_addr),
+            acc.accum.eq(accum), acc.issue.eq(issue), acc.neg.eq(ev.neg), acc.row.eq(syn.row_data), acc.acc.eq(nst.acc),
             upd.update.eq(updating), upd.issue.eq(issue), upd.group.eq(g), upd.x_addr.eq(x_addr),
             upd.mode.eq(cfg.mode), upd.threshold.eq(cfg.threshold), upd.count.eq(cfg.count),
             upd.state.eq(nst.state), upd.acc.eq(nst.acc_upd), upd.bias.eq(nst.bias),
             upd.word_taken.eq(out.word_taken),
             out.flush.eq(phase == Phase.FLUSH), out.drained.eq(upd.idle),
             self.done.eq(out.done), self.argmax_index.eq(upd.argmax_index), self.argmax_value.eq(upd.argmax_value),
-            counters.clear.eq(self.clear), counters.busy.eq(~idle), counters.event.eq(accum & issue & last_group),
+            counters.clear.eq(self.clear), counters.busy.eq(~idle), counters.event.eq(ev.event),
             counters.synops_valid.eq(acc.write.en), counters.synops.eq(acc.synops),
             counters.spike.eq(out.spike), counters.step.eq(out.done),
         ]

@@ -1,10 +1,16 @@
-"""The event input of the core: the ``events`` stream through two registers before R.
+"""The event input of the core: the ``events`` stream through the index memory into the event
+register, which issues the event's synapse rows.
 
-E1 takes the raw event (its index is a FIFO's read data); the event register holds it while R
-issues its rows, and as it takes an event the event's first synapse row
-``syn_base + (index << stride_log2)`` is computed from E1 (the synapse store's ``row`` register
-loads it), so R only steps that register. Events are taken only while ``accum`` and never past the
-end marker: the next step's input (or this step's own output, on a loopback) stays out.
+Stages (one clock each; all but the event register advance together, ``adv``, so a stall holds them
+and the index memory's read data)::
+
+    events -> E1: slot = idx_base + index -> [index memory] -> EB: (first row, rows) registered
+           -> event register: loads the synapse store's row register with the first row, then one row
+              per clock until the last
+
+An event whose neuron has no synapses into this layer (0 rows) leaves EB without entering the
+event register: it costs no row. Events are taken only while ``accum`` and never past the end
+marker: the next step's input (or this step's own output, on a loopback) stays out.
 """
 
 from __future__ import annotations
@@ -13,56 +19,78 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from cssnn.hw.params import CoreParams, check_params, event_layout
+from cssnn.hw.params import CoreParams, check_params, event_layout, index_lane_layout
 
 __all__ = ["EventInput"]
 
 
 class EventInput(wiring.Component):
-    """In: ``events`` (the core's input stream), ``accum`` (the FSM is in ACCUM), ``last_group`` (the
-    event's last row issues if it issues this clock), ``syn_base``, ``stride_log2`` (the step's).
+    """In: ``events`` (the core's input stream), ``accum`` (the FSM is in ACCUM), ``idx_base`` (the
+    step's), ``index_data`` (the index memory's read data).
 
-    Out: ``pending`` (a spike event is in the event register: its rows issue), ``neg`` (its sign),
-    ``end`` (the end marker is in the event register: ACCUM ends), ``load`` (the event register takes
-    an event this clock) and ``first_row`` (that event's first row)."""
+    Out: ``index_addr``/``index_en`` (the index memory's pipeline read), ``pending`` (a spike event
+    is in the event register: one of its rows issues this clock), ``last`` (that row is its last),
+    ``neg`` (its sign), ``end`` (the end marker is in the event register: ACCUM ends), ``load``
+    (the event register takes an event this clock) and ``first_row`` (that event's first row),
+    ``event`` (an input spike event is taken from EB: the event counter)."""
 
     def __init__(self, params: CoreParams):
         check_params(self, params)
         self.params = p = params
         super().__init__({
             "events": In(stream.Signature(event_layout(p))),
-            "accum": In(1), "last_group": In(1), "syn_base": In(p.row_bits), "stride_log2": In(p.stride_bits),
-            "pending": Out(1), "neg": Out(1), "end": Out(1), "load": Out(1), "first_row": Out(p.row_bits),
+            "accum": In(1), "idx_base": In(p.slot_bits), "index_data": In(index_lane_layout(p)),
+            "index_addr": Out(p.slot_bits), "index_en": Out(1),
+            "pending": Out(1), "last": Out(1), "neg": Out(1), "end": Out(1), "load": Out(1),
+            "first_row": Out(p.row_bits), "event": Out(1),
         })
 
     def elaborate(self, platform):
         p = self.params
         m = Module()
-        e1_v = Signal()
-        e1 = Signal(event_layout(p))
+        ev = self.events.payload
+        adv = Signal()             # E1, the index read and EB advance
         end_in = Signal()          # the end marker has been taken (into E1)
-        evq_v = Signal()
-        evq_neg, evq_end = Signal(), Signal()
-        evq_take = Signal()        # the event register's event leaves it this clock (R)
-        evq_load = Signal()
+        e1_v, e1_neg, e1_end = Signal(), Signal(), Signal()
+        e1_slot = Signal(p.slot_bits)
+        em_v, em_neg, em_end = Signal(), Signal(), Signal()   # the index memory's read in flight
+        eb_v, eb_neg, eb_end = Signal(), Signal(), Signal()
+        eb = Signal(index_lane_layout(p))
+        eb_empty = Signal()        # the event in EB has no synapse rows
+        evq_v, evq_neg, evq_end = Signal(), Signal(), Signal()
+        rem = Signal(p.count_bits)  # rows of the event register's event still to issue
+        last = Signal()             # rem == 1, as a register
+        evq_take, evq_load, eb_take = Signal(), Signal(), Signal()
+
         m.d.comb += [
-            evq_load.eq(self.accum & e1_v & (~evq_v | (evq_take & ~evq_end))),
-            self.events.ready.eq(self.accum & ~end_in & (~e1_v | evq_load)),
+            evq_take.eq(evq_v & (evq_end | last)),
+            evq_load.eq(self.accum & eb_v & ~(eb_empty & ~eb_end) & (~evq_v | (evq_take & ~evq_end))),
+            eb_take.eq(evq_load | (self.accum & eb_v & eb_empty & ~eb_end)),
+            adv.eq(~eb_v | eb_take),
+            self.events.ready.eq(self.accum & ~end_in & (~e1_v | adv)),
+            self.index_addr.eq(e1_slot), self.index_en.eq(adv),
         ]
         with m.If(self.events.valid & self.events.ready):
-            m.d.sync += [e1.eq(self.events.payload), e1_v.eq(1), end_in.eq(self.events.payload.end)]
-        with m.Elif(evq_load):
+            m.d.sync += [e1_v.eq(1), e1_neg.eq(ev.neg), e1_end.eq(ev.end), e1_slot.eq(self.idx_base + ev.index),
+                         end_in.eq(ev.end)]
+        with m.Elif(adv):
             m.d.sync += e1_v.eq(0)
+        with m.If(adv):
+            m.d.sync += [em_v.eq(e1_v), em_neg.eq(e1_neg), em_end.eq(e1_end),
+                         eb_v.eq(em_v), eb_neg.eq(em_neg), eb_end.eq(em_end), eb.eq(self.index_data),
+                         eb_empty.eq(self.index_data.rows == 0)]
         with m.If(evq_load):
-            m.d.sync += [evq_v.eq(1), evq_neg.eq(e1.neg), evq_end.eq(e1.end)]
-        with m.Elif(evq_take):
-            m.d.sync += evq_v.eq(0)
-        with m.If(self.accum):
-            m.d.comb += evq_take.eq(evq_v & (evq_end | self.last_group))
-            with m.If(evq_v & evq_end):
-                m.d.sync += end_in.eq(0)
+            m.d.sync += [evq_v.eq(1), evq_neg.eq(eb_neg), evq_end.eq(eb_end), rem.eq(eb.rows), last.eq(eb.rows == 1)]
+        with m.Elif(evq_v & ~evq_end):
+            # a row issues every clock a spike event is in the event register
+            m.d.sync += [rem.eq(rem - 1), last.eq(rem == 2)]
+            with m.If(last):
+                m.d.sync += evq_v.eq(0)
+        with m.If(self.accum & evq_v & evq_end):
+            m.d.sync += [evq_v.eq(0), end_in.eq(0)]
         m.d.comb += [
-            self.pending.eq(evq_v & ~evq_end), self.end.eq(evq_v & evq_end), self.neg.eq(evq_neg),
-            self.load.eq(evq_load), self.first_row.eq(self.syn_base + (e1.index << self.stride_log2)),
+            self.pending.eq(evq_v & ~evq_end), self.last.eq(last), self.end.eq(evq_v & evq_end),
+            self.neg.eq(evq_neg), self.load.eq(evq_load), self.first_row.eq(eb.first),
+            self.event.eq(eb_take & ~eb_end),
         ]
         return m

@@ -9,12 +9,19 @@ clock of the element just written returns its old value). Reads come from the st
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Shape, Signal
+from amaranth.hdl import Module, Shape, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from cssnn.hw.core.stores import neuron_read_signature, neuron_write_signature, synapse_read_signature, synapse_write_signature
-from cssnn.hw.params import CoreParams, HostMem, check_params, lane_shape, syn_lane_layout
+from cssnn.hw.core.stores import (
+    index_read_signature,
+    index_write_signature,
+    neuron_read_signature,
+    neuron_write_signature,
+    synapse_read_signature,
+    synapse_write_signature,
+)
+from cssnn.hw.params import CoreParams, HostMem, check_params, index_lane_layout, lane_shape, syn_lane_layout
 
 __all__ = ["HostPort", "host_signature", "READ_GROUP_BITS"]
 
@@ -49,7 +56,8 @@ class HostPort(wiring.Component):
     """``bus``: In :func:`host_signature` (the core's ``host`` port); ``idle``: writes are taken only
     while high. The random-access ports of the stores: ``syn_read``, ``syn_write``
     (:class:`~cssnn.hw.core.stores.SynapseStore`), ``neuron_read``, ``neuron_write``
-    (:class:`~cssnn.hw.core.stores.NeuronStore`)."""
+    (:class:`~cssnn.hw.core.stores.NeuronStore`), ``index_read``, ``index_write``
+    (:class:`~cssnn.hw.core.stores.IndexStore`: one entry per ``addr``, ``lane``)."""
 
     def __init__(self, params: CoreParams):
         check_params(self, params)
@@ -58,6 +66,7 @@ class HostPort(wiring.Component):
             "bus": In(host_signature(p)), "idle": In(1),
             "syn_read": Out(synapse_read_signature(p)), "syn_write": Out(synapse_write_signature(p)),
             "neuron_read": Out(neuron_read_signature(p)), "neuron_write": Out(neuron_write_signature(p)),
+            "index_read": Out(index_read_signature(p)), "index_write": Out(index_write_signature(p)),
         })
 
     def elaborate(self, platform):
@@ -75,8 +84,10 @@ class HostPort(wiring.Component):
         lane_en = Signal(n)
         for k in range(n):
             m.d.comb += lane_en[k].eq(h_wlane == k if n > 1 else 1)
-        sw, nw = self.syn_write, self.neuron_write
+        sw, nw, iw = self.syn_write, self.neuron_write, self.index_write
         m.d.comb += [
+            iw.addr.eq(h_waddr), iw.lane.eq(h_wlane), iw.data.eq(h_wdata[:index_lane_layout(p).size]),
+            iw.en.eq(h_we & (h_wsel == HostMem.INDEX)),
             sw.addr.eq(h_waddr), sw.lane.eq(h_wlane), sw.data.eq(h_wdata[:syn_lane_layout(p).size]),
             sw.en.eq(h_we & (h_wsel == HostMem.SYNAPSE)),
             nw.addr.eq(h_waddr), nw.lanes.eq(lane_en), nw.data.eq(h_wdata),
@@ -85,13 +96,17 @@ class HostPort(wiring.Component):
         ]
 
         # reads: the address goes to the stores; their D registers, then two registered selects
-        m.d.comb += [self.syn_read.addr.eq(h.addr), self.neuron_read.addr.eq(h.addr)]
+        m.d.comb += [self.syn_read.addr.eq(h.addr), self.neuron_read.addr.eq(h.addr), self.index_read.addr.eq(h.addr),
+                     self.index_read.lane.eq(h.lane)]
         h_sel_r, h_sel_r2 = Signal(HostMem), Signal(HostMem)
         h_lane_r, h_lane_r2, h_lane_r3 = Signal.like(h.lane), Signal.like(h.lane), Signal.like(h.lane)
         m.d.sync += [h_sel_r.eq(h.sel), h_lane_r.eq(h.lane), h_sel_r2.eq(h_sel_r), h_lane_r2.eq(h_lane_r),
                      h_lane_r3.eq(h_lane_r2)]
         nr = self.neuron_read
-        views = {HostMem.SYNAPSE: self.syn_read.data, HostMem.STATE: nr.state, HostMem.BIAS: nr.bias, HostMem.ACC: nr.acc}
+        # an index entry is read alone (its lane is part of the address): it stands in every lane here
+        index = self.index_read.data.as_value().replicate(n)
+        views = {HostMem.SYNAPSE: self.syn_read.data, HostMem.STATE: nr.state, HostMem.BIAS: nr.bias, HostMem.ACC: nr.acc,
+                 HostMem.INDEX: index}
         sources = {mem: (view, Shape.cast(lane_shape(p, mem)).width) for mem, view in views.items()}
         gb = min(p.lane_bits, READ_GROUP_BITS)
         groups = [Signal.like(h.rdata, name=f"h_read_group{j}") for j in range(n >> gb)]
@@ -99,7 +114,7 @@ class HostPort(wiring.Component):
             with m.Switch(h_sel_r2):
                 for sel, (view, width) in sources.items():
                     with m.Case(sel):
-                        lanes = view.as_value()[j * width << gb:(j + 1) * width << gb]
+                        lanes = Value.cast(view)[j * width << gb:(j + 1) * width << gb]
                         _select(m, h_lane_r2[:gb], [lanes[k * width:(k + 1) * width] for k in range(1 << gb)], group)
         _select(m, h_lane_r3[gb:], groups, h.rdata)
         return m

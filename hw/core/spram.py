@@ -9,26 +9,27 @@ RAM: on hardware (an iCE40 UltraPlus platform) an ``SB_SPRAM256KA`` instance, in
   leaves ``rdata`` unchanged;
 - a clock with ``cs`` low does nothing (``rdata`` holds).
 
-:class:`SpramSynapseMemory` has the ports and timing of :class:`~cssnn.hw.core.synapse.SynapseMemory`
-(``CoreParams.synapse_ram = "spram"`` selects it inside the core): one SPRAM per lane (the lane's
-weight and mask bit, zero-extended to 16 bits) and per 16k rows, so a lane write is a write of that
-lane's SPRAM and the other lanes keep reading. A single port cannot read and write in the same
+:class:`SpramSynapseMemory` has the ports and timing of
+:class:`~cssnn.hw.core.synapse.SynapseMemory` (``CoreParams.synapse_ram = "spram"`` selects it
+inside the core): per lane ``spram_words`` SPRAMs side by side (the lane's weight, target word and
+mask bit, zero-extended to a multiple of 16 bits) and per 16k rows, so a lane write is a write of
+that lane's SPRAMs and the other lanes keep reading. A single port cannot read and write in the same
 clock, which is the one difference from the block-RAM version: **in a clock that writes lane k, the
-read data of lane k is not updated** (block RAM would return the row's old lane). The core never uses
-such data: the host port writes only while the core is idle, and its read data after a write clock is
-not a read result. Every other sequence of reads, writes and ``read_en`` gives identical read data
-(``tests/test_boards.py`` checks this under random traffic).
+read data of lane k is not updated** (block RAM would return the row's old lane). The core never
+uses such data: the host port writes only while the core is idle, and its read data after a write
+clock is not a read result. Every other sequence of reads, writes and ``read_en`` gives identical
+read data (``tests/test_boards.py`` checks this under random traffic).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockSignal, Instance, Module, Mux, Signal
+from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from cssnn.hw.core.synapse import SynapseMemory
-from cssnn.hw.params import SPRAM_WIDTH, CoreParams, check_spram_lane, syn_lane_layout
+from cssnn.hw.params import SPRAM_WIDTH, CoreParams, spram_words, syn_lane_layout
 
 __all__ = ["SPRAM", "SpramSynapseMemory", "SPRAM_DEPTH", "spram_count", "is_ice40_ultraplus"]
 
@@ -42,8 +43,8 @@ def is_ice40_ultraplus(platform) -> bool:
 
 
 def spram_count(p: CoreParams) -> int:
-    """SPRAMs a synapse memory with parameters ``p`` uses: lanes x ceil(rows / 16384)."""
-    return p.lanes * -(-p.synapse_rows // SPRAM_DEPTH)
+    """SPRAMs a synapse memory with parameters ``p`` uses: lanes x words per lane x ceil(rows / 16384)."""
+    return p.lanes * spram_words(p) * -(-p.synapse_rows // SPRAM_DEPTH)
 
 
 class SPRAM(wiring.Component):
@@ -87,15 +88,13 @@ class SPRAM(wiring.Component):
 
 
 class SpramSynapseMemory(SynapseMemory):
-    """:class:`~cssnn.hw.core.synapse.SynapseMemory` (same ports, same read timing) in SPRAM: one
-    ``SB_SPRAM256KA`` per lane and per 16k rows (``spram_count(params)`` in all).
+    """:class:`~cssnn.hw.core.synapse.SynapseMemory` (same ports, same read timing) in SPRAM:
+    ``spram_words(params)`` ``SB_SPRAM256KA`` per lane and per 16k rows (``spram_count(params)`` in all).
 
     ``model`` is passed to every :class:`SPRAM` (``True`` forces the simulation model)."""
 
     def __init__(self, params: CoreParams, *, model: bool | None = None):
         super().__init__(params)
-        p = self.params
-        check_spram_lane(p)
         if model not in (None, True, False):
             raise TypeError(f"model must be None, True or False, not {model!r}")
         self.model = model
@@ -117,19 +116,24 @@ class SpramSynapseMemory(SynapseMemory):
         if bank_bits:
             with m.If(self.read_en):
                 m.d.sync += bank_q.eq(r_bank)
+        words = spram_words(p)
+        wdata = self.write_data.as_value()
         for k in range(p.lanes):
             outs = []
             for b in range(banks):
-                m.submodules[f"spram_l{k}_b{b}"] = ram = SPRAM(model=self.model)
                 w_sel = Signal(name=f"wsel_l{k}_b{b}")
                 m.d.comb += w_sel.eq(self.write_en & ((self.write_lane == k) if p.lanes > 1 else 1)
                                      & ((w_bank == b) if bank_bits else 1))
-                m.d.comb += [
-                    ram.addr.eq(Mux(w_sel, w_lo, r_lo)), ram.wren.eq(w_sel), ram.maskwren.eq(0b1111),
-                    ram.wdata.eq(self.write_data.as_value()),
-                    ram.cs.eq(w_sel | (self.read_en & ((r_bank == b) if bank_bits else 1))),
-                ]
-                outs.append(ram.rdata[:lane_w])
+                parts = []
+                for j in range(words):
+                    m.submodules[f"spram_l{k}_b{b}" + (f"_w{j}" if words > 1 else "")] = ram = SPRAM(model=self.model)
+                    m.d.comb += [
+                        ram.addr.eq(Mux(w_sel, w_lo, r_lo)), ram.wren.eq(w_sel), ram.maskwren.eq(0b1111),
+                        ram.wdata.eq(wdata[j * SPRAM_WIDTH:(j + 1) * SPRAM_WIDTH]),
+                        ram.cs.eq(w_sel | (self.read_en & ((r_bank == b) if bank_bits else 1))),
+                    ]
+                    parts.append(ram.rdata)
+                outs.append(Cat(*parts)[:lane_w])
             lane = self.read_data[k].as_value()
             if banks == 1:
                 m.d.comb += lane.eq(outs[0])

@@ -1,5 +1,5 @@
-"""The core's memories with their address and output registers: :class:`SynapseStore` and
-:class:`NeuronStore`.
+"""The core's memories with their address and output registers: :class:`SynapseStore`,
+:class:`NeuronStore` and :class:`IndexStore`.
 
 Both have two sides. The *pipeline* side: the read address comes from a register of the pipeline
 (the synapse store's own ``row``, the core's ``word``) while a phase reads, and every memory output
@@ -12,15 +12,16 @@ register); a write lands at the clock edge.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from cssnn.hw.core.synapse import SynapseMemory
-from cssnn.hw.params import CoreParams, check_params, state_lane_layout, syn_lane_layout
+from cssnn.hw.params import CoreParams, check_params, index_lane_layout, state_lane_layout, syn_lane_layout
 
-__all__ = ["SynapseStore", "NeuronStore", "synapse_read_signature", "synapse_write_signature",
-           "neuron_read_signature", "neuron_write_signature", "word_write_signature", "word_clear_signature"]
+__all__ = ["SynapseStore", "NeuronStore", "IndexStore", "synapse_read_signature", "synapse_write_signature",
+           "neuron_read_signature", "neuron_write_signature", "index_read_signature", "index_write_signature",
+           "word_write_signature", "lanes_write_signature", "word_clear_signature"]
 
 
 def _row(p: CoreParams) -> data.ArrayLayout:
@@ -53,6 +54,24 @@ def neuron_write_signature(p: CoreParams) -> wiring.Signature:
     ``lanes`` of word ``addr`` of each memory whose enable (``state``, ``bias``, ``acc``) is high."""
     return wiring.Signature({"addr": Out(p.group_bits), "lanes": Out(p.lanes), "data": Out(p.host_data_bits),
                              "state": Out(1), "bias": Out(1), "acc": Out(1)})
+
+
+def index_read_signature(p: CoreParams) -> wiring.Signature:
+    """A read of the index memory, reader's side: ``data`` is entry ``addr * N + lane`` two clocks later."""
+    return wiring.Signature({"addr": Out(p.group_bits), "lane": Out(max(1, p.lane_bits)),
+                             "data": In(index_lane_layout(p))})
+
+
+def index_write_signature(p: CoreParams) -> wiring.Signature:
+    """A write of index-memory entry ``addr * N + lane``, writer's side."""
+    return wiring.Signature({"addr": Out(p.group_bits), "lane": Out(max(1, p.lane_bits)),
+                             "data": Out(index_lane_layout(p)), "en": Out(1)})
+
+
+def lanes_write_signature(p: CoreParams, lane_shape) -> wiring.Signature:
+    """A pipeline stage's write of all N lanes, each lane ``k`` at its own word ``addr[k]``, writer's side."""
+    return wiring.Signature({"en": Out(1), "addr": Out(data.ArrayLayout(p.group_bits, p.lanes)),
+                             "data": Out(data.ArrayLayout(lane_shape, p.lanes))})
 
 
 def word_write_signature(p: CoreParams, lane_shape) -> wiring.Signature:
@@ -114,11 +133,13 @@ class NeuronStore(wiring.Component):
     """The state, accumulator and bias memories (one word of N lanes per address) and their D
     registers.
 
-    Pipeline side: the memories read ``word`` (the accumulator while ``accum``, all three while
-    ``update``); ``state``, ``bias``, ``acc`` are the words read, registered; ``acc_upd`` is a second
-    register of the accumulator word, loaded only while ``upd_valid`` (an UPDATE word is in D), for
-    the neuron lanes. Pipeline writes: ``acc_write`` (the accumulate stage's sums), ``acc_clear`` and
-    ``state_write`` (the update stage's clear and write-back).
+    The accumulator is N banks, one per lane, so that each lane can be addressed on its own.
+    Pipeline side: while ``acc_read`` accumulator bank ``k`` reads word ``acc_addr[k]`` (the word of
+    lane ``k``'s synapse in the row in A); while ``update`` all three memories read ``word``;
+    ``state``, ``bias``, ``acc`` are the words read, registered; ``acc_upd`` is a second register of
+    the accumulator word, loaded only while ``upd_valid`` (an UPDATE word is in D), for the neuron
+    lanes. Pipeline writes: ``acc_write`` (the accumulate stage's sums, each lane at its own word),
+    ``acc_clear`` and ``state_write`` (the update stage's clear and write-back).
 
     Random-access side: ``read`` (:func:`neuron_read_signature`; its address is used while no phase
     reads) and ``write`` (:func:`neuron_write_signature`). Writers by priority, lowest first: the
@@ -133,10 +154,11 @@ class NeuronStore(wiring.Component):
         state, acc = state_lane_layout(p), signed(p.acc_bits)
         super().__init__({
             "read": In(neuron_read_signature(p)), "write": In(neuron_write_signature(p)),
-            "accum": In(1), "update": In(1), "word": In(p.group_bits), "upd_valid": In(1),
+            "acc_read": In(1), "update": In(1), "word": In(p.group_bits), "upd_valid": In(1),
+            "acc_addr": In(data.ArrayLayout(p.group_bits, n)),
             "state": Out(data.ArrayLayout(state, n)), "bias": Out(data.ArrayLayout(signed(p.bias_bits), n)),
             "acc": Out(data.ArrayLayout(acc, n)), "acc_upd": Out(data.ArrayLayout(acc, n)),
-            "acc_write": In(word_write_signature(p, acc)), "acc_clear": In(word_clear_signature(p)),
+            "acc_write": In(lanes_write_signature(p, acc)), "acc_clear": In(word_clear_signature(p)),
             "state_write": In(word_write_signature(p, state)),
         })
 
@@ -144,49 +166,92 @@ class NeuronStore(wiring.Component):
         p = self.params
         n = p.lanes
         m = Module()
-        m.submodules.acc_mem = acc_mem = memory.Memory(shape=data.ArrayLayout(signed(p.acc_bits), n),
-                                                       depth=p.groups, init=[])
+        acc_shape = signed(p.acc_bits)
+        banks = []
+        for k in range(n):
+            m.submodules[f"acc_mem{k}"] = bank = memory.Memory(shape=acc_shape, depth=p.groups, init=[])
+            banks.append((bank.write_port(), bank.read_port()))
         m.submodules.state_mem = state_mem = memory.Memory(shape=data.ArrayLayout(state_lane_layout(p), n),
                                                            depth=p.groups, init=[])
         m.submodules.bias_mem = bias_mem = memory.Memory(shape=data.ArrayLayout(signed(p.bias_bits), n),
                                                          depth=p.groups, init=[])
-        acc_w, acc_r = acc_mem.write_port(granularity=1), acc_mem.read_port()
         st_w, st_r = state_mem.write_port(granularity=1), state_mem.read_port()
         bias_w, bias_r = bias_mem.write_port(granularity=1), bias_mem.read_port()
 
         # read addresses (R): the read ports are always enabled (nothing in the pipeline stalls)
-        m.d.comb += [acc_r.addr.eq(self.read.addr), st_r.addr.eq(self.read.addr), bias_r.addr.eq(self.read.addr)]
-        with m.If(self.accum):
-            m.d.comb += acc_r.addr.eq(self.word)
+        m.d.comb += [st_r.addr.eq(self.read.addr), bias_r.addr.eq(self.read.addr)]
         with m.If(self.update):
-            m.d.comb += [acc_r.addr.eq(self.word), st_r.addr.eq(self.word), bias_r.addr.eq(self.word)]
+            m.d.comb += [st_r.addr.eq(self.word), bias_r.addr.eq(self.word)]
+        acc_data = Signal(data.ArrayLayout(acc_shape, n))
+        for k, (_, acc_r) in enumerate(banks):
+            m.d.comb += [acc_r.addr.eq(self.read.addr), acc_data[k].eq(acc_r.data)]
+            with m.If(self.update):
+                m.d.comb += acc_r.addr.eq(self.word)
+            with m.If(self.acc_read):
+                m.d.comb += acc_r.addr.eq(self.acc_addr[k])
 
         # D: the memory outputs registered before any logic (timing, docs/HARDWARE.md)
-        d_acc, d_state, d_bias = Signal.like(acc_r.data), Signal.like(st_r.data), Signal.like(bias_r.data)
-        m.d.sync += [d_acc.eq(acc_r.data), d_state.eq(st_r.data), d_bias.eq(bias_r.data)]
+        d_acc, d_state, d_bias = Signal.like(acc_data), Signal.like(st_r.data), Signal.like(bias_r.data)
+        m.d.sync += [d_acc.eq(acc_data), d_state.eq(st_r.data), d_bias.eq(bias_r.data)]
         # the lanes' own copy, kept apart from d_acc by its enable: timing (docs/BOARDS.md, item 16)
-        d_acc_upd = Signal.like(acc_r.data)
+        d_acc_upd = Signal.like(acc_data)
         with m.If(self.upd_valid):
-            m.d.sync += d_acc_upd.eq(acc_r.data)
+            m.d.sync += d_acc_upd.eq(acc_data)
         m.d.comb += [self.acc.eq(d_acc), self.acc_upd.eq(d_acc_upd), self.state.eq(d_state), self.bias.eq(d_bias),
                      self.read.acc.eq(d_acc), self.read.state.eq(d_state), self.read.bias.eq(d_bias)]
 
         # writes
         w = self.write
         all_lanes = Const(2**n - 1, n)
-        with m.If(self.acc_write.en):
-            m.d.comb += [acc_w.addr.eq(self.acc_write.addr), acc_w.data.eq(self.acc_write.data), acc_w.en.eq(all_lanes)]
-        with m.If(self.acc_clear.en):
-            m.d.comb += [acc_w.addr.eq(self.acc_clear.addr), acc_w.data.as_value().eq(0), acc_w.en.eq(all_lanes)]
+        for k, (acc_w, _) in enumerate(banks):
+            with m.If(self.acc_write.en):
+                m.d.comb += [acc_w.addr.eq(self.acc_write.addr[k]), acc_w.data.eq(self.acc_write.data[k]), acc_w.en.eq(1)]
+            with m.If(self.acc_clear.en):
+                m.d.comb += [acc_w.addr.eq(self.acc_clear.addr), acc_w.data.eq(0), acc_w.en.eq(1)]
+            with m.If(w.acc & w.lanes[k]):
+                m.d.comb += [acc_w.addr.eq(w.addr), acc_w.data.eq(w.data[:p.acc_bits]), acc_w.en.eq(1)]
         with m.If(self.state_write.en):
             m.d.comb += [st_w.addr.eq(self.state_write.addr), st_w.data.eq(self.state_write.data),
                          st_w.en.eq(all_lanes)]
         with m.Elif(w.state):
             m.d.comb += [st_w.addr.eq(w.addr), st_w.data.as_value().eq(w.data[:state_lane_layout(p).size].replicate(n)),
                          st_w.en.eq(w.lanes)]
-        with m.If(w.acc):
-            m.d.comb += [acc_w.addr.eq(w.addr), acc_w.data.as_value().eq(w.data[:p.acc_bits].replicate(n)),
-                         acc_w.en.eq(w.lanes)]
         m.d.comb += [bias_w.addr.eq(w.addr), bias_w.data.as_value().eq(w.data[:p.bias_bits].replicate(n)),
                      bias_w.en.eq(Mux(w.bias, w.lanes, 0))]
+        return m
+
+
+class IndexStore(wiring.Component):
+    """The index memory: per neuron slot (``word * N + lane``) the synapse rows of that neuron as a
+    presynaptic neuron (:func:`~cssnn.hw.params.index_lane_layout`: first row, row count).
+
+    Pipeline side: ``pipe_addr`` (a slot), ``pipe_en`` (0 holds ``pipe_data``) -> ``pipe_data``, the
+    memory's synchronous read data (one clock later; the reader registers it). Random-access side:
+    ``read`` (:func:`index_read_signature`; its address is used while ``accum`` is low) and ``write``
+    (:func:`index_write_signature`)."""
+
+    def __init__(self, params: CoreParams):
+        check_params(self, params)
+        self.params = p = params
+        super().__init__({
+            "read": In(index_read_signature(p)), "write": In(index_write_signature(p)),
+            "accum": In(1), "pipe_addr": In(p.slot_bits), "pipe_en": In(1), "pipe_data": Out(index_lane_layout(p)),
+        })
+
+    def elaborate(self, platform):
+        p = self.params
+        m = Module()
+        m.submodules.mem = mem = memory.Memory(shape=index_lane_layout(p), depth=p.neurons, init=[])
+        wr, rd = mem.write_port(), mem.read_port()
+
+        def slot(port):
+            return port.addr if p.lanes == 1 else Cat(port.lane[:p.lane_bits], port.addr)
+
+        m.d.comb += [rd.addr.eq(slot(self.read)), rd.en.eq(1)]
+        with m.If(self.accum):
+            m.d.comb += [rd.addr.eq(self.pipe_addr), rd.en.eq(self.pipe_en)]
+        d = Signal.like(rd.data)
+        m.d.sync += d.eq(rd.data)
+        m.d.comb += [self.pipe_data.eq(rd.data), self.read.data.eq(d),
+                     wr.addr.eq(slot(self.write)), wr.data.eq(self.write.data), wr.en.eq(self.write.en)]
         return m

@@ -1,9 +1,11 @@
-"""Synapse memory: rows of N signed weights plus N connection-mask bits, in block RAM.
+"""Synapse memory: rows of N lanes (signed weight, target word, mask bit), in block RAM.
 
-Row ``syn_base + (i << stride_log2) + g`` holds, for presynaptic neuron ``i`` of a layer, the
-weights to postsynaptic neurons ``g*N + k`` (lane ``k``). A mask bit of 0 marks a synapse that is
-absent (padding lanes, pruned synapses, and for convolutions every pair the kernel does not
-connect): it adds nothing and is not a synaptic operation. On-chip pruning clears mask bits.
+A presynaptic neuron's synapses into a layer are a list of consecutive rows (its index-memory
+entry gives the first and how many, :class:`~cssnn.hw.core.stores.IndexStore`). Lane ``k`` of a row
+holds one synapse to a postsynaptic neuron that sits in lane ``k``: its weight and its word in the
+neuron memories (``offset``). A mask bit of 0 marks a lane without a synapse (a row has fewer
+synapses for some lanes than for others): it adds nothing and is not a synaptic operation. Absent
+synapses (pruned, zero, outside a convolution's footprint) have no lane at all: they cost no row.
 
 The read port is synchronous (data one clock after the address, held while ``read_en`` is low), so
 synthesis maps the memory to block RAM (iCE40 EBR, ECP5 DP16KD). The write port writes one lane at
@@ -26,7 +28,7 @@ __all__ = ["SynapseMemory"]
 
 class SynapseMemory(wiring.Component):
     """Ports: ``read_addr``, ``read_en`` (hold when 0) -> ``read_data`` (N lanes, one clock later);
-    ``write_addr``, ``write_lane``, ``write_data`` (one lane: weight, mask), ``write_en``."""
+    ``write_addr``, ``write_lane``, ``write_data`` (one lane: weight, offset, mask), ``write_en``."""
 
     def __init__(self, params: CoreParams):
         check_params(self, params)

@@ -1,22 +1,27 @@
 """Host-side memory layout: a converted :class:`~cssnn.sw.spec.network.SpikingNetwork` on one core.
 
 :func:`place_network` places every layer (the encoder, the hidden TSA layers, the output
-integrators) in the core's memories and returns a :class:`NetworkImage`: the synapse rows (weights +
-mask bits), the biases, the per-layer placement, the per-step configurations in schedule order
+integrators) in the core's memories and returns a :class:`NetworkImage`: the synapse rows, the
+index entries, the biases, the per-layer placement, the per-step configurations in schedule order
 (:meth:`NetworkImage.schedule`) and the host-port writes that load it all
 (:meth:`NetworkImage.host_writes`, :meth:`NetworkImage.input_writes`). Controllers, drivers and tests
 all use this one function, so there is one definition of the memory map.
 
 Memory map (N = lanes, ``groups(n) = ceil(n / N)``):
 
-- neuron words (state, accumulator, bias memories): layers one after another, layer ``l`` at words
-  ``neuron_base .. neuron_base + groups - 1``; neuron ``j`` is lane ``j % N`` of word
-  ``neuron_base + j // N``; lanes past ``count`` are padding (bias 0, never emit spikes).
-- synapse rows: weight layer ``l`` (1..L) at rows ``syn_base ..``; presynaptic neuron ``i`` owns
-  ``2**stride_log2 >= groups`` consecutive rows (a power of two, so the row address is a shift, not a
-  multiply); row ``syn_base + (i << stride_log2) + g`` lane ``k`` holds the weight from ``i`` to
-  neuron ``g*N + k`` and its mask bit (1 = an unmasked synapse that exists; padding lanes, masked
-  synapses and pairs a convolution/pool does not connect are 0).
+- neuron words (state, accumulator, bias, index memories): layers one after another, layer ``l`` at
+  words ``neuron_base .. neuron_base + groups - 1``; slot ``s`` of the layer is lane ``s % N`` of word
+  ``neuron_base + s // N``; neuron ``j`` sits in slot ``slots[j]`` (:mod:`cssnn.sw.mapping.lanes`
+  balances the rows; the encoder and the output layer keep ``slots[j] = j``); slots past ``count``
+  are padding (bias 0, never emit spikes). A layer's spikes carry slots, not neuron indices
+  (:meth:`NetworkImage.neuron_at` maps them back).
+- synapse rows: weight layer ``l`` (1..L) at rows ``syn_base ..``: the list of every presynaptic
+  neuron (in slot order), one after another. Lane ``k`` of a row of neuron ``i``'s list holds one
+  synapse from ``i`` to a neuron of lane ``k``: its weight, its absolute word (``offset``) and a
+  mask bit of 1; rows past the end of lane ``k``'s synapses have mask 0 (offset = the layer's first
+  word, weight 0). Absent synapses have no lane.
+- index entries: the entry of the slot of presynaptic neuron ``i`` (layer ``l - 1``) holds the
+  first row of its list into layer ``l`` and the number of rows (0: its spikes cost nothing).
 - the encoder (layer 0) has no synapses and a zero-initialised bias: :meth:`NetworkImage.input_writes`
   writes each sample's integer input x into its bias words before an inference.
 """
@@ -30,6 +35,7 @@ from amaranth.lib import data
 
 from cssnn.hw.memmap import AccelParams, Reg, Route, Sel, layer_layout
 from cssnn.hw.params import CoreParams, HostMem, Mode, lane_shape, pack, unpack
+from cssnn.sw.mapping.lanes import layer_matrix
 from cssnn.sw.mapping.requirements import check_core, check_depths, check_fits, requirements
 from cssnn.sw.spec.network import SpikingNetwork
 
@@ -46,14 +52,17 @@ class LayerPlacement:
     groups: int          # words = ceil(count / N)
     neuron_base: int     # first word
     syn_base: int        # first synapse row (weight layers; 0 for the encoder)
-    stride_log2: int     # log2 rows per presynaptic neuron (weight layers)
+    rows: int            # synapse rows of the layer's lists (0 for the encoder)
+    idx_base: int        # slot of the presynaptic layer's first neuron (weight layers; 0 for the encoder)
     n_in: int            # presynaptic neurons (0 for the encoder)
     threshold: int       # theta (0 for the output integrators)
+    slots: np.ndarray = field(compare=False, repr=False)      # slot of each neuron
+    neuron_at: np.ndarray = field(compare=False, repr=False)  # neuron in each slot (count entries)
 
     def config(self, mode: Mode) -> dict:
         """The ``step`` payload (a dict for :func:`~cssnn.hw.params.config_layout`) for one step."""
         return {"mode": int(mode), "neuron_base": self.neuron_base, "groups": self.groups, "count": self.count,
-                "syn_base": self.syn_base, "stride_log2": self.stride_log2, "threshold": self.threshold}
+                "idx_base": self.idx_base, "threshold": self.threshold}
 
 
 @dataclass
@@ -64,8 +73,11 @@ class NetworkImage:
     net: SpikingNetwork
     layers: list[LayerPlacement]
     syn_weight: np.ndarray   # (rows used, N) int64
+    syn_offset: np.ndarray   # (rows used, N) int64: the target's word
     syn_mask: np.ndarray     # (rows used, N) bool
     bias: np.ndarray         # (words used, N) int64 (encoder words are 0: loaded per sample)
+    index_first: np.ndarray  # (words used, N) int64: first row of the slot's list (as a presynaptic neuron)
+    index_rows: np.ndarray   # (words used, N) int64: rows of that list
     synops_per_spike: list[np.ndarray] = field(default_factory=list)  # per weight layer: fan-out per presynaptic neuron
     neuron_base: int = 0     # first word this image owns
     syn_base: int = 0        # first synapse row this image owns
@@ -73,6 +85,11 @@ class NetworkImage:
     @property
     def rows_used(self) -> int:
         return self.syn_weight.shape[0]
+
+    @property
+    def synapses(self) -> int:
+        """Synapses that exist (lanes with the mask bit set)."""
+        return int(self.syn_mask.sum())
 
     @property
     def words_used(self) -> int:
@@ -103,19 +120,26 @@ class NetworkImage:
         return steps
 
     def host_writes(self):
-        """Yield ``(HostMem, addr, lane, raw)`` for every synapse lane and every non-encoder bias lane
-        (raw = the lane's bits as an unsigned int, :func:`pack_lane`)."""
+        """Yield ``(HostMem, addr, lane, raw)`` for every synapse lane, every non-encoder bias lane and
+        every index entry (raw = the lane's bits as an unsigned int, :func:`pack_lane`)."""
         p = self.params
+        syn = lane_shape(p, HostMem.SYNAPSE)
         for r in range(self.syn_base, self.rows_used):
             for k in range(p.lanes):
-                yield HostMem.SYNAPSE, r, k, pack_lane(p, HostMem.SYNAPSE, int(self.syn_weight[r, k]),
-                                                       bool(self.syn_mask[r, k]))
+                yield HostMem.SYNAPSE, r, k, pack(syn, {"weight": int(self.syn_weight[r, k]),
+                                                        "offset": int(self.syn_offset[r, k]),
+                                                        "mask": int(self.syn_mask[r, k])})
         enc = self.layers[0]
         for w in range(self.neuron_base, self.words_used):
             if enc.neuron_base <= w < enc.neuron_base + enc.groups:
                 continue
             for k in range(p.lanes):
                 yield HostMem.BIAS, w, k, pack_lane(p, HostMem.BIAS, int(self.bias[w, k]))
+        index = lane_shape(p, HostMem.INDEX)
+        for w in range(self.neuron_base, self.words_used):
+            for k in range(p.lanes):
+                yield HostMem.INDEX, w, k, pack(index, {"first": int(self.index_first[w, k]),
+                                                        "rows": int(self.index_rows[w, k])})
 
     def input_writes(self, x) -> list[tuple[HostMem, int, int, int]]:
         """Host writes that load one sample's integer input ``x`` (n_inputs values) as the encoder's bias
@@ -133,7 +157,15 @@ class NetworkImage:
     def neuron_addr(self, layer: int, j: int) -> tuple[int, int]:
         """(word, lane) of neuron ``j`` of ``layer``."""
         pl = self.layers[layer]
-        return pl.neuron_base + j // self.params.lanes, j % self.params.lanes
+        s = int(pl.slots[j])
+        return pl.neuron_base + s // self.params.lanes, s % self.params.lanes
+
+    def neuron_at(self, layer: int, slot: int) -> int:
+        """The neuron of ``layer`` in ``slot`` (a spike's index); ``ValueError`` for a padding slot."""
+        pl = self.layers[layer]
+        if not 0 <= slot < pl.count:
+            raise ValueError(f"slot {slot} of layer {layer} holds no neuron (the layer has {pl.count})")
+        return int(pl.neuron_at[slot])
 
     # ---- the accelerator's bus (hw/memmap.py) ----
     def _check_ap(self, ap):
@@ -172,7 +204,7 @@ class NetworkImage:
     def state_addrs(self, layer: int) -> list[int]:
         """Flat STATE bus addresses (``word * N + lane``) of the neurons of ``layer``, in index order."""
         pl = self.layers[layer]
-        return [pl.neuron_base * self.params.lanes + j for j in range(pl.count)]
+        return [pl.neuron_base * self.params.lanes + int(s) for s in pl.slots]
 
     def output_addrs(self) -> list[int]:
         """Flat STATE bus addresses of the output integrators (the logits), in class order; decode the
@@ -180,13 +212,17 @@ class NetworkImage:
         return self.state_addrs(len(self.layers) - 1)
 
 
-def pack_lane(p: CoreParams, mem: HostMem, value: int, flag: bool = False) -> int:
-    """Raw bits of one memory lane (:func:`~cssnn.hw.params.lane_shape`): synapse (weight, mask bit),
-    state (v, fired flag), bias or accumulator (value)."""
+def pack_lane(p: CoreParams, mem: HostMem, value: int, flag: bool = False, **fields) -> int:
+    """Raw bits of one memory lane (:func:`~cssnn.hw.params.lane_shape`): a synapse (weight, mask bit;
+    ``offset=`` the target's word), a state (v, fired flag), a bias or accumulator (value), an index
+    entry (first row, ``rows=``)."""
     shape = lane_shape(p, mem)
     if isinstance(shape, data.StructLayout):
-        (value_field, _), (flag_field, _) = shape
-        return pack(shape, {value_field: value, flag_field: int(bool(flag))})
+        names = [name for name, _ in shape]
+        values = {names[0]: value, **fields}
+        if len(names) > 1 and names[-1] not in fields:
+            values[names[-1]] = int(bool(flag))
+        return pack(shape, values)
     return pack(shape, value)
 
 
@@ -194,20 +230,6 @@ def unpack_state(p: CoreParams, raw: int) -> tuple[int, bool]:
     """(membrane, fired) from a raw state lane."""
     lane = unpack(lane_shape(p, HostMem.STATE), raw)
     return lane["v"], bool(lane["fired"])
-
-
-def layer_matrix(layer) -> tuple[np.ndarray, np.ndarray]:
-    """The layer's integer matrix ``A`` (n_out, n_in) with masked entries zero, and its connection
-    matrix (True where an unmasked synapse exists), for any layer kind."""
-    shape = layer.shape
-    if shape.kind == "dense":
-        conn = np.ones(shape.weight_shape, bool) if layer.mask is None else layer.mask.astype(bool)
-        return layer.effective_weight.astype(np.int64), conn
-    eye = np.eye(shape.n_in)
-    a = np.rint(shape.apply(eye, layer.effective_weight.astype(np.float64))).astype(np.int64).T
-    ones = np.ones(shape.weight_shape) if layer.mask is None else layer.mask.astype(np.float64)
-    conn = (shape.apply(eye, ones) != 0).T
-    return a, conn
 
 
 def place_network(net: SpikingNetwork, p: CoreParams, *, neuron_base: int = 0, syn_base: int = 0) -> NetworkImage:
@@ -220,33 +242,46 @@ def place_network(net: SpikingNetwork, p: CoreParams, *, neuron_base: int = 0, s
     n = p.lanes
     thetas = net.thresholds + [0]
     L = net.n_layers
-    placements = []
+    words = neuron_base + req.neuron_words
+    bias = np.zeros((words, n), np.int64)
+    index_first = np.zeros((words, n), np.int64)
+    index_rows = np.zeros((words, n), np.int64)
+    rows = syn_base + req.synapse_rows
+    syn_w, syn_off, syn_m = np.zeros((rows, n), np.int64), np.zeros((rows, n), np.int64), np.zeros((rows, n), bool)
+    placements, fanouts = [], []
     word, row = neuron_base, syn_base
-    weights, masks, biases, fanouts = [], [], [], []
     for g in req.geometry:
-        l, count, groups = g.layer, g.count, g.groups
+        l = g.layer
         kind = "encoder" if l == 0 else "output" if l == L else "hidden"
-        b = np.zeros((groups * n,), np.int64)
+        neuron_at = np.argsort(g.slots)
+        idx_base = placements[-1].neuron_base * n if l > 0 else 0
         if l > 0:
             layer = net.layers[l - 1]
-            per = 2**g.stride_log2
-            a, conn = layer_matrix(layer)                   # (count, n_in)
-            w = np.zeros((g.n_in, per * n), np.int64)
-            mk = np.zeros((g.n_in, per * n), bool)
-            w[:, :count] = np.where(conn, a, 0).T
-            mk[:, :count] = conn.T
-            weights.append(w.reshape(g.rows, n))
-            masks.append(mk.reshape(g.rows, n))
+            prev = placements[-1]
+            a, conn = layer_matrix(layer)                   # (count, n_in), neuron order
             fanouts.append(conn.sum(axis=0).astype(np.int64))
-            b[:count] = layer.expanded_bias
-        placements.append(LayerPlacement(l, kind, count, groups, word, row if l > 0 else 0, g.stride_log2, g.n_in,
-                                         int(thetas[l])))
-        biases.append(b.reshape(groups, n))
-        word += groups
-        row += g.rows
-    syn_w = np.concatenate(weights) if weights else np.zeros((0, n), np.int64)
-    syn_m = np.concatenate(masks) if masks else np.zeros((0, n), bool)
-    pad_w = np.zeros((syn_base, n), np.int64)
-    bias = np.concatenate([np.zeros((neuron_base, n), np.int64)] + biases)
-    return NetworkImage(p, net, placements, np.concatenate([pad_w, syn_w]),
-                        np.concatenate([pad_w.astype(bool), syn_m]), bias, fanouts, neuron_base, syn_base)
+            a, conn = a[neuron_at][:, prev.neuron_at], conn[neuron_at][:, prev.neuron_at]   # slot order
+            first = row
+            syn_off[row:row + g.rows] = word                # lanes without a synapse: the layer's first word
+            for i in range(g.n_in):                         # presynaptic slot i: its list
+                targets = np.flatnonzero(conn[:, i])        # ascending slots
+                lanes = targets % n
+                order = np.argsort(lanes, kind="stable")
+                counts = np.bincount(lanes, minlength=n)
+                depth = np.empty(len(targets), np.int64)    # each synapse's row within the list
+                depth[order] = np.arange(len(targets)) - np.repeat(np.cumsum(counts) - counts, counts)
+                syn_w[row + depth, lanes] = a[targets, i]
+                syn_off[row + depth, lanes] = word + targets // n
+                syn_m[row + depth, lanes] = True
+                iw, ik = divmod(prev.neuron_base * n + i, n)
+                index_first[iw, ik], index_rows[iw, ik] = row, g.list_rows[i]
+                row += int(g.list_rows[i])
+            assert row - first == g.rows
+            b = np.zeros(g.groups * n, np.int64)
+            b[g.slots] = layer.expanded_bias
+            bias[word:word + g.groups] = b.reshape(g.groups, n)
+        placements.append(LayerPlacement(l, kind, g.count, g.groups, word, first if l > 0 else 0, g.rows, idx_base,
+                                         g.n_in, int(thetas[l]), g.slots, neuron_at))
+        word += g.groups
+    return NetworkImage(p, net, placements, syn_w, syn_off, syn_m, bias, index_first, index_rows, fanouts,
+                        neuron_base, syn_base)

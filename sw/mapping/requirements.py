@@ -10,18 +10,20 @@ loopback FIFO. Both consumers use it:
   :class:`DoesNotFit` naming the first thing that is too small;
 - :func:`cssnn.sw.mapping.sizing.params_for` builds the narrowest hardware from it.
 
-:func:`layer_geometry` is the placement's arithmetic (words per layer, rows per presynaptic
-neuron), shared with :func:`cssnn.sw.mapping.image.place_network`.
+:func:`layer_geometry` is the placement's arithmetic (words per layer, the slot of every neuron, the
+synapse rows of every presynaptic neuron's list: :mod:`cssnn.sw.mapping.lanes`), shared with
+:func:`cssnn.sw.mapping.image.place_network`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from cssnn.hw.memmap import AccelParams
 from cssnn.hw.params import CoreParams
+from cssnn.sw.mapping.lanes import assign_slots, identity_slots, layer_matrix, list_rows
 from cssnn.sw.spec.network import SpikingNetwork, bits_for
 
 __all__ = ["DoesNotFit", "LayerGeometry", "Requirements", "layer_geometry", "requirements", "check_core",
@@ -40,23 +42,34 @@ class LayerGeometry:
     count: int        # neurons
     groups: int       # words = ceil(count / lanes)
     n_in: int         # presynaptic neurons (0 for the encoder)
-    stride_log2: int  # log2 rows per presynaptic neuron: 2**stride_log2 >= groups (weight layers)
+    synapses: int     # synapses that exist into this layer (0 for the encoder)
+    #: slot of each neuron (``word * N + lane`` within the layer); the encoder and the output layer
+    #: keep neuron j in slot j (inputs and logits keep their order)
+    slots: np.ndarray = field(compare=False, repr=False)
+    #: synapse rows of each presynaptic neuron's list into this layer (empty for the encoder)
+    list_rows: np.ndarray = field(compare=False, repr=False)
 
     @property
     def rows(self) -> int:
-        """Synapse rows of the layer: 2**stride_log2 per presynaptic neuron."""
-        return self.n_in << self.stride_log2
+        """Synapse rows of the layer: the lists of all its presynaptic neurons."""
+        return int(self.list_rows.sum())
+
+    @property
+    def max_list_rows(self) -> int:
+        return int(self.list_rows.max(initial=0))
 
 
 def layer_geometry(net: SpikingNetwork, lanes: int) -> list[LayerGeometry]:
-    """Every layer's size in words and synapse rows on ``lanes`` lanes."""
+    """Every layer's size in words, its neurons' slots and its synapse rows on ``lanes`` lanes."""
     sizes = [net.n_inputs] + [layer.shape.n_out for layer in net.layers]
-    out = []
-    for l, count in enumerate(sizes):
-        groups = -(-count // lanes)
-        n_in = net.layers[l - 1].shape.n_in if l > 0 else 0
-        stride = max(0, int(groups - 1).bit_length()) if l > 0 else 0
-        out.append(LayerGeometry(l, count, groups, n_in, stride))
+    L = net.n_layers
+    out = [LayerGeometry(0, sizes[0], -(-sizes[0] // lanes), 0, 0, identity_slots(sizes[0]), np.zeros(0, np.int64))]
+    for l in range(1, L + 1):
+        _, conn = layer_matrix(net.layers[l - 1])
+        conn = conn[:, np.argsort(out[-1].slots)]     # columns in the presynaptic layer's slot order
+        slots = identity_slots(sizes[l]) if l == L else assign_slots(conn, lanes)
+        out.append(LayerGeometry(l, sizes[l], -(-sizes[l] // lanes), conn.shape[1], int(conn.sum()), slots,
+                                 list_rows(conn, slots, lanes)))
     return out
 
 
@@ -89,8 +102,9 @@ class Requirements:
         return sum(g.rows for g in self.geometry)
 
     @property
-    def max_stride_log2(self) -> int:
-        return max(g.stride_log2 for g in self.geometry)
+    def synapses(self) -> int:
+        """Synapses that exist (each one lane of one synapse row)."""
+        return sum(g.synapses for g in self.geometry)
 
     @property
     def largest_layer(self) -> int:
@@ -156,10 +170,6 @@ def check_core(req: Requirements, p: CoreParams) -> None:
             raise DoesNotFit(f"layer {i} has a bias of magnitude {bmax}: bias_bits={p.bias_bits} is too small")
     if req.largest_layer > 2**p.index_bits:
         raise DoesNotFit(f"a layer of {req.largest_layer} neurons is larger than the core's {p.neurons} neurons")
-    for g in req.geometry:
-        if g.stride_log2 >= 2**p.stride_bits:
-            raise DoesNotFit(f"layer {g.layer} needs 2^{g.stride_log2} rows per presynaptic neuron: too many for "
-                             "this core")
 
 
 def check_depths(req: Requirements, p: CoreParams, *, neuron_base: int = 0, syn_base: int = 0) -> None:
