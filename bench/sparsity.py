@@ -34,8 +34,9 @@ TARGET_SPARSITY, TARGET_POINTS, TARGET_RATIO = 0.8, 0.5, 0.35
 
 
 def measure(sparsity: float, data, *, hidden=HIDDEN, seed: int = 0, epochs: int = 150,
-            config: ConversionConfig = ConversionConfig()) -> dict:
+            config: ConversionConfig | None = None) -> dict:
     t0 = time.perf_counter()
+    config = config or ConversionConfig()
     ann = train_mlp(data.x_train, data.y_train, hidden, n_classes=data.n_classes, seed=seed, epochs=epochs,
                     sparsity=sparsity)
     net = convert(ann, data.x_train, config)
