@@ -496,7 +496,10 @@ def test_converter_weight_range_and_formulas(seed, coding, wb, depth):
     wq = 2 ** (wb - 1) - 1
     for layer in net.layers:
         assert np.abs(layer.weight).max() <= wq
-        assert layer.mask is None
+        # a synapse exists iff its integer weight is nonzero; no mask when every weight is
+        assert (layer.mask is None) == bool(np.all(layer.weight != 0))
+        if layer.mask is not None:
+            assert np.array_equal(layer.mask, layer.weight != 0)
     # the spec's formulas, recomputed independently
     acts, h = [], calib
     for layer in ann.layers[:-1]:

@@ -53,3 +53,30 @@ def test_load_saved_model_file(tmp_path):
     torch.save(model, tmp_path / "m.pt")
     ann = load_ann(tmp_path / "m.pt")
     assert ann.n_inputs == 64 and ann.n_outputs == 10
+
+
+def test_pruned_weights_become_absent_synapses(tmp_path, digits):
+    """torch.nn.utils.prune: the effective weight (weight_orig * weight_mask) is imported, so its
+    zeros are absent synapses once converted, also after an optimiser step left ``weight`` stale."""
+    from torch.nn.utils import prune
+
+    from cssnn.sw.frontends.convert import convert
+
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, 16), nn.ReLU(),
+                          nn.Linear(16, 10)).double()
+    for m, amount in ((model[0], 0.5), (model[3], 0.8), (model[5], 0.3)):
+        prune.l1_unstructured(m, "weight", amount=amount)
+    with torch.no_grad():  # an optimiser step: weight_orig moves, the cached weight does not until forward
+        for m in (model[0], model[3], model[5]):
+            m.weight_orig.add_(0.01 * torch.sign(m.weight_orig))
+    torch.save(model, tmp_path / "pruned.pt")
+    ann = ann_from_torch(torch.load(tmp_path / "pruned.pt", weights_only=False), input_shape=(1, 8, 8))
+    _same_function(model, ann, np.random.default_rng(2).random((5, 64)))  # forward recomputes weight
+    net = convert(ann, digits.x_train)
+    for m, al, sl in zip((model[0], model[3], model[5]), ann.layers, net.layers):
+        pruned = (m.weight_mask == 0).numpy()
+        assert pruned.sum() == round({4 * 9: 0.5, 256 * 16: 0.8, 160: 0.3}[pruned.size] * pruned.size)
+        assert (al.weight[pruned] == 0).all() and sl.mask is not None and not sl.mask[pruned].any()
+        expected = (m.weight_orig * m.weight_mask).detach().numpy()
+        np.testing.assert_array_equal(al.weight, expected)

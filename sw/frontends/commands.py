@@ -18,6 +18,10 @@ def cmd_train(args) -> None:
     from cssnn.sw.frontends.importers import save_ann
     from cssnn.sw.frontends.train import train_mlp
 
+    if not 0.0 <= args.sparsity < 1.0:  # NaN too
+        raise CLIError(f"--sparsity must be in [0, 1) (the fraction of weights pruned), not {args.sparsity}")
+    if args.epochs < 1:
+        raise CLIError(f"--epochs must be positive, not {args.epochs}")
     data = load_dataset(args.dataset)
     with progress_bar(args.epochs, "training") as bar:
         def progress(epoch, loss):
@@ -25,15 +29,18 @@ def cmd_train(args) -> None:
             bar.update(1)
 
         ann = train_mlp(data.x_train, data.y_train, args.hidden, n_classes=data.n_classes, epochs=args.epochs,
-                        lr=args.lr, seed=args.seed, progress=progress)
+                        lr=args.lr, seed=args.seed, sparsity=args.sparsity, progress=progress)
     save_ann(ann, args.out)
+    zeros = sum(int(np.count_nonzero(l.weight == 0)) for l in ann.layers)
     payload = {
         "out": str(args.out), "dataset": data.name, "hidden": args.hidden, "epochs": args.epochs, "seed": args.seed,
         "train_accuracy": float(np.mean(ann.predict(data.x_train) == data.y_train)),
         "ann_accuracy": float(np.mean(ann.predict(data.x_test) == data.y_test)),
+        "sparsity": zeros / sum(l.weight.size for l in ann.layers),  # achieved: the fraction of zero weights
     }
+    pruned = f", {payload['sparsity']:.1%} of the weights zero" if args.sparsity else ""
     emit(args, payload, f"trained {data.n_features}-{'-'.join(map(str, args.hidden))}-{data.n_classes} MLP on "
-                         f"{data.name}: test accuracy {payload['ann_accuracy']:.2%} -> {args.out}")
+                         f"{data.name}: test accuracy {payload['ann_accuracy']:.2%}{pruned} -> {args.out}")
 
 
 def conversion_config(args, coding, timesteps, output_bits):
@@ -60,11 +67,20 @@ def cmd_convert(args) -> None:
     emit(args, payload, _describe_text(net) + f"\n-> {args.out}")
 
 
+def _synapse_counts(net) -> tuple[list[tuple[int, int]], tuple[int, int]]:
+    """Per layer and in total: (existing synapses, dense count n_in * n_out)."""
+    per = [(l.synapses, l.shape.n_in * l.shape.n_out) for l in net.layers]
+    return per, (sum(e for e, _ in per), sum(d for _, d in per))
+
+
 def _describe(net) -> dict:
+    per, (existing, dense) = _synapse_counts(net)
     return {
         "coding": net.coding, "timesteps": net.timesteps, "total_steps": net.total_steps,
         "layers": [{"kind": l.shape.kind, "inputs": l.shape.n_in, "outputs": l.shape.n_out,
-                    "threshold": l.threshold} for l in net.layers],
+                    "threshold": l.threshold, "synapses": e, "dense_synapses": d, "density": e / d}
+                   for l, (e, d) in zip(net.layers, per)],
+        "synapses": existing, "dense_synapses": dense, "density": existing / dense,
         "thresholds": net.thresholds, "input_bits": net.input_bits, "weight_bits": net.weight_bits,
         "membrane_bits": net.membrane_bits, "output_bits": net.output_bits,
         "required_output_bits": net.required_output_bits, "conversion": net.meta,
@@ -75,7 +91,14 @@ def _describe_text(net) -> str:
     sizes = [str(net.n_inputs)] + [str(l.shape.n_out) for l in net.layers]
     return (f"{net.coding} network {'-'.join(sizes)}, T={net.timesteps} ({net.total_steps} steps per inference)\n"
             f"thresholds {net.thresholds}; widths: input {net.input_bits}, weight {net.weight_bits}, "
-            f"membrane {net.membrane_bits}, output {net.output_bits} (needs {net.required_output_bits})")
+            f"membrane {net.membrane_bits}, output {net.output_bits} (needs {net.required_output_bits})\n"
+            f"synapses: {_synapses_text(net)}")
+
+
+def _synapses_text(net) -> str:
+    per, total = _synapse_counts(net)
+    parts = [f"layer {i} {e:,} of {d:,} ({e / d:.1%})" for i, (e, d) in enumerate(per, start=1)]
+    return ", ".join(parts) + f"; total {total[0]:,} of {total[1]:,} ({total[0] / total[1]:.1%})"
 
 
 def cmd_info(args) -> None:
@@ -105,6 +128,9 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int, default=150, help="training epochs (default 150)")
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (default 0.002)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--sparsity", type=float, default=0.0, metavar="S",
+                   help="prune this fraction of every weight matrix by magnitude, gradually during training "
+                        "then fine-tuning, 0 <= S < 1 (default 0: dense); the zeros become absent synapses")
 
     p = add("convert", cmd_convert, "convert an ANN into an integer spiking network")
     p.add_argument("ann", type=Path, help="ANN file: .npz (W0, b0, W1, b1, ...) or a torch .pt (nn.Sequential)")

@@ -98,7 +98,10 @@ def convert(ann: ANN, calibration: np.ndarray, config: ConversionConfig = Conver
             thetas.append(theta)
         w_int = np.clip(np.rint(w), -wq, wq).astype(np.int64)
         b_int = np.rint(b).astype(np.int64)
-        layers.append(SpikingLayer(layer.shape, w_int, b_int, theta))
+        # a synapse exists iff its integer weight is nonzero (SEMANTICS.md section 1): a zero float
+        # weight (a pruned ANN) or one that quantises to 0 adds nothing, so it is no synapse
+        mask = None if np.all(w_int != 0) else w_int != 0
+        layers.append(SpikingLayer(layer.shape, w_int, b_int, theta, mask))
     meta = {"percentile": config.percentile, "lambdas": lambdas, "thresholds": thetas,
             "calibration_samples": int(np.asarray(calibration).shape[0])}
     try:

@@ -107,7 +107,7 @@ def ann_from_torch(model, input_shape: tuple[int, ...] | None = None) -> ANN:
         if isinstance(m, nn.Linear):
             if shape is not None and m.in_features != int(np.prod(shape)):
                 raise ANNError(f"Linear expects {m.in_features} inputs but receives {int(np.prod(shape))}")
-            w = m.weight.detach().double().numpy()
+            w = _weight(m)
             b = m.bias.detach().double().numpy() if m.bias is not None else np.zeros(m.out_features)
             layer = ANNLayer(Dense(m.in_features, m.out_features), w, b)
         elif isinstance(m, nn.Conv2d):
@@ -115,7 +115,7 @@ def ann_from_torch(model, input_shape: tuple[int, ...] | None = None) -> ANN:
                 raise ANNError("a Conv2d needs a (channels, height, width) input: pass input_shape")
             if m.groups != 1 or m.dilation != (1, 1) or m.padding_mode != "zeros" or isinstance(m.padding, str):
                 raise ANNError("only plain Conv2d is supported (groups=1, dilation=1, numeric zero padding)")
-            w = m.weight.detach().double().numpy()
+            w = _weight(m)
             b = m.bias.detach().double().numpy() if m.bias is not None else np.zeros(m.out_channels)
             layer = ANNLayer(Conv2d(shape, m.out_channels, m.kernel_size, m.stride, m.padding), w, b)
         else:  # nn.AvgPool2d
@@ -138,6 +138,17 @@ def ann_from_torch(model, input_shape: tuple[int, ...] | None = None) -> ANN:
         raise ANNError("the model must end in a Linear or Conv2d layer without ReLU (its outputs are the logits)")
     first_shape = tuple(input_shape) if input_shape is not None else (layers[0].shape.n_in,)
     return ANN(tuple(layers), first_shape)
+
+
+def _weight(m) -> np.ndarray:
+    """The weight a Linear/Conv2d computes with. Under ``torch.nn.utils.prune`` that is
+    ``weight_orig * weight_mask``: ``m.weight`` is only a copy the forward hook refreshes, stale after
+    an optimiser step; the pruned entries are exactly 0 either way (absent synapses once converted)."""
+    if hasattr(m, "weight_orig") and hasattr(m, "weight_mask"):
+        w = m.weight_orig.detach().double() * m.weight_mask.detach().double()
+    else:
+        w = m.weight.detach().double()
+    return w.numpy()
 
 
 def _fold_batchnorm(layer: ANNLayer, bn) -> ANNLayer:

@@ -216,7 +216,7 @@ def shape_from_dict(d: dict) -> LayerShape:
 
 
 def connectivity(shape: LayerShape, mask: np.ndarray | None = None) -> np.ndarray:
-    """Fan-out of every input neuron: how many (unmasked) synapses leave it into this layer."""
+    """Fan-out of every input neuron: how many existing synapses (mask bit 1) leave it into this layer."""
     if isinstance(shape, Dense):
         if mask is None:
             return np.full(shape.n_in, shape.n_out, dtype=np.int64)

@@ -49,7 +49,7 @@ class SpikingLayer:
     weight: np.ndarray
     bias: np.ndarray
     threshold: int | None  # None for the output integrator
-    mask: np.ndarray | None = None  # None: every synapse present
+    mask: np.ndarray | None = None  # existence bits; None: every synapse exists
 
     def __post_init__(self):
         w = np.asarray(self.weight)
@@ -86,8 +86,13 @@ class SpikingLayer:
 
     @cached_property
     def fanout(self) -> np.ndarray:
-        """Unmasked synapses leaving each input neuron: the synaptic operations one spike costs."""
+        """Existing synapses leaving each input neuron: the synaptic operations one spike costs."""
         return connectivity(self.shape, self.mask)
+
+    @property
+    def synapses(self) -> int:
+        """Existing synapses of the layer (SEMANTICS.md section 1)."""
+        return int(self.fanout.sum())
 
     @cached_property
     def input_bound(self) -> np.ndarray:
