@@ -19,7 +19,7 @@ import math
 from cssnn.boards.targets import Board, get_board
 from cssnn.hw.core.spram import SPRAM_DEPTH, spram_count
 from cssnn.hw.memmap import AccelParams, Sel, layer_layout
-from cssnn.hw.params import CoreParams
+from cssnn.hw.params import SPRAM_WIDTH, CoreParams, spram_words, syn_lane_layout
 from cssnn.sw.mapping.image import place_network
 from cssnn.sw.mapping.requirements import DoesNotFit
 from cssnn.sw.mapping.sizing import params_for, pow2_at_least
@@ -241,6 +241,11 @@ def board_params(net: SpikingNetwork, board, *, lanes: int | None = None, synaps
     raise error
 
 
+def _fixed_lane_bits(core: CoreParams) -> int:
+    """Bits of a synapse lane besides its target word (weight and mask bit)."""
+    return syn_lane_layout(core).size - core.group_bits
+
+
 def _sized(net: SpikingNetwork, board: Board, lanes: int, ram: str, free_depths: bool) -> AccelParams:
     try:
         ap = params_for(net, lanes=lanes, pow2_depths=False)
@@ -249,7 +254,10 @@ def _sized(net: SpikingNetwork, board: Board, lanes: int, ram: str, free_depths:
     core = ap.core
     rows, words = core.synapse_rows, core.groups
     if free_depths:   # the words first: they set the width of a synapse lane (its target word)
-        words = _free_depth(board, lanes * ap.elem_bits(Sel.STATE), words)
+        free = _free_depth(board, lanes * ap.elem_bits(Sel.STATE), words)
+        if ram == "spram":   # but not so many that a lane needs one SPRAM more
+            free = min(free, max(words, 1 << (SPRAM_WIDTH * spram_words(core) - _fixed_lane_bits(core))))
+        words = free
         wide = dataclasses.replace(ap, core=dataclasses.replace(core, neurons=words * lanes))
         rows = _free_depth(board, lanes * wide.elem_bits(Sel.SYNAPSE), rows, spram=ram == "spram")
     try:

@@ -23,7 +23,7 @@ from cssnn.boards.targets import BOARDS, get_board
 from cssnn.boards.top import BoardLogic, BoardTop, uart_divisor
 from cssnn.hw.core.spram import SPRAM, SpramSynapseMemory, spram_count
 from cssnn.hw.core.synapse import SynapseMemory
-from cssnn.hw.params import CoreParams
+from cssnn.hw.params import CoreParams, spram_words
 from cssnn.sw.mapping.requirements import DoesNotFit
 from cssnn.sw.spec.layers import Dense
 from cssnn.sw.spec.network import SpikingLayer, SpikingNetwork, save_network
@@ -187,7 +187,7 @@ def test_digits_fits_icebreaker_with_room_and_spram():
 
 def test_mlp_784_does_not_fit_icebreaker_but_fits_ulx3s(tmp_path):
     net = mlp_784_256_10()
-    with pytest.raises(DoesNotFit, match=r"needs 13 SPRAMs \(ICESTORM_SPRAM\), the iCE40UP5K has 4"):
+    with pytest.raises(DoesNotFit, match=r"26 SPRAMs \(ICESTORM_SPRAM\), the iCE40UP5K has 4"):
         board_params(net, "icebreaker")
     with pytest.raises(DoesNotFit, match=r"block RAMs \(ICESTORM_RAM\), the iCE40UP5K has 30"):
         board_params(net, "icebreaker", synapse_ram="block")
@@ -264,8 +264,8 @@ def _compare_memories(p: CoreParams, cycles: int, seed: int, *, corrupt: bool = 
 @pytest.mark.parametrize("p", [
     CoreParams(lanes=4, weight_bits=8, neurons=16, synapse_rows=64, synapse_ram="spram"),
     CoreParams(lanes=2, weight_bits=15, membrane_bits=20, acc_bits=16, neurons=16, synapse_rows=20000,
-               synapse_ram="spram"),  # two SPRAMs deep per lane, 16-bit lanes
-], ids=["4lanes-1bank", "2lanes-2banks"])
+               synapse_ram="spram"),  # two SPRAMs deep and two wide per lane (15 + 3 + 1 = 19-bit lanes)
+], ids=["4lanes-1bank", "2lanes-2banks-2words"])
 def test_spram_synapse_memory_equals_block_ram(p):
     assert _compare_memories(p, 2500, seed=p.lanes) > 2500
 
@@ -283,13 +283,13 @@ class _FakePlatform:
 
 def test_spram_instance_on_ultraplus_only():
     p = CoreParams(lanes=2, weight_bits=8, neurons=16, synapse_rows=20000, synapse_ram="spram")
-    assert spram_count(p) == 4
+    assert spram_count(p) == 4 and spram_words(p) == 1            # 8 + 3 + 1 bits: one SPRAM word per lane
     text = rtlil.convert(SpramSynapseMemory(p), platform=_FakePlatform("iCE40UP5K"))
     assert text.count("SB_SPRAM256KA") >= 4 and "$mem" not in text
     with pytest.raises(ValueError, match="only on iCE40 UltraPlus"):
         rtlil.convert(SpramSynapseMemory(p), platform=_FakePlatform("LFE5U-85F"))
-    with pytest.raises(ValueError, match="weight_bits must be at most 15"):
-        CoreParams(weight_bits=16, acc_bits=16, membrane_bits=20, synapse_ram="spram")
+    wide = CoreParams(lanes=2, weight_bits=8, neurons=2048, synapse_rows=100, synapse_ram="spram")
+    assert spram_words(wide) == 2 and spram_count(wide) == 4       # 8 + 10 + 1 bits: two SPRAM words per lane
     with pytest.raises(ValueError, match="synapse_ram must be one of"):
         CoreParams(synapse_ram="dram")
     with pytest.raises(TypeError, match="model"):

@@ -137,7 +137,7 @@ def frames_under_test(rng):
         ("read count 0", encode_request(Cmd.READ, 9, read_payload(Sel.BIAS, 0, 0))),
         ("read over max_payload", encode_request(Cmd.READ, 9, read_payload(Sel.STATE, 0, 64 // 5 + 1))),
         ("read count 65535", encode_request(Cmd.READ, 9, read_payload(Sel.STATE, 0, 0xFFFF))),
-        ("sel 8", encode_request(Cmd.READ, 14, read_payload(8, 0, 1))),
+        ("sel 9", encode_request(Cmd.READ, 14, read_payload(len(Sel), 0, 1))),
         ("sel 0xff write", encode_request(Cmd.WRITE, 14, write_payload(0xFF, 0, [1], 1))),
         ("addr at depth", encode_request(Cmd.READ, 15, read_payload(Sel.REG, 2, 1))),
         ("addr + count beyond", encode_request(Cmd.READ, 15, read_payload(Sel.SYNAPSE, 60, 5))),

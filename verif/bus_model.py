@@ -47,7 +47,7 @@ class BusModel(wiring.Component):
         # READ_LATENCY: the select is delayed that many clocks, the sync read data one less
         sel_d = bus.sel
         for _ in range(READ_LATENCY):
-            q = Signal(3)
+            q = Signal(Sel)
             m.d.sync += q.eq(sel_d)
             sel_d = q
         m.d.comb += bus.busy.eq(busy)

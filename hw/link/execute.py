@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -27,6 +27,7 @@ from cssnn.hw.params import READ_LATENCY
 
 __all__ = ["Executor"]
 
+SEL_BITS = Shape.cast(Sel).width   #: the selector bits the bus carries (the byte's others must be 0)
 SEL_AT, ADDR_AT, COUNT_AT = (byte_offset(READ_PAYLOAD_LAYOUT, n) for n in ("sel", "addr", "count"))
 ADDR_BYTES = READ_PAYLOAD_LAYOUT["addr"].width // 8
 
@@ -69,10 +70,10 @@ class Executor(wiring.Component):
         )
         f.is_read, f.is_write = self.cmd == Cmd.READ, self.cmd == Cmd.WRITE
         f.count_step = (f.count + Mux(self.in_payload, 1, -1))[:len(f.count)]  # one adder, both directions
-        k = self._selector_constants(m, f.sel_raw[:3])
+        k = self._selector_constants(m, f.sel_raw[:SEL_BITS])
         f.last_byte = f.ebc == k.eb - 1
         f.byte_mask = Mux(f.last_byte, k.lastmask, 0xFF)
-        m.d.comb += [self.bus.sel.eq(f.sel_raw[:3]), self.bus.addr.eq(f.addr[:self.ap.bus_addr_bits]),
+        m.d.comb += [self.bus.sel.eq(f.sel_raw[:SEL_BITS]), self.bus.addr.eq(f.addr[:self.ap.bus_addr_bits]),
                      self.bus.wdata.eq(f.wdata[:self.ap.bus_data_bits])]
         self._capture(m, f)
         self._sequence(m, f, k, self._checks(m, f, k))
@@ -84,13 +85,13 @@ class Executor(wiring.Component):
         k = SimpleNamespace(eb=Signal(range(self.ebmax + 1)), depth=Signal(ap.bus_addr_bits + 1),
                             maxcount=Signal(range(mp + 1)),
                             lastmask=Signal(8),   # bits of the element's last byte that exist (elem_bits mod 8)
-                            writable=Signal())
+                            writable=Signal(), known=Signal())   # known: sel is a selector
         with m.Switch(sel):
             for s in Sel:
                 with m.Case(s):
                     ebs, bits = ap.elem_bytes(s), ap.elem_bits(s)
                     m.d.comb += [k.eb.eq(ebs), k.depth.eq(ap.depth(s)), k.maxcount.eq(mp // ebs),
-                                 k.lastmask.eq((1 << (bits - 8 * (ebs - 1))) - 1), k.writable.eq(ap.writable(s))]
+                                 k.lastmask.eq((1 << (bits - 8 * (ebs - 1))) - 1), k.writable.eq(ap.writable(s)), k.known.eq(1)]
         return k
 
     def _capture(self, m, f):
@@ -160,7 +161,7 @@ class Executor(wiring.Component):
                     reply_from_buffer(self.max_payload)
                 with m.Elif(cmd == Cmd.ECHO):   # the payload, as long as the request's
                     reply_from_buffer(0)
-                with m.Elif(is_rw & f.sel_raw[3:].any()):
+                with m.Elif(is_rw & (f.sel_raw[SEL_BITS:].any() | ~k.known)):
                     reply(Status.BAD_ADDRESS)
                 with m.Elif(c.bad_count):
                     reply(Status.BAD_LENGTH)
