@@ -19,7 +19,7 @@ import math
 from cssnn.boards.targets import Board, get_board
 from cssnn.hw.core.spram import SPRAM_DEPTH, spram_count
 from cssnn.hw.memmap import AccelParams, Sel, layer_layout
-from cssnn.hw.params import SPRAM_WIDTH, CoreParams, spram_words, syn_lane_layout
+from cssnn.hw.params import CoreParams
 from cssnn.sw.mapping.image import place_network
 from cssnn.sw.mapping.requirements import DoesNotFit
 from cssnn.sw.mapping.sizing import params_for, pow2_at_least
@@ -241,11 +241,6 @@ def board_params(net: SpikingNetwork, board, *, lanes: int | None = None, synaps
     raise error
 
 
-def _fixed_lane_bits(core: CoreParams) -> int:
-    """Bits of a synapse lane besides its target word (weight and mask bit)."""
-    return syn_lane_layout(core).size - core.group_bits
-
-
 def _sized(net: SpikingNetwork, board: Board, lanes: int, ram: str, free_depths: bool) -> AccelParams:
     try:
         ap = params_for(net, lanes=lanes, pow2_depths=False)
@@ -253,13 +248,9 @@ def _sized(net: SpikingNetwork, board: Board, lanes: int, ram: str, free_depths:
         raise DoesNotFit(str(e)) from None
     core = ap.core
     rows, words = core.synapse_rows, core.groups
-    if free_depths:   # the words first: they set the width of a synapse lane (its target word)
-        free = _free_depth(board, lanes * ap.elem_bits(Sel.STATE), words)
-        if ram == "spram":   # but not so many that a lane needs one SPRAM more
-            free = min(free, max(words, 1 << (SPRAM_WIDTH * spram_words(core) - _fixed_lane_bits(core))))
-        words = free
-        wide = dataclasses.replace(ap, core=dataclasses.replace(core, neurons=words * lanes))
-        rows = _free_depth(board, lanes * wide.elem_bits(Sel.SYNAPSE), rows, spram=ram == "spram")
+    if free_depths:
+        rows = _free_depth(board, lanes * ap.elem_bits(Sel.SYNAPSE), rows, spram=ram == "spram")
+        words = _free_depth(board, lanes * ap.elem_bits(Sel.STATE), words)
     try:
         core = dataclasses.replace(core, synapse_rows=rows, neurons=words * lanes, synapse_ram=ram)
     except ValueError as e:

@@ -68,6 +68,8 @@ class CoreParams:
     threshold_bits  Bt, unsigned per-step threshold
     neurons         virtual neurons in the state/accumulator/bias memories (a multiple of lanes)
     synapse_rows    rows of the synapse memory (N lanes of (weight, target word, mask bit) per row)
+    layer_words     the most words a weight layer may have (default: all ``neurons / lanes``): a
+                    synapse's target word within its layer takes ``offset_bits`` of its lane
     counter_bits    width of the cycle/event/synaptic-op counters
     synapse_ram     where the synapse memory lives: "block" (block RAM, any device) or "spram"
                     (iCE40 UltraPlus single-port RAM, SB_SPRAM256KA: 16 bits of a lane and 16k rows each,
@@ -85,6 +87,7 @@ class CoreParams:
     synapse_rows: int = 1024
     counter_bits: int = 32
     synapse_ram: str = "block"
+    layer_words: int | None = None
 
     def __post_init__(self):
         def need(cond, msg):
@@ -115,6 +118,11 @@ class CoreParams:
         need(self.neurons <= 2**20, f"neurons must be at most 2^20, not {self.neurons}")
         need(1 <= self.synapse_rows <= 2**22, f"synapse_rows must be in [1, 2^22], not {self.synapse_rows}")
         need(8 <= self.counter_bits <= 64, f"counter_bits must be in [8, 64], not {self.counter_bits}")
+        if self.layer_words is None:
+            object.__setattr__(self, "layer_words", self.neurons // self.lanes)
+        need(isinstance(self.layer_words, int) and not isinstance(self.layer_words, bool)
+             and 1 <= self.layer_words <= self.neurons // self.lanes,
+             f"layer_words must be an int in [1, neurons / lanes = {self.neurons // self.lanes}], not {self.layer_words!r}")
         need(self.synapse_ram in SYNAPSE_RAMS,
              f"synapse_ram must be one of {', '.join(map(repr, SYNAPSE_RAMS))}, not {self.synapse_ram!r}")
 
@@ -132,6 +140,11 @@ class CoreParams:
     @property
     def group_bits(self) -> int:
         return max(1, ceil_log2(self.groups))
+
+    @property
+    def offset_bits(self) -> int:
+        """A synapse's target word within its layer (0 .. layer_words - 1)."""
+        return max(1, ceil_log2(self.layer_words))
 
     @property
     def row_bits(self) -> int:
@@ -228,8 +241,8 @@ def config_layout(p: CoreParams) -> data.StructLayout:
 
 def syn_lane_layout(p: CoreParams) -> data.StructLayout:
     """One synapse lane of a row: the weight, the word of its postsynaptic neuron (which sits in this
-    lane) in the neuron memories, and the mask bit above them (1 = the synapse exists)."""
-    return data.StructLayout({"weight": signed(p.weight_bits), "offset": unsigned(p.group_bits), "mask": unsigned(1)})
+    lane) within its layer, and the mask bit above them (1 = the synapse exists)."""
+    return data.StructLayout({"weight": signed(p.weight_bits), "offset": unsigned(p.offset_bits), "mask": unsigned(1)})
 
 
 def index_lane_layout(p: CoreParams) -> data.StructLayout:

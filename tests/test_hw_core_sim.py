@@ -124,7 +124,8 @@ def test_layout_rejects_what_does_not_fit():
     ok = CoreParams(lanes=8, membrane_bits=13, neurons=256, synapse_rows=1024)
     img = place_network(net, ok)
     assert [pl.kind for pl in img.layers] == ["encoder", "hidden", "hidden", "output"]
-    assert img.rows_used == 64 * 8 + 64 * 4 + 32 * 2 and img.words_used == 8 + 8 + 4 + 2
+    ideal = sum(int(np.ceil(layer.fanout / 8).sum()) for layer in net.layers)   # dense: 64*8 + 64*4 + 32*2 = 832
+    assert ideal <= img.rows_used <= ideal + 4 and img.words_used == 8 + 8 + 4 + 2
     with pytest.raises(ValueError, match="membrane_bits=12 is too small"):
         check_core(requirements(net, 8), CoreParams(lanes=8, membrane_bits=12, neurons=256, synapse_rows=1024))
     with pytest.raises(ValueError, match="acc_bits=9 is too small"):

@@ -1,14 +1,15 @@
-"""The accumulate stage of the core (ACCUM items): D, A, D2 and X of a read-modify-write of one
+"""The accumulate stage of the core (ACCUM items): D, A, B, D2 and X of a read-modify-write of one
 accumulator word per lane per clock.
 
 An item is a synapse row (issued in R: its read address) and the event's sign. In D the synapse
 memory outputs the row, in A it is in the synapse store's D register: lane ``k`` holds a synapse to
-a neuron of lane ``k`` and that neuron's word (``offset``), so accumulator bank ``k`` reads that
-word (``acc_addr``). In D2 the banks output the words, in X they are in the neuron store's D
-register and the
+a neuron of lane ``k`` and that neuron's word within the layer (``offset``); the word in the neuron
+memories, ``neuron_base + offset``, is registered, and in B accumulator bank ``k`` reads it
+(``acc_addr``). In D2 the banks output the words, in X they are in the neuron store's D register and
+the
 :class:`~cssnn.hw.core.accumulator.SpikeAccumulator` adds (or subtracts) the row's weights into
 them and the sums are written back, each lane at its own word. Consecutive items often hit the same
-word of a lane, and an item's read (in A) misses the sums of the two items ahead of it (they are in
+word of a lane, and an item's read (in B) misses the sums of the two items ahead of it (they are in
 D2 and X then), so those are forwarded by hand, lane by lane: ``w1``/``w2`` are the writes of
 the last two clocks, and the hit flags compare the addresses one clock early (in D2) to keep the
 compares off the adder's path. No stall, no bubble.
@@ -30,11 +31,12 @@ __all__ = ["AccumulateStage"]
 
 class AccumulateStage(wiring.Component):
     """In: ``accum`` (the FSM is in ACCUM), ``issue`` (an item is issued in R), ``neg`` (its sign),
+    ``neuron_base`` (the step's layer's first word),
     ``row`` (the synapse row read, from the synapse store's D register) and ``acc`` (the accumulator
     words read, from the neuron store's D register).
 
     Out: ``acc_addr`` (per lane, the word bank ``k`` reads: the row's offsets), ``acc_read`` (an item
-    is in A: the banks read ``acc_addr``), ``busy`` (an item is in D, A, D2 or X), ``write``
+    is in B: the banks read ``acc_addr``), ``busy`` (an item is in D, A, B, D2 or X), ``write``
     (:func:`~cssnn.hw.core.stores.lanes_write_signature`: the sums of the item in X), ``synops``
     (the synapses of that item's row that exist, valid with ``write.en``)."""
 
@@ -44,7 +46,7 @@ class AccumulateStage(wiring.Component):
         n = p.lanes
         acc = signed(p.acc_bits)
         super().__init__({
-            "accum": In(1), "issue": In(1), "neg": In(1),
+            "accum": In(1), "issue": In(1), "neg": In(1), "neuron_base": In(p.group_bits),
             "row": In(data.ArrayLayout(syn_lane_layout(p), n)), "acc": In(data.ArrayLayout(acc, n)),
             "acc_addr": Out(data.ArrayLayout(p.group_bits, n)), "acc_read": Out(1), "busy": Out(1),
             "write": Out(lanes_write_signature(p, acc)), "synops": Out(ceil_log2(n + 1)),
@@ -56,9 +58,11 @@ class AccumulateStage(wiring.Component):
         m = Module()
         m.submodules.adder = adder = SpikeAccumulator(p)
         addrs = data.ArrayLayout(p.group_bits, n)
-        # the item's valid bit and sign through D, A, D2 and X; its row from A on
+        # the item's valid bit and sign through D, A, B, D2 and X; its row from A on
         d_v, d_neg = Signal(), Signal()
         a_v, a_neg = Signal(), Signal()
+        b_v, b_neg, b_addr = Signal(), Signal(), Signal(addrs)
+        b_row = Signal.like(self.row)
         d2_v, d2_neg, d2_addr = Signal(), Signal(), Signal(addrs)
         d2_row = Signal.like(self.row)
         x_v, x_neg, x_addr = Signal(), Signal(), Signal(addrs)
@@ -67,10 +71,12 @@ class AccumulateStage(wiring.Component):
             m.d.sync += [d_v.eq(self.issue), d_neg.eq(self.neg)]
         with m.Else():
             m.d.sync += d_v.eq(0)
-        for k in range(n):
-            m.d.comb += self.acc_addr[k].eq(self.row[k].offset)
+        for k in range(n):   # A: the word of lane k's synapse = the layer's first word + its offset
+            m.d.sync += b_addr[k].eq(self.neuron_base + self.row[k].offset)
+        m.d.comb += [self.acc_addr.eq(b_addr), self.acc_read.eq(b_v)]
         m.d.sync += [a_v.eq(d_v), a_neg.eq(d_neg),
-                     d2_v.eq(a_v), d2_neg.eq(a_neg), d2_addr.eq(self.acc_addr), d2_row.eq(self.row),
+                     b_v.eq(a_v), b_neg.eq(a_neg), b_row.eq(self.row),
+                     d2_v.eq(b_v), d2_neg.eq(b_neg), d2_addr.eq(b_addr), d2_row.eq(b_row),
                      x_v.eq(d2_v), x_neg.eq(d2_neg), x_addr.eq(d2_addr), x_row.eq(d2_row)]
 
         # forwarding of the last two sums (w1, w2) per lane, hits compared in D2
@@ -85,5 +91,5 @@ class AccumulateStage(wiring.Component):
             m.d.comb += adder.acc_in[k].eq(Mux(hit1[k], w1_data[k], Mux(hit2[k], w2_data[k], self.acc[k])))
         m.d.comb += [adder.row.eq(x_row), adder.neg.eq(x_neg),
                      self.write.en.eq(x_v), self.write.addr.eq(x_addr), self.write.data.eq(adder.acc_out),
-                     self.synops.eq(adder.synops), self.busy.eq(d_v | a_v | d2_v | x_v), self.acc_read.eq(a_v)]
+                     self.synops.eq(adder.synops), self.busy.eq(d_v | a_v | b_v | d2_v | x_v)]
         return m

@@ -17,9 +17,9 @@ Memory map (N = lanes, ``groups(n) = ceil(n / N)``):
   (:meth:`NetworkImage.neuron_at` maps them back).
 - synapse rows: weight layer ``l`` (1..L) at rows ``syn_base ..``: the list of every presynaptic
   neuron (in slot order), one after another. Lane ``k`` of a row of neuron ``i``'s list holds one
-  synapse from ``i`` to a neuron of lane ``k``: its weight, its absolute word (``offset``) and a
-  mask bit of 1; rows past the end of lane ``k``'s synapses have mask 0 (offset = the layer's first
-  word, weight 0). Absent synapses have no lane.
+  synapse from ``i`` to a neuron of lane ``k``: its weight, its word within the layer (``offset``)
+  and a mask bit of 1; rows past the end of lane ``k``'s synapses have mask 0 (offset 0, weight 0).
+  Absent synapses have no lane.
 - index entries: the entry of the slot of presynaptic neuron ``i`` (layer ``l - 1``) holds the
   first row of its list into layer ``l`` and the number of rows (0: its spikes cost nothing).
 - the encoder (layer 0) has no synapses and a zero-initialised bias: :meth:`NetworkImage.input_writes`
@@ -73,7 +73,7 @@ class NetworkImage:
     net: SpikingNetwork
     layers: list[LayerPlacement]
     syn_weight: np.ndarray   # (rows used, N) int64
-    syn_offset: np.ndarray   # (rows used, N) int64: the target's word
+    syn_offset: np.ndarray   # (rows used, N) int64: the target's word within its layer
     syn_mask: np.ndarray     # (rows used, N) bool
     bias: np.ndarray         # (words used, N) int64 (encoder words are 0: loaded per sample)
     index_first: np.ndarray  # (words used, N) int64: first row of the slot's list (as a presynaptic neuron)
@@ -262,7 +262,6 @@ def place_network(net: SpikingNetwork, p: CoreParams, *, neuron_base: int = 0, s
             fanouts.append(conn.sum(axis=0).astype(np.int64))
             a, conn = a[neuron_at][:, prev.neuron_at], conn[neuron_at][:, prev.neuron_at]   # slot order
             first = row
-            syn_off[row:row + g.rows] = word                # lanes without a synapse: the layer's first word
             for i in range(g.n_in):                         # presynaptic slot i: its list
                 targets = np.flatnonzero(conn[:, i])        # ascending slots
                 lanes = targets % n
@@ -271,7 +270,7 @@ def place_network(net: SpikingNetwork, p: CoreParams, *, neuron_base: int = 0, s
                 depth = np.empty(len(targets), np.int64)    # each synapse's row within the list
                 depth[order] = np.arange(len(targets)) - np.repeat(np.cumsum(counts) - counts, counts)
                 syn_w[row + depth, lanes] = a[targets, i]
-                syn_off[row + depth, lanes] = word + targets // n
+                syn_off[row + depth, lanes] = targets // n
                 syn_m[row + depth, lanes] = True
                 iw, ik = divmod(prev.neuron_base * n + i, n)
                 index_first[iw, ik], index_rows[iw, ik] = row, g.list_rows[i]

@@ -102,6 +102,11 @@ class Requirements:
         return sum(g.rows for g in self.geometry)
 
     @property
+    def layer_words(self) -> int:
+        """Words of the largest weight layer (what a synapse's target word must address)."""
+        return max(g.groups for g in self.geometry[1:])
+
+    @property
     def synapses(self) -> int:
         """Synapses that exist (each one lane of one synapse row)."""
         return sum(g.synapses for g in self.geometry)
@@ -168,6 +173,9 @@ def check_core(req: Requirements, p: CoreParams) -> None:
                              f"(needs {bits_for(imax)})")
         if bits_for(bmax) > p.bias_bits:
             raise DoesNotFit(f"layer {i} has a bias of magnitude {bmax}: bias_bits={p.bias_bits} is too small")
+    if req.layer_words > p.layer_words:
+        raise DoesNotFit(f"a weight layer of {req.layer_words} words is larger than the core's layer_words="
+                         f"{p.layer_words}")
     if req.largest_layer > 2**p.index_bits:
         raise DoesNotFit(f"a layer of {req.largest_layer} neurons is larger than the core's {p.neurons} neurons")
 
