@@ -37,9 +37,10 @@ Block diagram::
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from cssnn.hw.core.core import MAX_INFLIGHT
 from cssnn.hw.memmap import ROUTE_PORTS, AccelParams, Route, layer_layout
 from cssnn.hw.params import Mode, config_layout, event_layout
 from cssnn.hw.router import routed_layout
@@ -138,15 +139,19 @@ class Controller(wiring.Component):
             m.d.comb += getattr(self.step.payload, name).eq(getattr(self.table_data, name))
         m.d.comb += [self.step.payload.mode.eq(mode), self.step.valid.eq(running & ~issued_all)]
 
-        # ---- the step the core is running ----
+        # ---- the step the core is running (its input) and the steps whose output is leaving ----
         cur_layer = Signal(lb + 1)
         cur_t = Signal.like(nt)
         cur_inject = Signal(init=1)
-        cur_sink = Signal()
-        cur_out = Signal()
         inj_pending = Signal()   # the injected end marker has not been taken yet
         m.d.comb += [self.t.eq(cur_t), self.layer.eq(cur_layer)]
-
+        # The core takes the next step while the previous one's spikes still leave (at most
+        # MAX_INFLIGHT steps in flight): the output demux follows a queue of the steps accepted,
+        # popped by the core's done (one per step, as its end marker leaves).
+        out_entry = data.StructLayout({"sink": 1, "layer": lb + 1, "out": 1, "last": 1})
+        out_q = [Signal(out_entry, name=f"out_q{k}") for k in range(MAX_INFLIGHT)]
+        out_n = Signal(range(MAX_INFLIGHT + 1))
+        head = out_q[0]
         idle = Signal()
         m.d.comb += [idle.eq(~running & ~empty_run), self.busy.eq(~idle)]
         m.d.comb += self.clear.eq(self.start & idle)
@@ -162,8 +167,7 @@ class Controller(wiring.Component):
             with m.Else():
                 m.d.sync += empty_run.eq(1)
         with m.Elif(self.step.valid & self.step.ready):
-            m.d.sync += [cur_layer.eq(nl), cur_t.eq(nt), cur_inject.eq(inject), inj_pending.eq(inject),
-                         cur_sink.eq(mode == Mode.SILENT), cur_out.eq(out_layer)]
+            m.d.sync += [cur_layer.eq(nl), cur_t.eq(nt), cur_inject.eq(inject), inj_pending.eq(inject)]
             with m.If(is_last):
                 m.d.sync += issued_all.eq(1)
             with m.Elif(at_hi):
@@ -174,7 +178,7 @@ class Controller(wiring.Component):
         # The last step's done is registered before it ends the run: the core's done depends on its
         # out.ready, which comes through the router, and would otherwise run on into the host link.
         last_done = Signal()
-        m.d.sync += last_done.eq(running & issued_all & self.core_done)
+        m.d.sync += last_done.eq(running & self.core_done & head.last)
         m.d.comb += self.done.eq(empty_run | last_done)
         with m.If(last_done):
             m.d.sync += running.eq(0)
@@ -189,13 +193,29 @@ class Controller(wiring.Component):
                          self.events.payload.eq(self.loopback.payload.event),
                          self.loopback.ready.eq(self.events.ready)]
 
-        # ---- output demux: sink (SILENT) or the router ----
-        with m.If(cur_sink):
+        # ---- the output queue: pushed by an accepted step, popped by the core's done ----
+        push, pop = Signal(), Signal()
+        entry = Signal(out_entry)
+        m.d.comb += [push.eq(self.step.valid & self.step.ready), pop.eq(self.core_done & (out_n != 0)),
+                     entry.sink.eq(mode == Mode.SILENT), entry.layer.eq(nl), entry.out.eq(out_layer),
+                     entry.last.eq(is_last)]
+        m.d.sync += out_n.eq(out_n + push - pop)
+        with m.If(pop):
+            for k in range(MAX_INFLIGHT - 1):
+                m.d.sync += out_q[k].eq(out_q[k + 1])
+        for k in range(MAX_INFLIGHT):   # the push lands at the first free place (after the pop)
+            with m.If(push & (out_n - pop == k)):
+                m.d.sync += out_q[k].eq(entry)
+        with m.If(self.start & idle):
+            m.d.sync += out_n.eq(0)
+
+        # ---- output demux: sink (SILENT) or the router, for the step at the head of the queue ----
+        with m.If(head.sink):
             m.d.comb += self.core_out.ready.eq(1)
         with m.Else():
             m.d.comb += [self.routed.valid.eq(self.core_out.valid),
                          self.routed.payload.event.eq(self.core_out.payload),
-                         self.routed.payload.source.eq(cur_layer),
+                         self.routed.payload.source.eq(head.layer),
                          self.core_out.ready.eq(self.routed.ready)]
-        m.d.comb += self.route_enable.eq(Mux(cur_out, ALL_PORTS & ~int(Route.LOOPBACK), ALL_PORTS))
+        m.d.comb += self.route_enable.eq(Mux(head.out, ALL_PORTS & ~int(Route.LOOPBACK), ALL_PORTS))
         return m

@@ -66,13 +66,16 @@ from cssnn.hw.params import CoreParams, check_params, config_layout, event_layou
 __all__ = ["Core", "Phase", "host_signature", "COUNTERS"]
 
 
+#: Steps in flight at once: one whose spikes (and end marker) are still leaving, one running.
+MAX_INFLIGHT = 2
+
+
 class Phase(enum.Enum, shape=2):
-    """The core's FSM state."""
+    """The core's FSM state (the step's spikes and end marker may still be leaving when it is IDLE)."""
 
     IDLE = 0    #: waiting for a step config
     ACCUM = 1   #: events in, synapse rows accumulated
     UPDATE = 2  #: one word of neurons updated per clock
-    FLUSH = 3   #: the pipeline drains, then the end marker
 
 
 class Core(wiring.Component):
@@ -126,34 +129,41 @@ class Core(wiring.Component):
         accum = Signal()
         g = Signal(p.group_bits + 1)          # UPDATE: the group counter
         word = Signal(p.group_bits)           # UPDATE: neuron_base + g, stepped with g (timing)
+        last = Signal()                       # UPDATE: g + 1 == groups, stepped with g
         issue = Signal()      # an item (ACCUM: a synapse row, UPDATE: a word) is issued in R
         d_addr, x_addr = Signal(p.group_bits), Signal(p.group_bits)   # the UPDATE word in D and X
-        idle, updating = Signal(), Signal()
-        m.d.comb += [idle.eq(phase == Phase.IDLE), updating.eq(phase == Phase.UPDATE)]
+        # steps accepted whose end marker has not left yet: one may still be leaving while the next runs
+        inflight = Signal(range(MAX_INFLIGHT + 1))
+        idle, updating, busy = Signal(), Signal(), Signal()
+        m.d.comb += [idle.eq(phase == Phase.IDLE), updating.eq(phase == Phase.UPDATE), busy.eq(~idle | (inflight != 0))]
 
-        m.d.comb += [self.busy.eq(~idle), self.step.ready.eq(idle)]
-        with m.If(self.step.valid & self.step.ready):
+        # a step is taken once the previous one's words have left the update stage (they use its config)
+        m.d.comb += [self.busy.eq(busy), self.step.ready.eq(idle & upd.drained & (inflight < MAX_INFLIGHT))]
+        accept = Signal()
+        m.d.comb += accept.eq(self.step.valid & self.step.ready)
+        m.d.sync += inflight.eq(inflight + accept - out.done)
+        with m.If(accept):
             m.d.sync += [cfg.eq(self.step.payload), phase.eq(Phase.ACCUM), accum.eq(1)]
         with m.If(accum):
             m.d.comb += issue.eq(ev.pending)
             with m.If(ev.end):
-                m.d.sync += [phase.eq(Phase.UPDATE), accum.eq(0), g.eq(0), word.eq(cfg.neuron_base)]
+                m.d.sync += [phase.eq(Phase.UPDATE), accum.eq(0), g.eq(0), word.eq(cfg.neuron_base),
+                             last.eq(cfg.groups == 1)]
         # UPDATE issues a word only with a credit (a place in the word FIFO), so nothing stalls, and
-        # only once the last ACCUM sum is written (no row in the accumulate stage)
+        # only once the last ACCUM sum is written (no row in the accumulate stage); after the last
+        # word the core is idle: that word carries the end marker through the update and output stages
         with m.If(updating):
-            m.d.comb += issue.eq((g < cfg.groups) & ~acc.busy & upd.credit)
+            m.d.comb += issue.eq(~acc.busy & upd.credit)
             with m.If(issue):
-                m.d.sync += [g.eq(g + 1), word.eq(word + 1)]
-            with m.Elif((g >= cfg.groups) & ~acc.busy):
-                m.d.sync += phase.eq(Phase.FLUSH)
+                m.d.sync += [g.eq(g + 1), word.eq(word + 1), last.eq(g + 2 == cfg.groups)]
+                with m.If(last):
+                    m.d.sync += phase.eq(Phase.IDLE)
         m.d.sync += [d_addr.eq(word), x_addr.eq(d_addr)]
-        with m.If(out.done):
-            m.d.sync += phase.eq(Phase.IDLE)
 
-        self._connect(m, cfg, phase, accum, updating, idle, issue, g, word, x_addr)
+        self._connect(m, cfg, accum, updating, busy, issue, last, g, word, x_addr)
         return m
 
-    def _connect(self, m, cfg, phase, accum, updating, idle, issue, g, word, x_addr):
+    def _connect(self, m, cfg, accum, updating, busy, issue, last, g, word, x_addr):
         """Wires the components (``m.submodules``) to the FSM's signals and to the core's ports."""
         syn, nst, host = m.submodules.syn, m.submodules.neuron_store, m.submodules.host
         ev, acc, upd = m.submodules.event_in, m.submodules.accumulate, m.submodules.update
@@ -173,7 +183,7 @@ class Core(wiring.Component):
         wiring.connect(m, upd.words, out.words)
         wiring.connect(m, wiring.flipped(self.out), out.out)
         m.d.comb += [
-            host.idle.eq(idle),
+            host.idle.eq(~busy),
             ev.accum.eq(accum), ev.idx_base.eq(cfg.idx_base), ev.index_data.eq(idx.pipe_data),
             idx.accum.eq(accum), idx.pipe_addr.eq(ev.index_addr), idx.pipe_en.eq(ev.index_en),
             syn.accum.eq(accum), syn.row_load.eq(ev.load), syn.row_first.eq(ev.first_row),
@@ -182,13 +192,13 @@ class Core(wiring.Component):
             nst.acc_addr.eq(acc.acc_addr),
             acc.accum.eq(accum), acc.issue.eq(issue), acc.neg.eq(ev.neg), acc.neuron_base.eq(cfg.neuron_base),
             acc.row.eq(syn.row_data), acc.acc.eq(nst.acc),
-            upd.update.eq(updating), upd.issue.eq(issue), upd.group.eq(g), upd.x_addr.eq(x_addr),
+            upd.update.eq(updating), upd.issue.eq(issue), upd.last.eq(last), upd.group.eq(g), upd.x_addr.eq(x_addr),
             upd.mode.eq(cfg.mode), upd.threshold.eq(cfg.threshold), upd.count.eq(cfg.count),
             upd.state.eq(nst.state), upd.acc.eq(nst.acc_upd), upd.bias.eq(nst.bias),
             upd.word_taken.eq(out.word_taken),
-            out.flush.eq(phase == Phase.FLUSH), out.drained.eq(upd.idle),
+            out.end_ok.eq(upd.argmax_idle),
             self.done.eq(out.done), self.argmax_index.eq(upd.argmax_index), self.argmax_value.eq(upd.argmax_value),
-            counters.clear.eq(self.clear), counters.busy.eq(~idle), counters.event.eq(ev.event),
+            counters.clear.eq(self.clear), counters.busy.eq(busy), counters.event.eq(ev.event),
             counters.synops_valid.eq(acc.write.en), counters.synops.eq(acc.synops),
             counters.spike.eq(out.spike), counters.step.eq(out.done),
         ]

@@ -1,19 +1,19 @@
-"""The output stage of the core: spike words -> word FIFO -> serializer -> skid buffer -> ``out``,
-then the step's end marker.
+"""The output stage of the core: spike words -> word FIFO -> serializer -> skid buffer -> ``out``.
 
 The update stage's spike words (always taken: it issues a word only with a credit, a FIFO place)
 wait in a buffered FIFO (the serializer takes its next word from a register, not from a LUT-RAM
 read); the :class:`~cssnn.hw.core.serializer.SpikeSerializer` turns each into its spike events, one
-per clock. In FLUSH, once the update stage and the argmax have drained (their spikes go first, and
-``argmax_index``/``value`` are final) and the FIFO and serializer are empty, one end marker follows.
-Everything leaves through a :class:`~cssnn.hw.core.skid.SkidBuffer`: the consumer's ``ready`` only
-drives the enables of its two registers. ``done`` pulses as the end marker leaves: the core's
-``out`` carries exactly one end marker per step, the last item.
+per clock, and a step's last word (``end``) into its end marker too, once the argmax has drained
+(``end_ok``: ``argmax_index``/``value`` are final when the marker leaves). The end marker travels
+in band, behind the step's spikes, so the core can already run the next step while this one's spikes
+are still leaving. Everything leaves through a :class:`~cssnn.hw.core.skid.SkidBuffer`: the
+consumer's ``ready`` only drives the enables of its two registers. ``done`` pulses as an end marker
+leaves: the core's ``out`` carries exactly one end marker per step, its last item.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -31,16 +31,16 @@ WORD_FIFO_DEPTH = 8
 
 
 class OutputStage(wiring.Component):
-    """In: ``words`` (spike words, always taken), ``flush`` (the FSM is in FLUSH), ``drained`` (no
-    word is left in the update stage or the argmax). Out: ``out`` (the core's output stream),
-    ``done`` (the end marker leaves on ``out``), ``word_taken`` (the serializer takes a word from the
-    FIFO: a credit back), ``spike`` (a spike event leaves the serializer)."""
+    """In: ``words`` (spike words, always taken), ``end_ok`` (the argmax has drained). Out: ``out``
+    (the core's output stream), ``done`` (an end marker leaves on ``out``), ``word_taken`` (the
+    serializer takes a word from the FIFO: a credit back), ``spike`` (a spike event leaves the
+    serializer)."""
 
     def __init__(self, params: CoreParams):
         check_params(self, params)
         self.params = p = params
         super().__init__({
-            "words": In(stream.Signature(word_layout(p), always_ready=True)), "flush": In(1), "drained": In(1),
+            "words": In(stream.Signature(word_layout(p), always_ready=True)), "end_ok": In(1),
             "out": Out(stream.Signature(event_layout(p))), "done": Out(1), "word_taken": Out(1), "spike": Out(1),
         })
 
@@ -54,26 +54,14 @@ class OutputStage(wiring.Component):
             word_fifo.w_data.eq(self.words.payload), word_fifo.w_en.eq(self.words.valid),
             ser.i.payload.as_value().eq(word_fifo.r_data), ser.i.valid.eq(word_fifo.r_rdy),
             word_fifo.r_en.eq(ser.i.ready),
-            self.word_taken.eq(word_fifo.r_rdy & word_fifo.r_en), self.spike.eq(ser.o.valid & ser.o.ready),
+            self.word_taken.eq(word_fifo.r_rdy & word_fifo.r_en),
         ]
 
-        # serializer spikes, then the end marker, through a skid buffer (timing: docs/BOARDS.md, item 17)
+        # serializer events through a skid buffer (timing: docs/BOARDS.md, item 17)
         m.submodules.out_buf = out_buf = SkidBuffer(event_layout(p))
         wiring.connect(m, wiring.flipped(self.out), out_buf.o)
-        end_ok = Signal()
-        end_sent = Signal()      # the end marker is in the skid buffer; the step is done when it leaves
-        m.d.comb += [
-            end_ok.eq(self.flush & ~end_sent & self.drained & (word_fifo.level == 0) & ~ser.busy),
-            out_buf.i.valid.eq(ser.o.valid | end_ok),
-            ser.o.ready.eq(out_buf.i.ready),
-        ]
-        with m.If(ser.o.valid):
-            m.d.comb += out_buf.i.payload.eq(ser.o.payload)
-        with m.Else():
-            m.d.comb += out_buf.i.payload.end.eq(1)
-        with m.If(end_ok & out_buf.i.ready):
-            m.d.sync += end_sent.eq(1)
-        with m.If(self.out.valid & self.out.ready & self.out.payload.end):
-            m.d.sync += end_sent.eq(0)
-            m.d.comb += self.done.eq(1)
+        wiring.connect(m, ser.o, out_buf.i)
+        m.d.comb += [ser.end_ok.eq(self.end_ok),
+                     self.spike.eq(ser.o.valid & ser.o.ready & ~ser.o.payload.end),
+                     self.done.eq(self.out.valid & self.out.ready & self.out.payload.end)]
         return m

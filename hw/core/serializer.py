@@ -1,10 +1,12 @@
 """Spike serializer: one word of N ternary spikes in, spike events out one per clock.
 
 The update stage of the core produces, per word (group g), a ``pos`` and a ``neg`` mask over the N
-lanes. This block holds one such word and emits an event ``(index = g*N + k, neg)`` for every set
-lane ``k`` in ascending order, one per clock while the consumer is ready. It accepts the next word in
-the same clock it hands out the last event of the current one, so a word with s spikes costs
-max(1, s) clocks of the update stage. Nothing is dropped or duplicated under back-pressure.
+lanes, and marks a step's last word with ``end``. This block holds one such word and emits an event
+``(index = g*N + k, neg)`` for every set lane ``k`` in ascending order, one per clock while the
+consumer is ready, and after the spikes of an ``end`` word the step's end marker (as soon as
+``end_ok`` is high). It accepts the next word in the same clock it hands out the last event of the
+current one, so a word with s spikes costs max(1, s) clocks of the update stage. Nothing is dropped
+or duplicated under back-pressure.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ __all__ = ["SpikeSerializer", "word_layout"]
 
 
 def word_layout(p: CoreParams) -> data.StructLayout:
-    return data.StructLayout({"group": p.group_bits, "pos": p.lanes, "neg": p.lanes})
+    return data.StructLayout({"group": p.group_bits, "pos": p.lanes, "neg": p.lanes, "end": 1})
 
 
 class SpikeSerializer(wiring.Component):
-    """``i``: stream of words (group, pos, neg; at least one bit set); ``o``: stream of events
-    (``end`` is always 0 here); ``busy``: a word is held."""
+    """``i``: stream of words (group, pos, neg, end; a spike or ``end`` set); ``o``: stream of events
+    (the spikes, then an end marker for an ``end`` word); ``end_ok``: an end marker may be emitted;
+    ``busy``: an event is held."""
 
     def __init__(self, params: CoreParams):
         check_params(self, params)
@@ -32,7 +35,7 @@ class SpikeSerializer(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(word_layout(p))),
             "o": Out(stream.Signature(event_layout(p))),
-            "busy": Out(1),
+            "end_ok": In(1, init=1), "busy": Out(1),
         })
 
     def elaborate(self, platform):
@@ -56,21 +59,22 @@ class SpikeSerializer(wiring.Component):
         valid = Signal()
         group = Signal(p.group_bits)
         lane = Signal(max(1, p.lane_bits))
-        neg = Signal()
+        neg, end = Signal(), Signal()
         rest_pos, rest_neg = Signal(n), Signal(n)
         rest_any = Signal()
+        rest_end = Signal()     # the held word's end marker is still to come (after rest)
         m.d.comb += [
             rest_any.eq((rest_pos | rest_neg).any()),
             self.o.valid.eq(valid),
             self.o.payload.index.eq((group << p.lane_bits) | lane if p.lane_bits else group),
             self.o.payload.neg.eq(neg),
-            self.o.payload.end.eq(0),
-            self.busy.eq(valid),
+            self.o.payload.end.eq(end),
+            self.busy.eq(valid | rest_end),
         ]
         advance = Signal()      # the output register takes its next event (or empties)
         m.d.comb += [
             advance.eq(~valid | self.o.ready),
-            self.i.ready.eq(advance & ~rest_any),
+            self.i.ready.eq(advance & ~rest_any & ~rest_end),
         ]
 
         def load(pos, neg_mask):
@@ -80,10 +84,20 @@ class SpikeSerializer(wiring.Component):
             return [*lane_stmt, neg.eq((neg_mask & low).any()),
                     rest_pos.eq(pos & ~low), rest_neg.eq(neg_mask & ~low)]
 
+        word = self.i.payload
+        word_any = Signal()
+        m.d.comb += word_any.eq((word.pos | word.neg).any())
         with m.If(advance):
+            m.d.sync += [valid.eq(0), end.eq(0)]
             with m.If(rest_any):
-                m.d.sync += load(rest_pos, rest_neg)
+                m.d.sync += [*load(rest_pos, rest_neg), valid.eq(1)]
+            with m.Elif(rest_end):
+                with m.If(self.end_ok):   # the end marker: index 0, like the one the controller injects
+                    m.d.sync += [valid.eq(1), end.eq(1), rest_end.eq(0), group.eq(0), lane.eq(0), neg.eq(0)]
             with m.Elif(self.i.valid):
-                m.d.sync += [*load(self.i.payload.pos, self.i.payload.neg), group.eq(self.i.payload.group)]
-            m.d.sync += valid.eq(rest_any | self.i.valid)
+                m.d.sync += [*load(word.pos, word.neg), group.eq(word.group), rest_end.eq(word.end & word_any),
+                             valid.eq(word_any)]
+                with m.If(word.end & ~word_any):   # no spikes: the end marker (when allowed) or wait for it
+                    m.d.sync += [valid.eq(self.end_ok), end.eq(self.end_ok), rest_end.eq(~self.end_ok),
+                                 group.eq(0), lane.eq(0), neg.eq(0)]
         return m

@@ -6,13 +6,14 @@ neurons per clock, and the credits that keep it from ever stalling.
   layer (index < ``count``); the accumulator word is cleared (its value is in the stage register).
 - Y: the array's stage 2 (reset select, saturation, mode select), spikes masked, into the Z
   registers.
-- Z: the state write-back, the word's spikes to the output stage's word FIFO (``words``), output
-  modes to the :class:`~cssnn.hw.core.argmax.Argmax`.
+- Z: the state write-back, the word's spikes to the output stage's word FIFO (``words``; the step's
+  last word goes there even without spikes, marked ``end``: the end marker follows its spikes),
+  output modes to the :class:`~cssnn.hw.core.argmax.Argmax`.
 
 Z writes word g while Y holds g+1, X g+2, D g+3 and R reads g+4: never the same word, no forwarding.
 A word is issued only with a *credit*, a place in the word FIFO not yet claimed by a word in flight
-(taken at issue, returned when a word without spikes leaves Z or when the serializer takes a word
-from the FIFO): the FIFO always has room, nothing downstream can refuse a word, and no ready
+(taken at issue, returned when a word that does not go to the FIFO leaves Z or when the serializer
+takes a word from the FIFO): the FIFO always has room, nothing downstream can refuse a word, and no ready
 signal fans out to the stage registers and read ports.
 """
 
@@ -33,14 +34,15 @@ __all__ = ["UpdateStage"]
 
 
 class UpdateStage(wiring.Component):
-    """In: ``update`` (the FSM is in UPDATE), ``issue`` (a word is issued in R), ``group`` (its group
-    g), ``x_addr`` (the memory word of the item in X: the core's address register), ``mode``,
-    ``threshold``, ``count`` (the step's), ``state``, ``acc``, ``bias`` (the word read: the neuron
-    store's D registers), ``word_taken`` (the serializer took a word from the FIFO).
+    """In: ``update`` (the FSM is in UPDATE), ``issue`` (a word is issued in R), ``last`` (it is
+    the step's last word), ``group`` (its group g), ``x_addr`` (the memory word of the item in X:
+    the core's address register), ``mode``, ``threshold``, ``count`` (the step's), ``state``,
+    ``acc``, ``bias`` (the word read: the neuron store's D registers), ``word_taken`` (the serializer took a word from the FIFO).
 
     Out: ``d_valid`` (an UPDATE word is in D), ``credit`` (a word may issue), ``acc_clear``,
     ``state_write`` (to the neuron store), ``words`` (the spike words, always taken: credits),
-    ``idle`` (no word in D, X, Y, Z or the argmax), ``argmax_index``, ``argmax_value``."""
+    ``drained`` (no word in D, X, Y, Z: the step config may change), ``argmax_idle`` (no word in the
+    argmax either), ``argmax_index``, ``argmax_value``."""
 
     def __init__(self, params: CoreParams):
         check_params(self, params)
@@ -48,13 +50,13 @@ class UpdateStage(wiring.Component):
         n = p.lanes
         state = state_lane_layout(p)
         super().__init__({
-            "update": In(1), "issue": In(1), "group": In(p.group_bits), "x_addr": In(p.group_bits),
+            "update": In(1), "issue": In(1), "last": In(1), "group": In(p.group_bits), "x_addr": In(p.group_bits),
             "mode": In(Mode), "threshold": In(p.threshold_bits), "count": In(p.index_bits + 1),
             "state": In(data.ArrayLayout(state, n)), "acc": In(data.ArrayLayout(signed(p.acc_bits), n)),
             "bias": In(data.ArrayLayout(signed(p.bias_bits), n)), "word_taken": In(1),
             "d_valid": Out(1), "credit": Out(1), "acc_clear": Out(word_clear_signature(p)),
             "state_write": Out(word_write_signature(p, state)),
-            "words": Out(stream.Signature(word_layout(p), always_ready=True)), "idle": Out(1),
+            "words": Out(stream.Signature(word_layout(p), always_ready=True)), "drained": Out(1), "argmax_idle": Out(1),
             "argmax_index": Out(p.index_bits), "argmax_value": Out(signed(p.store_bits)),
         })
 
@@ -67,12 +69,13 @@ class UpdateStage(wiring.Component):
 
         # D, X: the word's valid bit and group
         d_upd_v, x_upd_v = Signal(), Signal()
+        d_end, x_end, s2_end, z_end = Signal(), Signal(), Signal(), Signal()   # the step's last word
         d_group, x_group = Signal(p.group_bits), Signal(p.group_bits)
         with m.If(self.update):
-            m.d.sync += [d_upd_v.eq(self.issue), d_group.eq(self.group)]
+            m.d.sync += [d_upd_v.eq(self.issue), d_group.eq(self.group), d_end.eq(self.issue & self.last)]
         with m.Else():
-            m.d.sync += d_upd_v.eq(0)
-        m.d.sync += [x_upd_v.eq(d_upd_v), x_group.eq(d_group)]
+            m.d.sync += [d_upd_v.eq(0), d_end.eq(0)]
+        m.d.sync += [x_upd_v.eq(d_upd_v), x_group.eq(d_group), x_end.eq(d_end), s2_end.eq(x_end), z_end.eq(s2_end)]
 
         # X: the array's stage 1, the layer's lanes, the accumulator clear
         for k in range(n):
@@ -107,7 +110,8 @@ class UpdateStage(wiring.Component):
         # Z: write-back, spike words, argmax
         w = self.words.payload
         m.d.comb += [self.state_write.en.eq(z_valid), self.state_write.addr.eq(z_addr), self.state_write.data.eq(z_word),
-                     w.group.eq(z_group), w.pos.eq(z_pos), w.neg.eq(z_neg), self.words.valid.eq(z_valid & z_any)]
+                     w.group.eq(z_group), w.pos.eq(z_pos), w.neg.eq(z_neg), w.end.eq(z_end),
+                     self.words.valid.eq(z_valid & (z_any | z_end))]
         is_out = Signal()
         m.d.comb += is_out.eq((self.mode == Mode.OUT) | (self.mode == Mode.OUT_FIRST))
         m.d.comb += [amax.en.eq(z_valid & is_out), amax.first.eq(z_group == 0), amax.group.eq(z_group),
@@ -118,8 +122,8 @@ class UpdateStage(wiring.Component):
         # serializer taking a word from the FIFO
         free = Signal(range(WORD_FIFO_DEPTH + 1), init=WORD_FIFO_DEPTH)
         ret = Signal(2)
-        m.d.comb += [self.credit.eq(free != 0), ret.eq((z_valid & ~z_any) + self.word_taken)]
+        m.d.comb += [self.credit.eq(free != 0), ret.eq((z_valid & ~z_any & ~z_end) + self.word_taken)]
         m.d.sync += free.eq(free + ret - (self.update & self.issue))
-        m.d.comb += [self.d_valid.eq(d_upd_v),
-                     self.idle.eq(~d_upd_v & ~x_upd_v & ~s2_valid & ~z_valid & ~amax.busy)]
+        m.d.comb += [self.d_valid.eq(d_upd_v), self.drained.eq(~d_upd_v & ~x_upd_v & ~s2_valid & ~z_valid),
+                     self.argmax_idle.eq(~amax.busy)]
         return m
