@@ -137,8 +137,7 @@ class Core(wiring.Component):
         idle, updating, busy = Signal(), Signal(), Signal()
         m.d.comb += [idle.eq(phase == Phase.IDLE), updating.eq(phase == Phase.UPDATE), busy.eq(~idle | (inflight != 0))]
 
-        # a step is taken once the previous one's words have left the update stage (they use its config)
-        m.d.comb += [self.busy.eq(busy), self.step.ready.eq(idle & upd.drained & (inflight < MAX_INFLIGHT))]
+        m.d.comb += [self.busy.eq(busy), self.step.ready.eq(idle & (inflight < MAX_INFLIGHT))]
         accept = Signal()
         m.d.comb += accept.eq(self.step.valid & self.step.ready)
         m.d.sync += inflight.eq(inflight + accept - out.done)
@@ -192,7 +191,8 @@ class Core(wiring.Component):
             nst.acc_addr.eq(acc.acc_addr),
             acc.accum.eq(accum), acc.issue.eq(issue), acc.neg.eq(ev.neg), acc.neuron_base.eq(cfg.neuron_base),
             acc.row.eq(syn.row_data), acc.acc.eq(nst.acc),
-            upd.update.eq(updating), upd.issue.eq(issue), upd.last.eq(last), upd.group.eq(g), upd.x_addr.eq(x_addr),
+            upd.update.eq(updating), upd.load.eq(accum & ev.end), upd.issue.eq(issue), upd.last.eq(last),
+            upd.group.eq(g), upd.x_addr.eq(x_addr),
             upd.mode.eq(cfg.mode), upd.threshold.eq(cfg.threshold), upd.count.eq(cfg.count),
             upd.state.eq(nst.state), upd.acc.eq(nst.acc_upd), upd.bias.eq(nst.bias),
             upd.word_taken.eq(out.word_taken),

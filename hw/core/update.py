@@ -36,13 +36,15 @@ __all__ = ["UpdateStage"]
 class UpdateStage(wiring.Component):
     """In: ``update`` (the FSM is in UPDATE), ``issue`` (a word is issued in R), ``last`` (it is
     the step's last word), ``group`` (its group g), ``x_addr`` (the memory word of the item in X:
-    the core's address register), ``mode``, ``threshold``, ``count`` (the step's), ``state``,
-    ``acc``, ``bias`` (the word read: the neuron store's D registers), ``word_taken`` (the serializer took a word from the FIFO).
+    the core's address register), ``mode``, ``threshold``, ``count`` (the step's, taken while
+    ``load`` is high: a clock before the step's first word, and held while its words are in the
+    stage, so the core may take the next step's config as soon as this step's last word issued),
+    ``state``, ``acc``, ``bias`` (the word read: the neuron store's D registers), ``word_taken``
+    (the serializer took a word from the FIFO).
 
     Out: ``d_valid`` (an UPDATE word is in D), ``credit`` (a word may issue), ``acc_clear``,
     ``state_write`` (to the neuron store), ``words`` (the spike words, always taken: credits),
-    ``drained`` (no word in D, X, Y, Z: the step config may change), ``argmax_idle`` (no word in the
-    argmax either), ``argmax_index``, ``argmax_value``."""
+    ``argmax_idle`` (no word in the argmax), ``argmax_index``, ``argmax_value``."""
 
     def __init__(self, params: CoreParams):
         check_params(self, params)
@@ -50,13 +52,13 @@ class UpdateStage(wiring.Component):
         n = p.lanes
         state = state_lane_layout(p)
         super().__init__({
-            "update": In(1), "issue": In(1), "last": In(1), "group": In(p.group_bits), "x_addr": In(p.group_bits),
+            "update": In(1), "load": In(1), "issue": In(1), "last": In(1), "group": In(p.group_bits), "x_addr": In(p.group_bits),
             "mode": In(Mode), "threshold": In(p.threshold_bits), "count": In(p.index_bits + 1),
             "state": In(data.ArrayLayout(state, n)), "acc": In(data.ArrayLayout(signed(p.acc_bits), n)),
             "bias": In(data.ArrayLayout(signed(p.bias_bits), n)), "word_taken": In(1),
             "d_valid": Out(1), "credit": Out(1), "acc_clear": Out(word_clear_signature(p)),
             "state_write": Out(word_write_signature(p, state)),
-            "words": Out(stream.Signature(word_layout(p), always_ready=True)), "drained": Out(1), "argmax_idle": Out(1),
+            "words": Out(stream.Signature(word_layout(p), always_ready=True)), "argmax_idle": Out(1),
             "argmax_index": Out(p.index_bits), "argmax_value": Out(signed(p.store_bits)),
         })
 
@@ -66,6 +68,10 @@ class UpdateStage(wiring.Component):
         m = Module()
         m.submodules.neurons = neurons = NeuronArray(p, pipelined=True)
         m.submodules.argmax = amax = Argmax(p)
+        # the step's config, held for its words
+        mode, threshold, count = Signal(Mode), Signal(p.threshold_bits), Signal(p.index_bits + 1)
+        with m.If(self.load):
+            m.d.sync += [mode.eq(self.mode), threshold.eq(self.threshold), count.eq(self.count)]
 
         # D, X: the word's valid bit and group
         d_upd_v, x_upd_v = Signal(), Signal()
@@ -81,12 +87,12 @@ class UpdateStage(wiring.Component):
         for k in range(n):
             m.d.comb += [neurons.v[k].eq(self.state[k].v), neurons.fired[k].eq(self.state[k].fired)]
         m.d.comb += [neurons.acc.eq(self.acc), neurons.bias.eq(self.bias), neurons.en.eq(1),
-                     neurons.mode.eq(self.mode), neurons.threshold.eq(self.threshold)]
+                     neurons.mode.eq(mode), neurons.threshold.eq(threshold)]
         valid_lanes = Signal(n)
         base = Signal(p.index_bits + 1)
         m.d.comb += base.eq(x_group << p.lane_bits)
         for k in range(n):
-            m.d.comb += valid_lanes[k].eq(base + k < self.count)
+            m.d.comb += valid_lanes[k].eq(base + k < count)
         s2_valid = Signal()
         s2_addr = Signal(p.group_bits)
         s2_group = Signal(p.group_bits)
@@ -113,7 +119,7 @@ class UpdateStage(wiring.Component):
                      w.group.eq(z_group), w.pos.eq(z_pos), w.neg.eq(z_neg), w.end.eq(z_end),
                      self.words.valid.eq(z_valid & (z_any | z_end))]
         is_out = Signal()
-        m.d.comb += is_out.eq((self.mode == Mode.OUT) | (self.mode == Mode.OUT_FIRST))
+        m.d.comb += is_out.eq((mode == Mode.OUT) | (mode == Mode.OUT_FIRST))
         m.d.comb += [amax.en.eq(z_valid & is_out), amax.first.eq(z_group == 0), amax.group.eq(z_group),
                      amax.values.eq(Cat(z_word[k].v for k in range(n))), amax.valid.eq(z_lanes),
                      self.argmax_index.eq(amax.index), self.argmax_value.eq(amax.value)]
@@ -124,6 +130,5 @@ class UpdateStage(wiring.Component):
         ret = Signal(2)
         m.d.comb += [self.credit.eq(free != 0), ret.eq((z_valid & ~z_any & ~z_end) + self.word_taken)]
         m.d.sync += free.eq(free + ret - (self.update & self.issue))
-        m.d.comb += [self.d_valid.eq(d_upd_v), self.drained.eq(~d_upd_v & ~x_upd_v & ~s2_valid & ~z_valid),
-                     self.argmax_idle.eq(~amax.busy)]
+        m.d.comb += [self.d_valid.eq(d_upd_v), self.argmax_idle.eq(~amax.busy)]
         return m
