@@ -55,6 +55,15 @@ def test_cocotb_random_narrow():
     _check(report, 200)
 
 
+@pytest.mark.parametrize("p", [WIDE, NARROW], ids=["wide", "narrow"])
+def test_cocotb_sparse_random_networks(p):
+    """Random existence masks (densities 1% to 100%), empty fan-outs, one-lane layers, conv and pool."""
+    spec = {"sparse": {"seed": 13 + p.lanes, "networks": 120, "samples": 2, "max_size": 40},
+            "valid_prob": 0.8, "ready_prob": 0.6, "seed": 3}
+    report = run_cocotb(p, spec)
+    _check(report, 120)
+
+
 @pytest.mark.slow
 def test_ice40_synthesis_maps_memories_to_bram(tmp_path):
     """yosys synth_ice40: every memory becomes SB_RAM40_4K (sync reads), no DSP multiplier."""

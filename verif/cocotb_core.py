@@ -6,6 +6,8 @@ report), and what to run:
 
 - ``digits``: ``{"samples": k, "timesteps": T}`` the converted digits MLP on the first k test inputs;
 - ``random``: ``{"seed": s, "networks": n, "samples": k}`` n seeded random networks, k inputs each;
+- ``sparse``: the same with random existence masks (:func:`~cssnn.verif.netgen.sparse_case`: densities
+  1% to 100%, empty fan-outs, all of a layer's synapses in one lane);
 - ``valid_prob``/``ready_prob``: input gaps and output back-pressure (1.0 = none);
 - ``stress``: ``{"samples": k}`` :func:`~cssnn.verif.netgen.dense_stress_network` on all-max inputs;
 - ``bench``: ``{"idle_cycles": c}`` also measure the raw Verilator clock rate (clock only, no driver).
@@ -28,7 +30,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cssnn.hw.params import CoreParams
 from cssnn.verif.check import run_case
 from cssnn.verif.core_tb import CoreDriver
-from cssnn.verif.netgen import dense_stress_network, digits_network, golden, random_case
+from cssnn.verif.netgen import dense_stress_network, digits_network, golden, random_case, sparse_case
 
 
 class CocotbIO:
@@ -108,6 +110,12 @@ async def core_matches_golden(dut):
         for i in range(r["networks"]):
             net, xs, gold = random_case(rng, p, r["samples"], max_size=r.get("max_size", 40))
             await timed(net, xs, gold, f"random#{i}")
+    if "sparse" in spec:
+        r = spec["sparse"]
+        rng = np.random.default_rng(r["seed"])
+        for i in range(r["networks"]):
+            net, xs, gold = sparse_case(rng, p, r["samples"], max_size=r.get("max_size", 40))
+            await timed(net, xs, gold, f"sparse#{i}")
     out = {"cases": reports, "driven_cycles": sim_cycles, "driven_seconds": sim_seconds}
     if "bench" in spec:
         n = spec["bench"].get("idle_cycles", 200_000)

@@ -128,6 +128,38 @@ def random_case(rng: np.random.Generator, p: CoreParams, samples: int, **kwargs)
     return net, xs, golden(net, xs, p.membrane_bits)
 
 
+def sparsify(rng: np.random.Generator, net: SpikingNetwork, lanes: int, *, density: float | None = None) -> SpikingNetwork:
+    """``net`` with new existence masks: per layer a density (``density``, or log-uniform in [0.01, 1]),
+    plus the corner cases of sparse synapse lists, each drawn now and then: presynaptic neurons without
+    any synapse (an empty list), and an output layer whose synapses all go to neurons of lane 0 (the
+    output layer keeps its neurons' order: the worst imbalance, one synapse per row)."""
+    layers = []
+    for i, layer in enumerate(net.layers):
+        shape = layer.shape
+        if not shape.weight_shape or shape.kind == "pool2d":
+            layers.append(layer)
+            continue
+        d = density if density is not None else float(np.exp(rng.uniform(np.log(0.01), 0.0)))
+        mask = rng.random(shape.weight_shape) < d
+        if shape.kind == "dense":
+            if rng.random() < 0.3:                 # some presynaptic neurons lose every synapse
+                mask[:, rng.random(shape.n_in) < 0.3] = False
+            if i == len(net.layers) - 1 and rng.random() < 0.3:
+                mask[np.arange(shape.n_out) % lanes != 0] = False
+        layers.append(SpikingLayer(shape, layer.weight, layer.bias, layer.threshold, mask))
+    return SpikingNetwork(tuple(layers), timesteps=net.timesteps, input_bits=net.input_bits,
+                          weight_bits=net.weight_bits, membrane_bits=net.membrane_bits, output_bits=net.output_bits,
+                          input_shape=net.input_shape)
+
+
+def sparse_case(rng: np.random.Generator, p: CoreParams, samples: int, **kwargs):
+    """:func:`random_case` with the masks of :func:`sparsify`: random densities (1% to 100%), empty
+    fan-outs, the worst lane imbalance."""
+    net = sparsify(rng, random_network(rng, p, **kwargs), p.lanes)
+    xs = random_inputs(rng, net, samples)
+    return net, xs, golden(net, xs, p.membrane_bits)
+
+
 def dense_stress_network(n_in: int = 128, n_hidden: int = 8, n_out: int = 8, timesteps: int = 6,
                          weight_bits: int = 8, membrane_bits: int = 13) -> SpikingNetwork:
     """A deterministic network for throughput measurements: small positive/negative weights, so that

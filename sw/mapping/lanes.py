@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["assign_slots", "list_rows", "identity_slots", "layer_matrix"]
+__all__ = ["assign_slots", "list_rows", "identity_slots", "channels_minor_slots", "layer_matrix"]
 
 
 def identity_slots(count: int) -> np.ndarray:
@@ -33,16 +33,30 @@ def list_rows(conn: np.ndarray, slots: np.ndarray, lanes: int) -> np.ndarray:
     return load.max(axis=1, initial=0)
 
 
-def assign_slots(conn: np.ndarray, lanes: int) -> np.ndarray:
+def channels_minor_slots(out_shape) -> np.ndarray:
+    """Slots of a (C, H, W) layer's neurons in position-major order (neuron ``c*H*W + p`` in slot
+    ``p*C + c``): consecutive slots, and so the lanes, take the channels of one position. A
+    convolution's neighbouring positions then spread over the lanes evenly."""
+    c, *rest = out_shape
+    positions = int(np.prod(rest)) if rest else 1
+    j = np.arange(c * positions)
+    return (j % positions) * c + j // positions
+
+
+def assign_slots(conn: np.ndarray, lanes: int, candidates=()) -> np.ndarray:
     """Slots for the ``n_out`` postsynaptic neurons of a layer with connections ``conn`` (n_out, n_in)
     that keep the total rows low: greedy, the neurons with the most synapses first, each into the lane
-    (with a slot left) where it adds the fewest rows (ties: the emptiest lane). Returns the identity
-    when that is no worse. Deterministic."""
+    (with a slot left) where it adds the fewest rows (ties: the emptiest lane). Returns whichever of
+    that, the identity and the ``candidates`` (slot arrays, e.g. :func:`channels_minor_slots`) needs
+    the fewest rows (the first of them on a tie). Deterministic."""
     conn = np.asarray(conn, bool)
     n_out, n_in = conn.shape
     ident = identity_slots(n_out)
     if lanes == 1 or n_out == 0:
         return ident
+    for c in candidates:
+        if sorted(c) != list(range(n_out)):
+            raise ValueError("a candidate must put every neuron in its own slot")
     capacity = np.array([len(range(k, n_out, lanes)) for k in range(lanes)])
     fill = np.zeros(lanes, np.int64)
     load = np.zeros((n_in, lanes), np.int64)
@@ -62,9 +76,8 @@ def assign_slots(conn: np.ndarray, lanes: int) -> np.ndarray:
     for k in range(lanes):
         members = np.flatnonzero(lane_of == k)          # ascending neuron order within a lane
         slots[members] = k + lanes * np.arange(len(members))
-    if list_rows(conn, slots, lanes).sum() >= list_rows(conn, ident, lanes).sum():
-        return ident
-    return slots
+    options = [ident, *[np.asarray(c, np.int64) for c in candidates], slots]
+    return min(options, key=lambda s: int(list_rows(conn, s, lanes).sum()))
 
 
 def layer_matrix(layer) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from cssnn.hw.memmap import AccelParams
 from cssnn.hw.params import CoreParams
-from cssnn.sw.mapping.lanes import assign_slots, identity_slots, layer_matrix, list_rows
+from cssnn.sw.mapping.lanes import assign_slots, channels_minor_slots, identity_slots, layer_matrix, list_rows
 from cssnn.sw.spec.network import SpikingNetwork, bits_for
 
 __all__ = ["DoesNotFit", "LayerGeometry", "Requirements", "layer_geometry", "requirements", "check_core",
@@ -67,7 +67,9 @@ def layer_geometry(net: SpikingNetwork, lanes: int) -> list[LayerGeometry]:
     for l in range(1, L + 1):
         _, conn = layer_matrix(net.layers[l - 1])
         conn = conn[:, np.argsort(out[-1].slots)]     # columns in the presynaptic layer's slot order
-        slots = identity_slots(sizes[l]) if l == L else assign_slots(conn, lanes)
+        shape = net.layers[l - 1].shape
+        extra = [channels_minor_slots(shape.out_shape)] if shape.kind != "dense" else []
+        slots = identity_slots(sizes[l]) if l == L else assign_slots(conn, lanes, extra)
         out.append(LayerGeometry(l, sizes[l], -(-sizes[l] // lanes), conn.shape[1], int(conn.sum()), slots,
                                  list_rows(conn, slots, lanes)))
     return out

@@ -1,0 +1,157 @@
+"""Sparse synapse lists in the mapping and in the core (docs/HARDWARE.md, "Memory layout"): every
+presynaptic neuron's list holds only the synapses that exist, a spike costs one clock per row of
+its list, and the results stay bit-exact."""
+
+import numpy as np
+import pytest
+
+from cssnn.hw.memmap import AccelParams
+from cssnn.hw.params import CoreParams, Mode
+from cssnn.sw.mapping.image import place_network
+from cssnn.sw.mapping.lanes import assign_slots, channels_minor_slots, identity_slots, layer_matrix, list_rows
+from cssnn.sw.mapping.requirements import DoesNotFit, check_fits, requirements
+from cssnn.sw.mapping.sizing import params_for
+from cssnn.sw.spec.layers import Conv2d, Dense
+from cssnn.sw.spec.network import SpikingLayer, SpikingNetwork
+from cssnn.verif.check import run_case
+from cssnn.verif.netgen import sparse_case, sparsify
+from cssnn.verif.pysim import run_with_core
+
+
+def params(lanes):
+    return CoreParams(lanes=lanes, weight_bits=6, membrane_bits=11, output_bits=24, acc_bits=12, bias_bits=12,
+                      threshold_bits=10, neurons=64 if lanes < 4 else 128, synapse_rows=512)
+
+
+@pytest.mark.parametrize("lanes, seed", [(1, 20), (2, 21), (4, 22)])
+def test_sparse_random_networks_bit_exact(lanes, seed):
+    """Densities 1% to 100%, empty fan-outs, a one-lane output layer, conv and pool layers; input gaps
+    and output back-pressure. Spikes, membranes, logits and every counter (synaptic ops: existing
+    synapses only) equal the golden model's."""
+    p = params(lanes)
+    rng = np.random.default_rng(seed)
+    cases = [sparse_case(rng, p, 2, max_size=20) for _ in range(8)]
+
+    async def body(drv):
+        return [await run_case(drv, p, net, xs, gold, name=f"net{i}") for i, (net, xs, gold) in enumerate(cases)]
+
+    reports = run_with_core(p, body, seed=seed, valid_prob=0.7, ready_prob=0.6)
+    bad = [m for r in reports for m in r["mismatches"]]
+    assert not bad, "\n".join(bad[:10])
+    assert sum(sum(r["synops"]) for r in reports) > 0
+
+
+def _net(layers, **kw):
+    return SpikingNetwork(tuple(layers), timesteps=kw.pop("timesteps", 3), input_bits=4, weight_bits=6, **kw)
+
+
+def test_a_spike_costs_the_rows_of_its_list():
+    """One step, measured: an event costs one clock per row of its presynaptic neuron's list; an
+    event with an empty list issues no row (alone it costs the clock the event input takes it in,
+    behind other events nothing); the step's fixed cost does not depend on the rows."""
+    rng = np.random.default_rng(3)
+    p = params(4)
+    w = rng.integers(1, 20, size=(32, 6))
+    mask = np.zeros((32, 6), bool)
+    mask[:, 0] = True                       # neuron 0: 32 synapses, 8 per lane -> 8 rows
+    mask[::4, 1] = True                     # neuron 1: 8 synapses, all in lane 0 of the identity ...
+    mask[:3, 2] = True                      # neuron 2: 3 synapses -> 1 row; neurons 3..5: none
+    net = _net([SpikingLayer(Dense(6, 32), w, np.zeros(32, int), 50, mask),
+                SpikingLayer(Dense(32, 2), np.ones((2, 32), int), np.zeros(2, int), None)])
+    img = place_network(net, p)
+    hidden = img.layers[1]
+    rows = {i: int(img.index_rows[divmod(int(img.layers[0].slots[i]), 4)]) for i in range(6)}
+    assert rows[0] == 8 and rows[2] == 1 and rows[3] == rows[4] == rows[5] == 0
+    assert rows[1] == 2                     # ... which the lane assignment spreads over the lanes
+    cfg = hidden.config(Mode.SILENT)
+
+    async def body(drv):
+        await drv.load(img)
+        cycles = {}
+        for name, evs in {"none": [], "empty": [(3, 1), (4, 1), (5, -1)], "one": [(2, 1)], "big": [(0, 1)],
+                          "all": [(i, 1) for i in range(6)]}.items():
+            cycles[name] = (await drv.run_step(cfg, evs)).cycles
+        return cycles
+
+    c = run_with_core(p, body)
+    assert c["empty"] == c["none"] + 3      # one event per clock into the event input, no row
+    # a step with rows also waits once for the accumulate stage to drain (its D, A, B, D2, X: 4 more)
+    assert c["one"] == c["none"] + 1 + 4 and c["big"] == c["one"] + 7
+    assert c["all"] == c["one"] + 7 + 2 + 1    # the empty ones pass while neuron 0's rows issue
+
+
+def test_dense_and_conv_lists_are_balanced():
+    # dense: every presynaptic neuron has ceil(n_out / N) rows
+    conn = np.ones((20, 7), bool)
+    assert list(list_rows(conn, assign_slots(conn, 8), 8)) == [3] * 7
+    # a 3x3 convolution with 8 output channels on 8 lanes: the lists hold exactly ceil(fanout / 8) rows,
+    # where the identity order (lane = position within a channel) needs about twice as many
+    conv = SpikingLayer(Conv2d((1, 8, 8), 8, (3, 3), (1, 1), (1, 1)), np.ones((8, 1, 3, 3), int), np.zeros(8, int), 4)
+    _, conn = layer_matrix(conv)
+    ideal = -(-conn.sum(axis=0) // 8)
+    slots = assign_slots(conn, 8, [channels_minor_slots(conv.shape.out_shape)])
+    assert sorted(slots) == list(range(conn.shape[0]))
+    assert np.array_equal(list_rows(conn, slots, 8), ideal)
+    assert list_rows(conn, identity_slots(conn.shape[0]), 8).sum() >= 1.5 * ideal.sum()
+    assert list_rows(conn, assign_slots(conn, 8), 8).sum() > ideal.sum()    # greedy alone: close, not exact
+    net = _net([conv, SpikingLayer(Dense(512, 4), np.ones((4, 512), int), np.zeros(4, int), None)],
+               input_shape=(1, 8, 8))
+    assert requirements(net, 8).geometry[1].rows == ideal.sum()             # the mapping finds it
+    # random masks: never worse than the identity, deterministic
+    rng = np.random.default_rng(0)
+    for d in (0.5, 0.1, 0.02):
+        conn = rng.random((64, 40)) < d
+        s = assign_slots(conn, 8)
+        assert list_rows(conn, s, 8).sum() <= list_rows(conn, identity_slots(64), 8).sum()
+        assert np.array_equal(s, assign_slots(conn, 8))
+
+
+def test_image_lists_and_index_entries():
+    """The image holds every existing synapse exactly once, in its neuron's lane and word; index
+    entries tile the rows in slot order; padding slots and the output layer have empty lists."""
+    rng = np.random.default_rng(5)
+    p = params(4)
+    net, _, _ = sparse_case(rng, p, 1, max_size=20)
+    img = place_network(net, p)
+    n = p.lanes
+    row = 0
+    for l in range(1, net.n_layers + 1):
+        pl, prev = img.layers[l], img.layers[l - 1]
+        a, conn = layer_matrix(net.layers[l - 1])
+        got = np.zeros_like(a)
+        seen = np.zeros(conn.shape, int)
+        for i in range(prev.count):          # presynaptic neurons, in slot order
+            s = prev.neuron_base * n + i
+            first, rows = img.index_first[s // n, s % n], img.index_rows[s // n, s % n]
+            assert first == row
+            row += rows
+            j_pre = prev.neuron_at[i]
+            for r in range(first, first + rows):
+                for k in range(n):
+                    if img.syn_mask[r, k]:
+                        j = pl.neuron_at[img.syn_offset[r, k] * n + k]
+                        got[j, j_pre] += img.syn_weight[r, k]
+                        seen[j, j_pre] += 1
+        assert np.array_equal(got, np.where(conn, a, 0)) and np.array_equal(seen, conn.astype(int))
+        assert pl.rows == requirements(net, n).geometry[l].rows
+    assert row == img.rows_used and img.synapses == sum(int(layer_matrix(x)[1].sum()) for x in net.layers)
+    out = img.layers[-1]
+    assert not img.index_rows[out.neuron_base:out.neuron_base + out.groups].any()
+    assert list(out.slots) == list(range(out.count))
+
+
+def test_fit_counts_existing_synapses():
+    """A pruned network needs rows for its synapses only: it fits where the dense one does not, and
+    the error names the rows needed."""
+    rng = np.random.default_rng(1)
+    w = rng.integers(-20, 21, size=(64, 128))
+    dense = _net([SpikingLayer(Dense(128, 64), w, np.zeros(64, int), 500),
+                  SpikingLayer(Dense(64, 10), rng.integers(-20, 21, size=(10, 64)), np.zeros(10, int), None)])
+    pruned = sparsify(rng, dense, 8, density=0.1)
+    core = CoreParams(lanes=8, weight_bits=6, membrane_bits=16, output_bits=32, neurons=256, synapse_rows=512)
+    check_fits(pruned, AccelParams(core=core, fifo_depth=129))
+    with pytest.raises(DoesNotFit, match=r"needs 1152 synapse rows, the core has 512"):   # 128*8 + 64*2
+        check_fits(dense, AccelParams(core=core, fifo_depth=129))
+    small, big = params_for(pruned, lanes=8), params_for(dense, lanes=8)
+    assert small.core.synapse_rows * 4 <= big.core.synapse_rows
+    assert small.core.offset_bits == big.core.offset_bits == 3      # 64 neurons: 8 words of 8 lanes
