@@ -7,8 +7,10 @@ back-pressure, checks every result against the golden model, and prints per laye
 - events: input spike events consumed, steps: layer-steps run, cycles: clocks from the accepted
   step config to ``done``, summed;
 - cycles/event and cycles/step;
-- ideal = sum over layer-steps of ``events * ceil(n/N) + ceil(n/N)`` (one synapse row per clock for
-  every event and group, one update word per clock), and the ratio cycles / ideal;
+- rows: the synapse rows of the events' lists (one clock each: ``ceil(n/N)`` per event for a dense
+  layer, fewer for a sparse one);
+- ideal = sum over layer-steps of ``rows + ceil(n/N)`` (one synapse row per clock, one update word per
+  clock), and the ratio cycles / ideal;
 - ideal_o = the same with ``max(ceil(n/N), spikes out)`` for the update phase: a step cannot end
   before its output spikes left at one event per clock (the rate the next layer consumes them), and
   its ratio: what remains is the fixed per-step overhead (config, end markers, pipeline drain);
@@ -33,21 +35,22 @@ WIDE = CoreParams(lanes=8, weight_bits=8, membrane_bits=13, output_bits=32, acc_
 
 def layer_table(case: dict, lanes: int) -> list[dict]:
     sizes = case["sizes"]
-    acc = defaultdict(lambda: {"events": 0, "steps": 0, "cycles": 0, "ideal": 0, "ideal_out": 0})
+    acc = defaultdict(lambda: {"events": 0, "rows": 0, "steps": 0, "cycles": 0, "ideal": 0, "ideal_out": 0})
     for sample in case["step_cycles"]:
-        for _t, l, events, cycles, spikes_out in sample:
+        for _t, l, events, cycles, spikes_out, rows in sample:
             groups = -(-sizes[l] // lanes)
             a = acc[l]
             a["events"] += events
+            a["rows"] += rows
             a["steps"] += 1
             a["cycles"] += cycles
-            a["ideal"] += events * groups + groups
-            a["ideal_out"] += events * groups + max(groups, spikes_out)
+            a["ideal"] += rows + groups
+            a["ideal_out"] += rows + max(groups, spikes_out)
     rows = []
     for l in sorted(acc):
         a = acc[l]
         rows.append(dict(layer=l, n=sizes[l], groups=-(-sizes[l] // lanes), **a))
-    tot = {k: sum(r[k] for r in rows) for k in ("events", "steps", "cycles", "ideal", "ideal_out")}
+    tot = {k: sum(r[k] for r in rows) for k in ("events", "rows", "steps", "cycles", "ideal", "ideal_out")}
     rows.append(dict(layer="all", n=sum(sizes), groups=sum(r["groups"] for r in rows), **tot))
     return rows
 
@@ -68,12 +71,12 @@ def main(argv=None) -> int:
         print(f"\n{case['name']}: sizes {case['sizes']}, {case['samples']} samples "
               f"(per inference: {statistics.mean(case['cycles']):.0f} busy cycles, "
               f"{statistics.mean(case['events']):.0f} events, {statistics.mean(case['synops']):.0f} synaptic ops)")
-        print(f"{'layer':>6} {'n':>5} {'words':>5} {'events':>7} {'steps':>5} {'cycles':>7} {'cyc/event':>9} "
+        print(f"{'layer':>6} {'n':>5} {'words':>5} {'events':>7} {'rows':>6} {'steps':>5} {'cycles':>7} {'cyc/event':>9} "
               f"{'cyc/step':>8} {'ideal':>7} {'ratio':>6} {'ideal_o':>7} {'ratio_o':>7}")
         for r in layer_table(case, p.lanes):
             ce = f"{r['cycles'] / r['events']:.2f}" if r["events"] else "-"
-            print(f"{r['layer']:>6} {r['n']:>5} {r['groups']:>5} {r['events']:>7} {r['steps']:>5} {r['cycles']:>7} "
-                  f"{ce:>9} {r['cycles'] / r['steps']:>8.1f} {r['ideal']:>7} {r['cycles'] / r['ideal']:>6.2f} "
+            print(f"{r['layer']:>6} {r['n']:>5} {r['groups']:>5} {r['events']:>7} {r['rows']:>6} {r['steps']:>5} "
+                  f"{r['cycles']:>7} {ce:>9} {r['cycles'] / r['steps']:>8.1f} {r['ideal']:>7} {r['cycles'] / r['ideal']:>6.2f} "
                   f"{r['ideal_out']:>7} {r['cycles'] / r['ideal_out']:>7.2f}")
     driven = [r["driven_cycles"] / r["driven_seconds"] for r in reports]
     free = [r["free_running_cycles_per_s"] for r in reports]

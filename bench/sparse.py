@@ -29,7 +29,6 @@ import time
 import numpy as np
 
 from cssnn.bench import run
-from cssnn.hw.memmap import Sel
 from cssnn.sim.transports import open_backend
 from cssnn.sw.frontends.convert import ConversionConfig, convert
 from cssnn.sw.frontends.datasets import load_dataset
@@ -37,7 +36,6 @@ from cssnn.sw.frontends.train import train_mlp
 from cssnn.sw.host.accelerator import Accelerator
 from cssnn.sw.host.compare import compare_with_golden
 from cssnn.sw.mapping.ideal import ideal_cycles
-from cssnn.sw.mapping.image import place_network
 from cssnn.sw.mapping.sizing import params_for
 from cssnn.sw.spec.golden import quantize_input
 from cssnn.verif.netgen import random_inputs, random_network
@@ -50,24 +48,16 @@ TARGETS = {"cycles_fewer_at_0.8": 2.5, "cycles_per_synop_vs_dense": 1.5, "conv_t
            "digits_to_ideal": 1.2, "random_to_ideal": 1.6}
 
 
-def memory(ap, net) -> dict:
-    """Synapse rows used and their bits (rows x lanes x lane bits), and what a dense layout of the same
-    layer matrices (ceil(n_out / N) rows per presynaptic neuron) would need."""
-    img = place_network(net, ap.core)
-    n, lane = ap.core.lanes, ap.elem_bits(Sel.SYNAPSE)
-    dense_rows = sum(layer.shape.n_in * -(-layer.shape.n_out // n) for layer in net.layers)
-    return {"synapses": img.synapses, "synapse_rows": img.rows_used, "synapse_bits": img.rows_used * n * lane,
-            "dense_rows": dense_rows}
-
-
 def run_net(acc: Accelerator, ap, net, xs, labels=None) -> dict:
     acc.load(net)
     batch = acc.infer_batch(xs)
     cmp = compare_with_golden(net, xs, batch, membrane_bits=ap.core.membrane_bits)
     ideal = ideal_cycles(net, cmp.golden.trace.spikes, ap.core.lanes)
+    img = acc.image
     out = {"bit_exact": bool(cmp.bit_exact), "cycles": float(batch.cycles.mean()), "ideal": float(ideal.mean()),
            "to_ideal": float(batch.cycles.sum() / ideal.sum()), "synops": float(batch.synops.mean()),
-           **memory(ap, net)}
+           "synapses": img.synapses, "synapse_rows": img.rows_used, "synapse_bits": img.synapse_bits,
+           "dense_rows": img.dense_rows}
     if labels is not None:
         out["accuracy"] = float(np.mean(batch.classes == labels))
     return out

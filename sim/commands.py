@@ -80,9 +80,12 @@ def cmd_sim(args) -> None:
         "sim_cycles": int(sim_cycles),
         "sim_seconds": wall,
         "sim_cycles_per_second": sim_cycles / wall if wall > 0 else None,
+        "synapses": acc.image.synapses,
+        "synapse_rows_used": acc.image.rows_used,
+        "synapse_memory_bits": acc.image.synapse_bits,
         "hardware": {"lanes": ap.core.lanes, **{k: getattr(ap.core, k) for k in (
             "weight_bits", "membrane_bits", "output_bits", "acc_bits", "bias_bits", "threshold_bits", "neurons",
-            "synapse_rows")}},
+            "synapse_rows", "layer_words")}},
     }
     verdict = "BIT-EXACT" if payload["bit_exact"] else f"{payload['mismatches']} MISMATCHING SAMPLES"
     text = (f"{verdict}: "
@@ -90,6 +93,8 @@ def cmd_sim(args) -> None:
             f"cycles per inference {payload['cycles_per_inference']:.0f} (ideal event-driven "
             f"{payload['ideal_cycles_per_inference']:.0f}, ratio {payload['cycles_to_ideal']:.2f}); "
             f"accuracy {payload['accuracy']:.2%}\n"
+            f"{payload['synapses']:,} synapses in {payload['synapse_rows_used']:,} synapse rows "
+            f"({payload['synapse_memory_bits'] / 8192:.1f} KiB)\n"
             f"simulated {sim_cycles:,} cycles in {wall:.1f} s ({payload['sim_cycles_per_second']:,.0f} cycles/s)")
     emit(args, payload, text)
     if not cmp.bit_exact:

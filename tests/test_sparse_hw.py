@@ -155,3 +155,25 @@ def test_fit_counts_existing_synapses():
     small, big = params_for(pruned, lanes=8), params_for(dense, lanes=8)
     assert small.core.synapse_rows * 4 <= big.core.synapse_rows
     assert small.core.offset_bits == big.core.offset_bits == 3      # 64 neurons: 8 words of 8 lanes
+
+
+def test_cli_info_reports_synapse_memory(capsys, tmp_path):
+    import json
+
+    from cssnn.cli import main
+    from cssnn.sw.spec.network import save_network
+    from cssnn.verif.netgen import digits_network
+
+    net, _ = digits_network(6)
+    path = tmp_path / "snn.npz"
+    save_network(net, path)
+    assert main(["info", str(path), "--json", "--lanes", "4"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    img = place_network(net, params_for(net, lanes=4).core)
+    mem = info["synapse_memory"]
+    assert mem["lanes"] == 4 and mem["synapses"] == info["synapses"] == img.synapses
+    assert mem["synapse_rows"] == img.rows_used < mem["dense_rows"] == 64 * 16 + 64 * 8 + 32 * 3
+    assert mem["synapse_bits"] == img.rows_used * 4 * mem["lane_bits"]
+    assert main(["info", str(path)]) == 0 and "synapse memory on 8 lanes" in capsys.readouterr().out
+    assert main(["info", str(path), "--lanes", "6"]) == 2
+    assert "--lanes must be a power of two" in capsys.readouterr().err

@@ -20,6 +20,7 @@ from cssnn.hw.params import CoreParams
 from cssnn.sim.transports import AmaranthTransport, VerilatorTransport, system_verilog
 from cssnn.sim.verilator import lint, run_cocotb_module
 from cssnn.sw.host.accelerator import Accelerator
+from cssnn.sw.mapping.image import place_network
 from cssnn.sw.mapping.requirements import DoesNotFit
 from cssnn.sw.mapping.sizing import params_for
 from cssnn.sw.spec.golden import run
@@ -86,6 +87,11 @@ def test_cli_sim_amaranth_and_dataset_file(capsys, tmp_path, digits_file, digits
                        "--lanes", "4", "--json")
     r = json.loads(out)
     assert code == 0 and r["bit_exact"] and r["samples"] == 3 and r["hardware"]["lanes"] == 4
+    net, _ = digits_network(6)
+    img = place_network(net, params_for(net, lanes=4).core)
+    assert r["synapses"] == img.synapses == sum(layer.synapses for layer in net.layers)
+    assert r["synapse_rows_used"] == img.rows_used < img.dense_rows
+    assert r["synapse_memory_bits"] == img.rows_used * 4 * params_for(net, lanes=4).elem_bits(Sel.SYNAPSE)
 
 
 def test_cli_infer_backend(capsys, digits_file, tmp_path):

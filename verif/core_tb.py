@@ -44,7 +44,8 @@ class InferenceResult:
     logits: np.ndarray
     argmax: int
     counters: dict
-    step_cycles: list[tuple[int, int, int, int, int]] = field(default_factory=list)  # (t, layer, events in, cycles, spikes out)
+    #: per layer-step (t, layer, events in, cycles, spikes out, synapse rows of the events' lists)
+    step_cycles: list[tuple[int, int, int, int, int, int]] = field(default_factory=list)
 
 
 class CoreDriver:
@@ -167,7 +168,7 @@ class CoreDriver:
                 evs = outs.get(l - 1, []) if l > 0 else []
                 res = await self.run_step(cfg, evs)
                 outs[l] = res.events
-                step_cycles.append((t, l, len(evs), res.cycles, len(res.events)))
+                step_cycles.append((t, l, len(evs), res.cycles, len(res.events), image.list_rows(l, [i for i, _ in evs])))
                 if cfg["mode"] == Mode.FIRE:
                     last = -1
                     for idx, s in res.events:

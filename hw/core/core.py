@@ -1,51 +1,58 @@
-r"""The cssnn core: one layer-step at a time, event driven, N lanes.
+r"""The cssnn core: one layer-step at a time (the next one starting while the last one's spikes
+leave), event driven, N lanes, sparse synapse lists.
 
 Block diagram (one clock per box boundary; R = read addresses, D = the memory outputs registered,
 X = accumulate or update stage 1, Y = update stage 2, Z = write-back, spikes, argmax)::
 
-      step (config stream) ---> [ FSM: IDLE -> ACCUM -> UPDATE -> FLUSH -> IDLE, done pulse ]
+      step (config stream) ---> [ FSM: IDLE -> ACCUM -> UPDATE -> IDLE ]   (done: a step's end marker left)
                                        |                |
-    events --> [E1] --> [event register], row = syn_base+(i<<k) (register, +1 per group)
-                                  R: synapse row addr     R: word addr nb+g (register)
-                                     row                  |
-                                       |                  v
-                             [synapse mem]  [acc mem]  [state mem]  [bias mem]   (sync reads = BRAM)
-                                 D: registers ---------------------------------
-                                       \    /  ^ sums of the two items ahead forwarded
+    events --> [E1: slot = idx_base + i] --> [index mem] --> [EB: first row, rows]
+                 --> [event register]: row register = first row, +1 per clock, `rows` times
+                                  R: synapse row addr     R (UPDATE): word addr nb+g (register)
+                             [synapse mem]                |
+                          D: row registered (lane k: weight, word offset, mask)
+                          A: per lane, nb + offset -> register
+                          B: [acc bank k] reads its word     [state mem] [acc banks] [bias mem]
+                         D2: registers --------------------------------------------
+                                       \    /  ^ per lane, the sums of the two items ahead forwarded
                                  X: SpikeAccumulator --+      X/Y: NeuronArray (N x TsaLane, 2 stages)
                                        (acc +/- w)                |    |      \
-                                                    Z: state/acc<-+    |       Argmax (output modes,
-                                                       write back      v       registered tree)
-                                                   word FIFO (credits) -> SpikeSerializer -> out
+                            write back, lane k at its word   Z: state<-+    |   Argmax (output modes,
+                                                                      v       registered tree)
+                              word FIFO (credits; the last word carries the end) -> SpikeSerializer -> out
 
 Per-step protocol (see docs/HARDWARE.md):
 
-1. While ``busy`` is low the controller hands a :func:`config_layout` word to the ``step`` stream.
-2. ACCUM: the core consumes ``events`` until an event with ``end = 1``. A spike event (i, neg) costs
-   ``groups`` clocks (one synapse row and one accumulator word per group), steady state one row per
-   clock; back-to-back events on the same accumulator word are forwarded (an item's read misses the
-   sums of the two items ahead of it; those are muxed in front of the adder).
-3. UPDATE: one word (N neurons) per clock: membrane, flag, accumulator, bias are read; the TSA update
-   is written back and the accumulator cleared; nonzero spikes go through a word FIFO to the
-   serializer (one spike per clock). A word is issued only while the FIFO has a place reserved for it,
-   so the pipeline never stalls. Output modes feed the argmax instead and emit no spikes.
-4. FLUSH: after the last spike, one end marker on ``out``; then ``done`` pulses for one clock and the
-   core is idle again. So a step's ``out`` is its spikes in ascending index order plus an end marker,
-   directly usable as the next layer's ``events``.
+1. When ``step.ready`` is high (the FSM idle, at most one earlier step's output still leaving) the
+   controller hands a :func:`config_layout` word to the ``step`` stream.
+2. ACCUM: the core consumes ``events`` until an event with ``end = 1``. A spike event of neuron slot
+   ``i`` of the previous layer finds its list in index-memory entry ``idx_base + i`` and costs one
+   clock per row of it (0 rows: none); lane ``k`` of a row adds (or subtracts) a weight into
+   accumulator bank ``k`` at the word the lane names, so only synapses that exist cost anything.
+   Items on the same word of a lane are forwarded (an item's read misses the sums of the two items
+   ahead of it; those are muxed in front of the adder).
+3. UPDATE, once the last sum is written: one word (N neurons) per clock: membrane, flag,
+   accumulator, bias are read; the TSA update is written back and the accumulator cleared; nonzero
+   spikes go through a word FIFO to the serializer (one spike per clock). A word is issued only while
+   the FIFO has a place reserved for it, so the pipeline never stalls. Output modes feed the argmax
+   instead and emit no spikes. The last word carries the step's end marker: after that word issues
+   the FSM is idle and takes the next step, while the spikes and the end marker still leave.
+4. ``out`` carries the step's spikes in ascending slot order and then the end marker, directly usable
+   as the next layer's ``events``; ``done`` pulses as the end marker leaves.
 
 The ``host`` port reads and writes one lane of one memory per clock (read data
 :data:`~cssnn.hw.params.READ_LATENCY` clocks later; a write lands one clock after it is presented)
-and only acts while the core is idle. The encoder's input x is loaded as the bias of the encoder
-neurons (its SILENT step then computes v = sat(0 + x), identical to the spec's I = x, b = 0).
+and only acts while the core is not ``busy``. The encoder's input x is loaded as the bias of the
+encoder neurons (its SILENT step then computes v = sat(0 + x), identical to the spec's I = x, b = 0).
 
-:class:`Core` is the FSM (``phase``), the step's config, the R-stage counters (``g``, ``word``,
-``last_group``) and the word address of the items in D and X; it wires the components (one module
-each in this package): :class:`~.stores.SynapseStore` and :class:`~.stores.NeuronStore` (the
-memories, their address and D registers), :class:`~.host.HostPort`, :class:`~.events.EventInput`
-(E1, the event register, the first row), :class:`~.accumulate.AccumulateStage` (the adder, the
+:class:`Core` is the FSM (``phase``), the step's config, the UPDATE counters (``g``, ``word``,
+``last``), the word address of the UPDATE items in D and X and the steps in flight; it wires the
+components (one module each in this package): :class:`~.stores.SynapseStore`,
+:class:`~.stores.NeuronStore` and :class:`~.stores.IndexStore` (the memories, their address and D
+registers), :class:`~.host.HostPort`, :class:`~.events.EventInput` (E1, the index read, EB, the
+event register), :class:`~.accumulate.AccumulateStage` (the word addresses, the adder, the
 forwarding), :class:`~.update.UpdateStage` (the neuron array's stages, credits, argmax),
-:class:`~.output.OutputStage` (word FIFO, serializer, skid buffer, end marker) and
-:class:`~.counters.Counters`.
+:class:`~.output.OutputStage` (word FIFO, serializer, skid buffer) and :class:`~.counters.Counters`.
 """
 
 from __future__ import annotations
@@ -81,15 +88,16 @@ class Phase(enum.Enum, shape=2):
 class Core(wiring.Component):
     """A cssnn core. Ports:
 
-    ``step``      In stream of :func:`~cssnn.hw.params.config_layout` (accepted only while idle)
+    ``step``      In stream of :func:`~cssnn.hw.params.config_layout` (accepted while the FSM is idle
+                  and at most one earlier step's output is still leaving)
     ``events``    In stream of :func:`~cssnn.hw.params.event_layout` (the step's input spikes + end marker)
     ``out``       Out stream of events (the step's output spikes + end marker)
-    ``busy``      high from the accepted ``step`` until ``done``
-    ``done``      one-clock pulse when the step's end marker has been accepted on ``out``
+    ``busy``      high while a step is in flight: from its accepted ``step`` until its ``done``
+    ``done``      one-clock pulse when a step's end marker has been accepted on ``out``
     ``host``      In :func:`~cssnn.hw.core.host.host_signature` memory access
     ``argmax_index``, ``argmax_value``  argmax of the last output-mode step
     ``cnt_cycles``  busy clocks; ``cnt_events`` input spike events; ``cnt_synops`` synaptic operations
-    (unmasked synapses touched); ``cnt_spikes`` output spikes; ``cnt_steps`` steps done (see
+    (existing synapses touched); ``cnt_spikes`` output spikes; ``cnt_steps`` steps done (see
     :data:`COUNTERS`); ``clear`` zeroes them all
     """
 

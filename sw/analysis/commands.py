@@ -1,4 +1,4 @@
-"""The ``cssnn`` subcommands of the analysis: ``eval`` and ``sweep`` (conventions: :mod:`cssnn.command`)."""
+"""The ``cssnn`` subcommands of the analysis: ``info``, ``eval`` and ``sweep`` (conventions: :mod:`cssnn.command`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,29 @@ from cssnn.command import CLIError, add_command, emit, int_list, progress_bar, s
 from cssnn.sw.frontends.commands import add_conversion_args, conversion_config
 
 __all__ = ["register"]
+
+
+def cmd_info(args) -> None:
+    from cssnn.sw.frontends.commands import describe, describe_text
+    from cssnn.sw.mapping.requirements import DoesNotFit
+    from cssnn.sw.mapping.sizing import synapse_memory
+    from cssnn.sw.spec.network import load_network
+
+    if args.lanes < 1 or args.lanes & (args.lanes - 1):
+        raise CLIError(f"--lanes must be a power of two, not {args.lanes}")
+    net = load_network(args.network)
+    payload, text = describe(net), describe_text(net)
+    try:
+        mem = synapse_memory(net, args.lanes)
+    except DoesNotFit as e:    # e.g. a rate-coded network: no accelerator runs it
+        payload["synapse_memory"] = None
+        text += f"\nsynapse memory: none ({e})"
+    else:
+        payload["synapse_memory"] = mem
+        text += (f"\nsynapse memory on {mem['lanes']} lanes: {mem['synapse_rows']:,} rows x {mem['lanes']} lanes x "
+                 f"{mem['lane_bits']} bits = {mem['synapse_bits'] / 8192:.1f} KiB (a dense layout: "
+                 f"{mem['dense_rows']:,} rows)")
+    emit(args, payload, text)
 
 
 def cmd_eval(args) -> None:
@@ -67,6 +90,10 @@ def _table(results: list[dict]) -> str:
 def register(subparsers) -> None:
     def add(name, func, help_):
         return add_command(subparsers, name, func, help_)
+
+    p = add("info", cmd_info, "describe a converted network file: layers, widths, synapses, synapse memory")
+    p.add_argument("network", type=Path, help="converted network .npz")
+    p.add_argument("--lanes", type=int, default=8, help="lanes of the accelerator the memory is counted for (default 8)")
 
     p = add("eval", cmd_eval, "evaluate a converted network on a dataset's test split (golden model)")
     p.add_argument("network", type=Path, help="converted network .npz")

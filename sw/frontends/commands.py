@@ -1,4 +1,4 @@
-"""The ``cssnn`` subcommands of the frontends: ``train``, ``convert`` and ``info`` (conventions:
+"""The ``cssnn`` subcommands of the frontends: ``train`` and ``convert`` (conventions:
 :mod:`cssnn.command`)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 
 from cssnn.command import CLIError, add_command, emit, int_list, progress_bar
 
-__all__ = ["register", "add_conversion_args", "conversion_config"]
+__all__ = ["register", "add_conversion_args", "conversion_config", "describe", "describe_text"]
 
 
 def cmd_train(args) -> None:
@@ -63,8 +63,8 @@ def cmd_convert(args) -> None:
         raise CLIError(f"the dataset has {data.n_features} features but the ANN expects {ann.n_inputs}")
     net = convert(ann, data.x_train, conversion_config(args, args.coding, args.timesteps, args.output_bits))
     save_network(net, args.out)
-    payload = _describe(net) | {"out": str(args.out)}
-    emit(args, payload, _describe_text(net) + f"\n-> {args.out}")
+    payload = describe(net) | {"out": str(args.out)}
+    emit(args, payload, describe_text(net) + f"\n-> {args.out}")
 
 
 def _synapse_counts(net) -> tuple[list[tuple[int, int]], tuple[int, int]]:
@@ -73,7 +73,7 @@ def _synapse_counts(net) -> tuple[list[tuple[int, int]], tuple[int, int]]:
     return per, (sum(e for e, _ in per), sum(d for _, d in per))
 
 
-def _describe(net) -> dict:
+def describe(net) -> dict:
     per, (existing, dense) = _synapse_counts(net)
     return {
         "coding": net.coding, "timesteps": net.timesteps, "total_steps": net.total_steps,
@@ -87,7 +87,7 @@ def _describe(net) -> dict:
     }
 
 
-def _describe_text(net) -> str:
+def describe_text(net) -> str:
     sizes = [str(net.n_inputs)] + [str(l.shape.n_out) for l in net.layers]
     return (f"{net.coding} network {'-'.join(sizes)}, T={net.timesteps} ({net.total_steps} steps per inference)\n"
             f"thresholds {net.thresholds}; widths: input {net.input_bits}, weight {net.weight_bits}, "
@@ -99,14 +99,6 @@ def _synapses_text(net) -> str:
     per, total = _synapse_counts(net)
     parts = [f"layer {i} {e:,} of {d:,} ({e / d:.1%})" for i, (e, d) in enumerate(per, start=1)]
     return ", ".join(parts) + f"; total {total[0]:,} of {total[1]:,} ({total[0] / total[1]:.1%})"
-
-
-def cmd_info(args) -> None:
-    from cssnn.sw.spec.network import load_network
-
-    net = load_network(args.network)
-    emit(args, _describe(net), _describe_text(net))
-
 
 
 def add_conversion_args(p: argparse.ArgumentParser) -> None:
@@ -143,5 +135,3 @@ def register(subparsers) -> None:
                    help="membrane width (default: the smallest with which saturation never changes a spike)")
     add_conversion_args(p)
 
-    p = add("info", cmd_info, "describe a converted network file")
-    p.add_argument("network", type=Path, help="converted network .npz")

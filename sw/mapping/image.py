@@ -92,6 +92,17 @@ class NetworkImage:
         return int(self.syn_mask.sum())
 
     @property
+    def dense_rows(self) -> int:
+        """Rows a dense layout of the same layer matrices would need: ``ceil(n_out / N)`` per
+        presynaptic neuron (every pair a synapse)."""
+        return sum(layer.shape.n_in * -(-layer.shape.n_out // self.params.lanes) for layer in self.net.layers)
+
+    @property
+    def synapse_bits(self) -> int:
+        """Bits of synapse memory the image uses: rows x N lanes x the lane's width."""
+        return (self.rows_used - self.syn_base) * self.params.lanes * lane_shape(self.params, HostMem.SYNAPSE).size
+
+    @property
     def words_used(self) -> int:
         return self.bias.shape[0]
 
@@ -159,6 +170,15 @@ class NetworkImage:
         pl = self.layers[layer]
         s = int(pl.slots[j])
         return pl.neuron_base + s // self.params.lanes, s % self.params.lanes
+
+    def list_rows(self, layer: int, slots) -> int:
+        """Synapse rows that spikes of the previous layer's neurons in ``slots`` cost in ``layer``
+        (the rows of their lists: the clocks the core spends on them)."""
+        if layer == 0:
+            return 0
+        prev, n = self.layers[layer - 1], self.params.lanes
+        s = prev.neuron_base * n + np.asarray(list(slots), np.int64)
+        return int(self.index_rows[s // n, s % n].sum())
 
     def neuron_at(self, layer: int, slot: int) -> int:
         """The neuron of ``layer`` in ``slot`` (a spike's index); ``ValueError`` for a padding slot."""

@@ -13,7 +13,7 @@ from cssnn.hw.params import CoreParams, width_floors
 from cssnn.sw.mapping.requirements import requirements
 from cssnn.sw.spec.network import SpikingNetwork
 
-__all__ = ["params_for", "pow2_at_least"]
+__all__ = ["params_for", "pow2_at_least", "synapse_memory"]
 
 
 def pow2_at_least(n: int) -> int:
@@ -42,3 +42,17 @@ def params_for(net: SpikingNetwork, *, lanes: int = 8, counter_bits: int = 32, p
               fifo_depth=req.largest_layer + 1)
     kw.update(accel_kwargs)
     return AccelParams(core=core, **kw)
+
+
+def synapse_memory(net: SpikingNetwork, lanes: int) -> dict:
+    """The synapse memory ``net`` uses on the accelerator :func:`params_for` sizes with ``lanes``
+    lanes: existing synapses, rows of the sparse lists and their bits (rows x lanes x lane bits), the
+    index entries, and the rows a dense layout of the same matrices would need (``ceil(n_out / N)``
+    per presynaptic neuron)."""
+    from cssnn.sw.mapping.image import place_network
+
+    ap = params_for(net, lanes=lanes)
+    img = place_network(net, ap.core)
+    return {"lanes": lanes, "synapses": img.synapses, "synapse_rows": img.rows_used, "synapse_bits": img.synapse_bits,
+            "lane_bits": img.synapse_bits // max(1, img.rows_used * lanes), "index_entries": ap.core.neurons,
+            "dense_rows": img.dense_rows}
