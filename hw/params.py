@@ -162,8 +162,9 @@ class CoreParams:
 
     @property
     def count_bits(self) -> int:
-        """Rows of one presynaptic neuron's list (0 .. groups: one synapse per postsynaptic word and row)."""
-        return bits_for(self.groups)
+        """Rows of one presynaptic neuron's list: 0 .. layer_words (a row holds a synapse to each
+        lane, so a list has at most as many rows as its layer has words)."""
+        return bits_for(self.layer_words)
 
     @property
     def store_bits(self) -> int:
