@@ -1,5 +1,5 @@
 """cssnn.bench: benchmarks anyone reruns with one command (``python -m cssnn.bench.core``,
-``python -m cssnn.bench.system``, ``python -m cssnn.bench.sparsity``)."""
+``python -m cssnn.bench.system``, ``python -m cssnn.bench.sparsity``, ``python -m cssnn.bench.sparse``)."""
 
 import sys
 
