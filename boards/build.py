@@ -147,7 +147,7 @@ def _params_dict(ap: AccelParams) -> dict:
     c = ap.core
     core = {k: getattr(c, k) for k in ("lanes", "weight_bits", "membrane_bits", "output_bits", "acc_bits",
                                        "bias_bits", "threshold_bits", "neurons", "synapse_rows", "counter_bits",
-                                       "synapse_ram", "layer_words")}
+                                       "synapse_ram", "layer_words", "acc_words")}
     return {"core": core, "max_layers": ap.max_layers, "timestep_bits": ap.timestep_bits,
             "fifo_depth": ap.fifo_depth, "tap_depth": ap.tap_depth}
 

@@ -19,7 +19,7 @@ import math
 from cssnn.boards.targets import Board, get_board
 from cssnn.hw.core.spram import SPRAM_DEPTH, spram_count
 from cssnn.hw.memmap import AccelParams, Sel, layer_layout
-from cssnn.hw.params import CoreParams
+from cssnn.hw.params import CoreParams, index_lane_layout
 from cssnn.sw.mapping.image import place_network
 from cssnn.sw.mapping.requirements import DoesNotFit
 from cssnn.sw.mapping.sizing import params_for, pow2_at_least
@@ -80,9 +80,10 @@ def memories(ap: AccelParams, *, max_payload: int = 256) -> list[dict]:
         {"name": "synapse", "width": n * lane(Sel.SYNAPSE), "depth": p.synapse_rows, "masked": True,
          "copies": 1, "kind": p.synapse_ram},
         {"name": "state", "width": n * lane(Sel.STATE), "depth": p.groups, "masked": True, "copies": 1},
-        {"name": "accumulator", "width": lane(Sel.ACC), "depth": p.groups, "masked": False, "copies": n},  # N banks
+        {"name": "accumulator", "width": lane(Sel.ACC), "depth": p.acc_words, "masked": False, "copies": n},  # N banks
         {"name": "bias", "width": n * lane(Sel.BIAS), "depth": p.groups, "masked": True, "copies": 1},
-        {"name": "index", "width": lane(Sel.INDEX), "depth": p.neurons, "masked": False, "copies": 1},
+        *({"name": f"index {name}", "width": f.shape.width, "depth": p.neurons, "masked": False, "copies": 1}
+          for name, f in index_lane_layout(p)),   # one memory per field
         {"name": "loopback FIFO", "width": ev, "depth": max(1, ap.fifo_depth - 1), "masked": False, "copies": 1},
         {"name": "tap FIFO", "width": ev, "depth": max(1, ap.tap_depth - 1), "masked": False, "copies": 1},
         {"name": "layer table", "width": layer_layout(p).size, "depth": ap.max_layers, "masked": False,
@@ -251,13 +252,23 @@ def _sized(net: SpikingNetwork, board: Board, lanes: int, ram: str, free_depths:
     if free_depths:
         rows = _free_depth(board, lanes * ap.elem_bits(Sel.SYNAPSE), rows, spram=ram == "spram")
         words = _free_depth(board, lanes * ap.elem_bits(Sel.STATE), words)
-    try:
-        core = dataclasses.replace(core, synapse_rows=rows, neurons=words * lanes, synapse_ram=ram)
-    except ValueError as e:
-        raise DoesNotFit(str(e)) from None
-    # Room for the self-test's tiny network (cssnn.boards.sanity) in every bitstream: T up to 7,
-    # 4 layer-table entries, 8-neuron layers. A few flip-flops.
-    ap = dataclasses.replace(ap, core=core, timestep_bits=max(ap.timestep_bits, 3), max_layers=max(ap.max_layers, 4),
-                             fifo_depth=max(ap.fifo_depth, 9))
-    place_network(net, core)  # the widths and depths must hold the network
-    return ap
+
+    def sized(words):
+        try:
+            c = dataclasses.replace(core, synapse_rows=rows, neurons=words * lanes, synapse_ram=ram,
+                                    acc_words=min(pow2_at_least(core.acc_words), words))
+        except ValueError as e:
+            raise DoesNotFit(str(e)) from None
+        # Room for the self-test's tiny network (cssnn.boards.sanity) in every bitstream: T up to 7,
+        # 4 layer-table entries, 8-neuron layers. A few flip-flops.
+        return dataclasses.replace(ap, core=c, timestep_bits=max(ap.timestep_bits, 3), max_layers=max(ap.max_layers, 4),
+                                   fifo_depth=max(ap.fifo_depth, 9))
+
+    # more words are free in the state memory's blocks, but not always in the index memory's: keep
+    # them only if they cost no block RAM
+    out = sized(words)
+    exact = sized(core.groups)
+    if estimate(out, board)[board.bram] > estimate(exact, board)[board.bram]:
+        out = exact
+    place_network(net, out.core)  # the widths and depths must hold the network
+    return out

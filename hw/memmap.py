@@ -153,7 +153,7 @@ class AccelParams:
         p = self.core
         return {
             Sel.SYNAPSE: p.synapse_rows * p.lanes,
-            Sel.STATE: p.neurons, Sel.BIAS: p.neurons, Sel.ACC: p.neurons, Sel.INDEX: p.neurons,
+            Sel.STATE: p.neurons, Sel.BIAS: p.neurons, Sel.ACC: p.acc_words * p.lanes, Sel.INDEX: p.neurons,
             Sel.LAYER: self.max_layers, Sel.ROUTE: self.max_layers,
             Sel.REG: len(Reg), Sel.COUNTER: len(Counter),
         }[Sel(sel)]

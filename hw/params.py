@@ -70,6 +70,9 @@ class CoreParams:
     synapse_rows    rows of the synapse memory (N lanes of (weight, target word, mask bit) per row)
     layer_words     the most words a weight layer may have (default: all ``neurons / lanes``): a
                     synapse's target word within its layer takes ``offset_bits`` of its lane
+    acc_words       words of each accumulator bank (default: all ``neurons / lanes``; else a power of
+                    two, and word ``w`` uses bank word ``w mod acc_words``): the encoder has no
+                    synapses, so the weight layers' words are enough (docs/HARDWARE.md)
     counter_bits    width of the cycle/event/synaptic-op counters
     synapse_ram     where the synapse memory lives: "block" (block RAM, any device) or "spram"
                     (iCE40 UltraPlus single-port RAM, SB_SPRAM256KA: 16 bits of a lane and 16k rows each,
@@ -88,6 +91,7 @@ class CoreParams:
     counter_bits: int = 32
     synapse_ram: str = "block"
     layer_words: int | None = None
+    acc_words: int | None = None
 
     def __post_init__(self):
         def need(cond, msg):
@@ -123,6 +127,12 @@ class CoreParams:
         need(isinstance(self.layer_words, int) and not isinstance(self.layer_words, bool)
              and 1 <= self.layer_words <= self.neurons // self.lanes,
              f"layer_words must be an int in [1, neurons / lanes = {self.neurons // self.lanes}], not {self.layer_words!r}")
+        groups = self.neurons // self.lanes
+        if self.acc_words is None:
+            object.__setattr__(self, "acc_words", groups)
+        a = self.acc_words
+        need(isinstance(a, int) and not isinstance(a, bool) and 1 <= a <= groups and (a == groups or a & (a - 1) == 0),
+             f"acc_words must be neurons / lanes = {groups} or a power of two below it, not {a!r}")
         need(self.synapse_ram in SYNAPSE_RAMS,
              f"synapse_ram must be one of {', '.join(map(repr, SYNAPSE_RAMS))}, not {self.synapse_ram!r}")
 

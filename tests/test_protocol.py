@@ -178,11 +178,11 @@ def test_identity_block_is_the_documented_byte_layout():
                                 threshold_bits=9, neurons=64, synapse_rows=300, counter_bits=24, synapse_ram="spram"),
                      max_layers=5, timestep_bits=6, fifo_depth=33, tap_depth=3)
     c = ap.core
-    want = struct.pack("<4sHHII" + "I" * 16, b"CSNN", PROTOCOL_VERSION, 384, 123456, 2**32 - 1,
+    want = struct.pack("<4sHHII" + "I" * 17, b"CSNN", PROTOCOL_VERSION, 384, 123456, 2**32 - 1,
                        c.lanes, c.weight_bits, c.membrane_bits, c.output_bits, c.acc_bits, c.bias_bits,
-                       c.threshold_bits, c.neurons, c.synapse_rows, c.counter_bits, 1, c.layer_words,
+                       c.threshold_bits, c.neurons, c.synapse_rows, c.counter_bits, 1, c.layer_words, c.acc_words,
                        ap.max_layers, ap.timestep_bits, ap.fifo_depth, ap.tap_depth)
-    assert encode_identity(Identity(ap, 384, 123456, 2**32 - 1)) == want and len(want) == wire.IDENTIFY_BYTES == 80
+    assert encode_identity(Identity(ap, 384, 123456, 2**32 - 1)) == want and len(want) == wire.IDENTIFY_BYTES == 84
     with pytest.raises(ValueError, match="does not fit"):
         encode_identity(Identity(ap, 2**16, 1, 1))
 

@@ -169,7 +169,9 @@ class NeuronStore(wiring.Component):
         acc_shape = signed(p.acc_bits)
         banks = []
         for k in range(n):
-            m.submodules[f"acc_mem{k}"] = bank = memory.Memory(shape=acc_shape, depth=p.groups, init=[])
+            # acc_words deep: a word's low bits address it (the weight layers' words are distinct
+            # there; the encoder's alias them and read zeros, docs/HARDWARE.md)
+            m.submodules[f"acc_mem{k}"] = bank = memory.Memory(shape=acc_shape, depth=p.acc_words, init=[])
             banks.append((bank.write_port(), bank.read_port()))
         m.submodules.state_mem = state_mem = memory.Memory(shape=data.ArrayLayout(state_lane_layout(p), n),
                                                            depth=p.groups, init=[])
@@ -241,17 +243,22 @@ class IndexStore(wiring.Component):
     def elaborate(self, platform):
         p = self.params
         m = Module()
-        m.submodules.mem = mem = memory.Memory(shape=index_lane_layout(p), depth=p.neurons, init=[])
-        wr, rd = mem.write_port(), mem.read_port()
+        layout = index_lane_layout(p)
 
         def slot(port):
             return port.addr if p.lanes == 1 else Cat(port.lane[:p.lane_bits], port.addr)
 
-        m.d.comb += [rd.addr.eq(slot(self.read)), rd.en.eq(1)]
-        with m.If(self.accum):
-            m.d.comb += [rd.addr.eq(self.pipe_addr), rd.en.eq(self.pipe_en)]
-        d = Signal.like(rd.data)
-        m.d.sync += d.eq(rd.data)
-        m.d.comb += [self.pipe_data.eq(rd.data), self.read.data.eq(d),
-                     wr.addr.eq(slot(self.write)), wr.data.eq(self.write.data), wr.en.eq(self.write.en)]
+        # one memory per field (first row, row count): narrower memories map to fewer block RAMs
+        # (iCE40: a 14-bit and an 8-bit field fit 256 x 16 and 512 x 8 blocks, 22 bits would not)
+        rd_data = Signal(layout)
+        for name, field in layout:
+            m.submodules[f"{name}_mem"] = mem = memory.Memory(shape=field.shape, depth=p.neurons, init=[])
+            wr, rd = mem.write_port(), mem.read_port()
+            m.d.comb += [rd.addr.eq(slot(self.read)), rd.en.eq(1), getattr(rd_data, name).eq(rd.data)]
+            with m.If(self.accum):
+                m.d.comb += [rd.addr.eq(self.pipe_addr), rd.en.eq(self.pipe_en)]
+            m.d.comb += [wr.addr.eq(slot(self.write)), wr.data.eq(getattr(self.write.data, name)), wr.en.eq(self.write.en)]
+        d = Signal.like(rd_data)
+        m.d.sync += d.eq(rd_data)
+        m.d.comb += [self.pipe_data.eq(rd_data), self.read.data.eq(d)]
         return m

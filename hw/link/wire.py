@@ -113,11 +113,11 @@ def unpack_bytes(layout: data.StructLayout, blob: bytes) -> data.Const:
 #: Field order of the identity block: every field of CoreParams, then of AccelParams (but core),
 #: each a u32. ``synapse_ram`` (a name) is sent as its index in :data:`SYNAPSE_RAMS`.
 CORE_FIELDS = ("lanes", "weight_bits", "membrane_bits", "output_bits", "acc_bits", "bias_bits",
-               "threshold_bits", "neurons", "synapse_rows", "counter_bits", "synapse_ram", "layer_words")
+               "threshold_bits", "neurons", "synapse_rows", "counter_bits", "synapse_ram", "layer_words", "acc_words")
 ACCEL_FIELDS = ("max_layers", "timestep_bits", "fifo_depth", "tap_depth")
 ENUM_FIELDS = {"synapse_ram": SYNAPSE_RAMS}
 
-#: The identity block (protocol version 2, 80 bytes), little-endian.
+#: The identity block (protocol version 2, 84 bytes), little-endian.
 IDENTITY_LAYOUT = data.StructLayout({
     "magic": 32,
     "protocol_version": 16,
@@ -127,7 +127,7 @@ IDENTITY_LAYOUT = data.StructLayout({
     "core": data.StructLayout({name: 32 for name in CORE_FIELDS}),
     "accel": data.StructLayout({name: 32 for name in ACCEL_FIELDS}),
 })
-IDENTIFY_BYTES = IDENTITY_LAYOUT.size // 8  #: 80 for protocol version 2
+IDENTIFY_BYTES = IDENTITY_LAYOUT.size // 8  #: 84 for protocol version 2
 MAGIC_VALUE = int.from_bytes(MAGIC, "little")
 
 

@@ -104,6 +104,11 @@ class Requirements:
         return sum(g.rows for g in self.geometry)
 
     @property
+    def weight_layer_words(self) -> int:
+        """Words of the weight layers (all but the encoder): what the accumulator banks hold."""
+        return sum(g.groups for g in self.geometry[1:])
+
+    @property
     def layer_words(self) -> int:
         """Words of the largest weight layer (what a synapse's target word must address)."""
         return max(g.groups for g in self.geometry[1:])
@@ -175,6 +180,9 @@ def check_core(req: Requirements, p: CoreParams) -> None:
                              f"(needs {bits_for(imax)})")
         if bits_for(bmax) > p.bias_bits:
             raise DoesNotFit(f"layer {i} has a bias of magnitude {bmax}: bias_bits={p.bias_bits} is too small")
+    if req.weight_layer_words > p.acc_words:
+        raise DoesNotFit(f"the weight layers need {req.weight_layer_words} accumulator words, the core's banks hold "
+                         f"acc_words={p.acc_words}")
     if req.layer_words > p.layer_words:
         raise DoesNotFit(f"a weight layer of {req.layer_words} words is larger than the core's layer_words="
                          f"{p.layer_words}")

@@ -37,7 +37,8 @@ def params_for(net: SpikingNetwork, *, lanes: int = 8, counter_bits: int = 32, p
                       output_bits=max(req.output_bits, floor["output_bits"]),
                       acc_bits=max(req.acc_bits, floor["acc_bits"]), bias_bits=max(req.bias_bits, floor["bias_bits"]),
                       threshold_bits=req.threshold_bits, counter_bits=counter_bits, neurons=words * lanes,
-                      synapse_rows=rows, layer_words=req.layer_words)
+                      synapse_rows=rows, layer_words=req.layer_words,
+                      acc_words=min(words, pow2_at_least(req.weight_layer_words)))
     kw = dict(max_layers=max(2, pow2_at_least(req.n_layers + 1)), timestep_bits=max(1, req.timesteps.bit_length()),
               fifo_depth=req.largest_layer + 1)
     kw.update(accel_kwargs)
