@@ -17,6 +17,7 @@ import dataclasses
 import math
 
 from cssnn.boards.targets import Board, get_board
+from cssnn.hw.core.output import WORD_FIFO_DEPTH
 from cssnn.hw.core.spram import SPRAM_DEPTH, spram_count
 from cssnn.hw.memmap import AccelParams, Sel, layer_layout
 from cssnn.hw.params import CoreParams, index_lane_layout
@@ -50,11 +51,22 @@ SMALL_MEMORY_BITS = 256
 SMALL_MEMORY_DEPTH = 16
 
 
-def ram_blocks(family: str, width: int, depth: int, *, masked: bool = False) -> int:
+def ram_blocks(family: str, width: int, depth: int, *, masked: bool = False, lane: int | None = None) -> int:
     """Block RAMs for a ``width`` x ``depth`` memory (0 if it goes to logic or distributed RAM).
-    ``masked``: written a lane at a time (iCE40: only the 256 x 16 mode has a bit mask)."""
+    ``masked``: written a lane at a time (iCE40: only the 256 x 16 mode has a bit mask); ``lane``: the
+    width of such a lane. As yosys does, a 16-bit slice of an iCE40 memory that lies within one lane
+    needs no mask and takes the best mode; only slices across lanes need the 256 x 16 mode."""
     if width <= 0 or depth <= 0 or width * depth <= SMALL_MEMORY_BITS or depth <= SMALL_MEMORY_DEPTH:
         return 0
+    if family == "ice40" and masked and lane:
+        total = 0
+        for lo in range(0, width, 16):
+            hi = min(lo + 16, width)
+            if lo // lane == (hi - 1) // lane:     # within one lane: any mode, on this slice alone
+                total += min(math.ceil((hi - lo) / w) * math.ceil(depth / d) for d, w in _EBR_ICE40)
+            else:
+                total += math.ceil(depth / 256)
+        return total
     if family == "ice40":
         modes = _EBR_ICE40[:1] if masked else _EBR_ICE40
     elif family == "ecp5":
@@ -66,10 +78,11 @@ def ram_blocks(family: str, width: int, depth: int, *, masked: bool = False) -> 
     return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in modes)
 
 
-def memories(ap: AccelParams, *, max_payload: int = 256) -> list[dict]:
-    """The design's memories (accelerator and host link with a ``max_payload``-byte buffer):
-    ``name``, ``width``, ``depth``, ``masked`` (lane writes), ``copies`` (one per extra read port),
-    ``kind`` ("block" or "spram")."""
+def memories(ap: AccelParams, *, max_payload: int = 256, table_ram: str | None = None) -> list[dict]:
+    """The design's memories (accelerator and host link with a ``max_payload``-byte buffer, the layer
+    table in block RAM if ``table_ram`` is ``"block"``): ``name``, ``width``, ``depth``, ``masked``
+    (lane writes; ``lane``: their width), ``copies`` (one per extra read port), ``kind`` ("block",
+    "spram", "forced": block RAM whatever its size, "small fifo": block RAM on the iCE40 only)."""
     from cssnn.hw.link.wire import IDENTIFY_BYTES
 
     p = ap.core
@@ -79,15 +92,20 @@ def memories(ap: AccelParams, *, max_payload: int = 256) -> list[dict]:
     out = [
         {"name": "synapse", "width": n * lane(Sel.SYNAPSE), "depth": p.synapse_rows, "masked": True,
          "copies": 1, "kind": p.synapse_ram},
-        {"name": "state", "width": n * lane(Sel.STATE), "depth": p.groups, "masked": True, "copies": 1},
+        {"name": "state", "width": n * lane(Sel.STATE), "depth": p.groups, "masked": True, "copies": 1,
+         "lane": lane(Sel.STATE)},
         {"name": "accumulator", "width": lane(Sel.ACC), "depth": p.acc_words, "masked": False, "copies": n},  # N banks
-        {"name": "bias", "width": n * lane(Sel.BIAS), "depth": p.groups, "masked": True, "copies": 1},
+        {"name": "bias", "width": n * lane(Sel.BIAS), "depth": p.groups, "masked": True, "copies": 1,
+         "lane": lane(Sel.BIAS)},
         *({"name": f"index {name}", "width": f.shape.width, "depth": p.neurons, "masked": False, "copies": 1}
           for name, f in index_lane_layout(p)),   # one memory per field
         {"name": "loopback FIFO", "width": ev, "depth": max(1, ap.fifo_depth - 1), "masked": False, "copies": 1},
         {"name": "tap FIFO", "width": ev, "depth": max(1, ap.tap_depth - 1), "masked": False, "copies": 1},
         {"name": "layer table", "width": layer_layout(p).size, "depth": ap.max_layers, "masked": False,
-         "copies": 2},
+         "copies": 1, "kind": "forced" if table_ram == "block" else "block"},
+        # measured: yosys puts the core's 8-word spike-word FIFO into one iCE40 block RAM
+        {"name": "word FIFO", "width": p.group_bits + 2 * n + 1, "depth": WORD_FIFO_DEPTH - 1, "masked": False,
+         "copies": 1, "kind": "small fifo"},
         {"name": "host link buffer", "width": 8, "depth": max_payload + IDENTIFY_BYTES, "masked": False, "copies": 1},
     ]
     for mem in out:
@@ -99,26 +117,52 @@ def _spram_count(p: CoreParams) -> int:
     return spram_count(p) if p.synapse_ram == "spram" else 0
 
 
-def estimate(ap: AccelParams, board, *, max_payload: int = 256) -> dict:
-    """Resources the accelerator ``ap`` needs on ``board``, by report name, before synthesis:
-    block RAMs and SPRAMs exactly as the memory geometry dictates, logic from a per-lane model
-    (calibrated on yosys/nextpnr results for these boards; see docs/BOARDS.md). Also ``detail``:
-    the block RAMs per memory."""
+def _blocks(mem: dict, family: str) -> int:
+    if mem["kind"] == "forced" or (mem["kind"] == "small fifo" and family == "ice40"):
+        d, w = (256, 16) if family == "ice40" else (512, 36)
+        return math.ceil(mem["width"] / w) * math.ceil(mem["depth"] / d)
+    return ram_blocks(family, mem["width"], mem["depth"], masked=mem["masked"], lane=mem.get("lane")) * mem["copies"]
+
+
+def table_ram(ap: AccelParams, board) -> str | None:
+    """Where ``board``'s build puts the layer table (:data:`~cssnn.hw.accelerator.TABLE_RAMS`): on the
+    iCE40 block RAM (a few hundred logic cells fewer, docs/BOARDS.md), unless that makes the design
+    need more block RAMs than the device has; elsewhere synthesis chooses."""
     board = get_board(board)
+    if board.family != "ice40":
+        return None
+    blocks = estimate(ap, board, table_ram="block")[board.bram]
+    return "block" if blocks <= board.resources.get(board.bram, blocks) else "logic"
+
+
+def estimate(ap: AccelParams, board, *, max_payload: int = 256, table_ram: str | None = "auto") -> dict:
+    """Resources the accelerator ``ap`` needs on ``board``, by report name, before synthesis:
+    block RAMs and SPRAMs as the memory geometry dictates, logic from a per-lane model (calibrated on
+    yosys/nextpnr results for these boards; see docs/BOARDS.md). Also ``detail``: the block RAMs per
+    memory. ``table_ram``: where the layer table goes (default: where the board's build puts it,
+    :func:`table_ram`)."""
+    board = get_board(board)
+    if table_ram == "auto":
+        table_ram = globals()["table_ram"](ap, board)
     p = ap.core
     detail = {}
-    for mem in memories(ap, max_payload=max_payload):
+    for mem in memories(ap, max_payload=max_payload, table_ram=table_ram):
         if mem["kind"] == "spram":
             detail[mem["name"]] = {"SPRAM": _spram_count(p)}
             continue
-        blocks = ram_blocks(board.family, mem["width"], mem["depth"], masked=mem["masked"]) * mem["copies"]
-        detail[mem["name"]] = {"BRAM": blocks}
+        detail[mem["name"]] = {"BRAM": _blocks(mem, board.family)}
     needs = {board.bram: sum(d.get("BRAM", 0) for d in detail.values())}
     if board.spram:
         needs["ICESTORM_SPRAM"] = _spram_count(p)
-    needs[board.logic] = estimate_logic(ap, board)
+    needs[board.logic] = estimate_logic(ap, board) + (_table_logic(ap) if table_ram == "logic" else 0)
     needs["detail"] = detail
     return needs
+
+
+def _table_logic(ap: AccelParams) -> int:
+    """Logic cells of the layer table in flip-flops and read muxes (iCE40; measured 322 LC for the
+    digits network's 4 x 45-bit table)."""
+    return int(1.8 * layer_layout(ap.core).size * ap.max_layers)
 
 
 def estimate_logic(ap: AccelParams, board) -> int:

@@ -23,6 +23,7 @@ from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
+from cssnn.boards.fit import table_ram
 from cssnn.boards.pll import PLLConfig
 from cssnn.boards.targets import get_board
 from cssnn.hw.memmap import AccelParams
@@ -77,9 +78,11 @@ class BoardLogic(wiring.Component):
     Ports: ``uart_rx`` (serial line in, idle high), ``uart_tx`` (serial line out), ``locked`` (shown
     on an LED), ``leds`` (``n_leds`` bits: heartbeat, busy, rx activity, tx activity, locked).
     ``clk_hz``: the sync clock; ``baud``: the serial rate (the divisor is ``round(clk_hz / baud)``).
-    Extra keywords go to the host link (:class:`~cssnn.hw.link.HostLink`)."""
+    ``table_ram``: where the layer table goes (:data:`~cssnn.hw.accelerator.TABLE_RAMS`). Extra keywords
+    go to the host link (:class:`~cssnn.hw.link.HostLink`)."""
 
-    def __init__(self, ap: AccelParams, *, clk_hz: float, baud: int = DEFAULT_BAUD, n_leds: int = 2, **link_kwargs):
+    def __init__(self, ap: AccelParams, *, clk_hz: float, baud: int = DEFAULT_BAUD, n_leds: int = 2,
+                 table_ram: str | None = None, **link_kwargs):
         if not isinstance(ap, AccelParams):
             raise TypeError(f"ap must be an AccelParams, not {ap!r}")
         if not isinstance(n_leds, int) or n_leds < 0:
@@ -89,6 +92,7 @@ class BoardLogic(wiring.Component):
         self.ap, self.clk_hz, self.baud = ap, float(clk_hz), baud
         self.divisor = uart_divisor(self.clk_hz, baud)
         self.n_leds = n_leds
+        self.table_ram = table_ram
         self.link_kwargs = link_kwargs
         super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "locked": In(1, init=1),
                           "leds": Out(max(1, n_leds))})
@@ -98,7 +102,7 @@ class BoardLogic(wiring.Component):
         from cssnn.hw.system import System
 
         m = Module()
-        m.submodules.system = system = System(self.ap, **self.link_kwargs)
+        m.submodules.system = system = System(self.ap, table_ram=self.table_ram, **self.link_kwargs)
         m.submodules.uart_rx = urx = UARTRx(self.divisor)
         m.submodules.uart_tx = utx = UARTTx(self.divisor)
         m.d.comb += [urx.rx.eq(self.uart_rx), self.uart_tx.eq(utx.tx)]  # UARTRx synchronises the pin
@@ -128,7 +132,8 @@ class BoardTop(Elaboratable):
             raise TypeError(f"pll must be a PLLConfig for the {board.family} family, not {pll!r}")
         self.ap, self.pll, self.baud = ap, pll, baud
         self.clk_hz = pll.f_out_mhz * 1e6
-        self.logic = BoardLogic(ap, clk_hz=self.clk_hz, baud=baud, n_leds=len(board.leds), **link_kwargs)
+        self.logic = BoardLogic(ap, clk_hz=self.clk_hz, baud=baud, n_leds=len(board.leds),
+                                table_ram=table_ram(ap, board), **link_kwargs)
 
     # ---- clock and reset ----
     def _pll(self, m: Module, platform, clk_out: Signal, lock: Signal) -> None:

@@ -36,7 +36,6 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
-from amaranth.vendor import SiliconBluePlatform
 
 from cssnn.hw.controller import Controller
 from cssnn.hw.core import Core
@@ -44,7 +43,10 @@ from cssnn.hw.memmap import CORE_SELS, AccelParams, Counter, Reg, Route, Sel, bu
 from cssnn.hw.params import READ_LATENCY
 from cssnn.hw.router import Router, routed_layout
 
-__all__ = ["AcceleratorGateware", "tap_layout", "LOOPBACK_PORT", "TAP_PORT"]
+__all__ = ["AcceleratorGateware", "tap_layout", "LOOPBACK_PORT", "TAP_PORT", "TABLE_RAMS"]
+
+#: Where the layer table may be put (``AcceleratorGateware(table_ram=...)``; the yosys ``ram_style``).
+TABLE_RAMS = (None, "block", "logic")
 
 LOOPBACK_PORT = Route.LOOPBACK.bit_length() - 1
 TAP_PORT = Route.TAP.bit_length() - 1
@@ -70,10 +72,12 @@ class AcceleratorGateware(wiring.Component):
     LOOPBACK with ``ap.fifo_depth`` entries, port 1 TAP with ``ap.tap_depth``) are the submodules.
     """
 
-    def __init__(self, ap: AccelParams):
+    def __init__(self, ap: AccelParams, *, table_ram: str | None = None):
         if not isinstance(ap, AccelParams):
             raise TypeError(f"ap must be an AccelParams, not {ap!r}")
-        self.ap = ap
+        if table_ram not in TABLE_RAMS:
+            raise ValueError(f"table_ram must be one of {', '.join(map(repr, TABLE_RAMS))}, not {table_ram!r}")
+        self.ap, self.table_ram = ap, table_ram
         super().__init__({
             "bus": In(bus_signature(ap)),
             "tap": Out(stream.Signature(tap_layout(ap))),
@@ -164,8 +168,8 @@ class AcceleratorGateware(wiring.Component):
 
         # layer table: one read port (1R1W), the bus's while idle, the controller's from the start clock
         # on (its first prefetch); transparent, so a write in the start clock is seen by that prefetch.
-        # On the iCE40 forced into block RAM: area (docs/BOARDS.md); elsewhere synthesis chooses.
-        attrs = {"ram_style": "block"} if isinstance(platform, SiliconBluePlatform) else {}
+        # ``table_ram`` forces block RAM or logic (a board's sizing chooses: docs/BOARDS.md); None: synthesis.
+        attrs = {"ram_style": self.table_ram} if self.table_ram else {}
         m.submodules.layer_table = lt = memory.Memory(shape=layer_layout(p), depth=ap.max_layers, init=[],
                                                       attrs=attrs)
         lt_w = lt.write_port()

@@ -21,13 +21,15 @@ __all__ = ["System"]
 
 
 class System(wiring.Component):
-    """Ports: ``rx`` (bytes in), ``tx`` (bytes out), ``busy`` (an inference is running)."""
+    """Ports: ``rx`` (bytes in), ``tx`` (bytes out), ``busy`` (an inference is running).
+    ``table_ram`` goes to the :class:`~cssnn.hw.accelerator.AcceleratorGateware`, the other keywords to
+    the host link."""
 
-    def __init__(self, ap: AccelParams, **link_kwargs):
+    def __init__(self, ap: AccelParams, *, table_ram: str | None = None, **link_kwargs):
         if not isinstance(ap, AccelParams):
             raise TypeError(f"ap must be an AccelParams, not {ap!r}")
         self.ap = ap
-        self.accelerator = AcceleratorGateware(ap)
+        self.accelerator = AcceleratorGateware(ap, table_ram=table_ram)
         self.link = HostLink(ap, **link_kwargs)
         super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)), "busy": Out(1)})
 

@@ -177,3 +177,24 @@ def test_cli_info_reports_synapse_memory(capsys, tmp_path):
     assert main(["info", str(path)]) == 0 and "synapse memory on 8 lanes" in capsys.readouterr().out
     assert main(["info", str(path), "--lanes", "6"]) == 2
     assert "--lanes must be a power of two" in capsys.readouterr().err
+
+
+def test_small_accumulator_banks_bit_exact():
+    """acc_words below the core's words: the weight layers' words are distinct modulo acc_words, the
+    encoder's alias them and must read zeros (every accumulator word is zero outside its own step)."""
+    p = CoreParams(lanes=2, weight_bits=6, membrane_bits=11, output_bits=24, acc_bits=12, bias_bits=12,
+                   threshold_bits=10, neurons=64, synapse_rows=512, acc_words=8)
+    rng = np.random.default_rng(31)
+    cases = [sparse_case(rng, p, 2, max_layers=2, max_size=12) for _ in range(6)]
+    assert all(requirements(net, 2).geometry[0].groups > 0 for net, _, _ in cases)
+
+    async def body(drv):
+        return [await run_case(drv, p, net, xs, gold, name=f"net{i}") for i, (net, xs, gold) in enumerate(cases)]
+
+    reports = run_with_core(p, body, seed=5, valid_prob=0.8, ready_prob=0.7)
+    bad = [m for r in reports for m in r["mismatches"]]
+    assert not bad, "\n".join(bad[:10])
+    too_big = sparsify(rng, _net([SpikingLayer(Dense(4, 20), np.ones((20, 4), int), np.zeros(20, int), 9),
+                                  SpikingLayer(Dense(20, 2), np.ones((2, 20), int), np.zeros(2, int), None)]), 2)
+    with pytest.raises(DoesNotFit, match="11 accumulator words, the core's banks hold acc_words=8"):
+        place_network(too_big, p)
