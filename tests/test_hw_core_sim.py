@@ -7,9 +7,9 @@ import pytest
 from cssnn.hw.params import CoreParams, HostMem, Mode
 from cssnn.sw.mapping.image import pack_lane, place_network, unpack_state
 from cssnn.sw.mapping.requirements import check_core, requirements
-from cssnn.verif.check import compare, run_case
+from cssnn.verif.check import compare
 from cssnn.verif.netgen import digits_network, random_case
-from cssnn.verif.pysim import run_with_core
+from cssnn.verif.pysim import check_cases, run_with_core
 
 
 def params(lanes):
@@ -22,13 +22,7 @@ def test_random_networks_bit_exact(lanes, seed):
     p = params(lanes)
     rng = np.random.default_rng(seed)
     cases = [random_case(rng, p, 2, max_size=20) for _ in range(6)]
-
-    async def body(drv):
-        return [await run_case(drv, p, net, xs, gold, name=f"net{i}") for i, (net, xs, gold) in enumerate(cases)]
-
-    reports = run_with_core(p, body, seed=seed, valid_prob=0.7, ready_prob=0.6)
-    bad = [m for r in reports for m in r["mismatches"]]
-    assert not bad, "\n".join(bad[:10])
+    reports = check_cases(p, cases, seed=seed, valid_prob=0.7, ready_prob=0.6)
     assert sum(sum(r["synops"]) for r in reports) > 0
 
 

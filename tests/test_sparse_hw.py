@@ -13,9 +13,8 @@ from cssnn.sw.mapping.requirements import DoesNotFit, check_fits, requirements
 from cssnn.sw.mapping.sizing import params_for
 from cssnn.sw.spec.layers import Conv2d, Dense
 from cssnn.sw.spec.network import SpikingLayer, SpikingNetwork
-from cssnn.verif.check import run_case
 from cssnn.verif.netgen import sparse_case, sparsify
-from cssnn.verif.pysim import run_with_core
+from cssnn.verif.pysim import check_cases, run_with_core
 
 
 def params(lanes):
@@ -31,13 +30,7 @@ def test_sparse_random_networks_bit_exact(lanes, seed):
     p = params(lanes)
     rng = np.random.default_rng(seed)
     cases = [sparse_case(rng, p, 2, max_size=20) for _ in range(8)]
-
-    async def body(drv):
-        return [await run_case(drv, p, net, xs, gold, name=f"net{i}") for i, (net, xs, gold) in enumerate(cases)]
-
-    reports = run_with_core(p, body, seed=seed, valid_prob=0.7, ready_prob=0.6)
-    bad = [m for r in reports for m in r["mismatches"]]
-    assert not bad, "\n".join(bad[:10])
+    reports = check_cases(p, cases, seed=seed, valid_prob=0.7, ready_prob=0.6)
     assert sum(sum(r["synops"]) for r in reports) > 0
 
 
@@ -186,14 +179,7 @@ def test_small_accumulator_banks_bit_exact():
                    threshold_bits=10, neurons=64, synapse_rows=512, acc_words=8)
     rng = np.random.default_rng(31)
     cases = [sparse_case(rng, p, 2, max_layers=2, max_size=12) for _ in range(6)]
-    assert all(requirements(net, 2).geometry[0].groups > 0 for net, _, _ in cases)
-
-    async def body(drv):
-        return [await run_case(drv, p, net, xs, gold, name=f"net{i}") for i, (net, xs, gold) in enumerate(cases)]
-
-    reports = run_with_core(p, body, seed=5, valid_prob=0.8, ready_prob=0.7)
-    bad = [m for r in reports for m in r["mismatches"]]
-    assert not bad, "\n".join(bad[:10])
+    check_cases(p, cases, seed=5, valid_prob=0.8, ready_prob=0.7)
     too_big = sparsify(rng, _net([SpikingLayer(Dense(4, 20), np.ones((20, 4), int), np.zeros(20, int), 9),
                                   SpikingLayer(Dense(20, 2), np.ones((2, 20), int), np.zeros(2, int), None)]), 2)
     with pytest.raises(DoesNotFit, match="11 accumulator words, the core's banks hold acc_words=8"):

@@ -104,18 +104,13 @@ async def core_matches_golden(dut):
         xs = np.full((spec["stress"]["samples"], net.n_inputs), net.input_limit)
         gold = golden(net, xs, p.membrane_bits)
         await timed(net, xs, gold, "stress")
-    if "random" in spec:
-        r = spec["random"]
-        rng = np.random.default_rng(r["seed"])
-        for i in range(r["networks"]):
-            net, xs, gold = random_case(rng, p, r["samples"], max_size=r.get("max_size", 40))
-            await timed(net, xs, gold, f"random#{i}")
-    if "sparse" in spec:
-        r = spec["sparse"]
-        rng = np.random.default_rng(r["seed"])
-        for i in range(r["networks"]):
-            net, xs, gold = sparse_case(rng, p, r["samples"], max_size=r.get("max_size", 40))
-            await timed(net, xs, gold, f"sparse#{i}")
+    for kind, case in (("random", random_case), ("sparse", sparse_case)):
+        if kind in spec:
+            r = spec[kind]
+            rng = np.random.default_rng(r["seed"])
+            for i in range(r["networks"]):
+                net, xs, gold = case(rng, p, r["samples"], max_size=r.get("max_size", 40))
+                await timed(net, xs, gold, f"{kind}#{i}")
     out = {"cases": reports, "driven_cycles": sim_cycles, "driven_seconds": sim_seconds}
     if "bench" in spec:
         n = spec["bench"].get("idle_cycles", 200_000)

@@ -8,7 +8,7 @@ from cssnn.hw.core import Core
 from cssnn.hw.params import CoreParams
 from cssnn.verif.core_tb import AmaranthIO, CoreDriver
 
-__all__ = ["run_testbenches", "run_with_core"]
+__all__ = ["run_testbenches", "run_with_core", "check_cases"]
 
 
 def run_testbenches(dut, *benches, clock: bool = True, vcd: str | None = None) -> None:
@@ -36,3 +36,20 @@ def run_with_core(params: CoreParams, body, *, vcd: str | None = None, **driver_
 
     run_testbenches(dut, tb, vcd=vcd)
     return result.get("value")
+
+
+def check_cases(params: CoreParams, cases, **driver_kwargs) -> list[dict]:
+    """Run every ``(net, xs, gold)`` of ``cases`` on one core in pysim (one :func:`run_with_core`,
+    ``driver_kwargs`` for the driver: seed, input gaps, back-pressure) and compare each whole payload
+    with the golden model (:func:`~cssnn.verif.check.run_case`); ``AssertionError`` lists the first
+    mismatches. Returns the reports."""
+    from cssnn.verif.check import run_case
+
+    async def body(drv):
+        return [await run_case(drv, params, net, xs, gold, name=f"net{i}") for i, (net, xs, gold) in enumerate(cases)]
+
+    reports = run_with_core(params, body, **driver_kwargs)
+    bad = [m for r in reports for m in r["mismatches"]]
+    if bad:
+        raise AssertionError("\n".join(bad[:10]))
+    return reports
