@@ -184,3 +184,23 @@ def test_small_accumulator_banks_bit_exact():
                                   SpikingLayer(Dense(20, 2), np.ones((2, 20), int), np.zeros(2, int), None)]), 2)
     with pytest.raises(DoesNotFit, match="11 accumulator words, the core's banks hold acc_words=8"):
         place_network(too_big, p)
+
+
+def test_pruned_digits_bit_exact_and_cheaper():
+    """The digits MLP trained with --sparsity 0.8, on a 4-lane core: bit-exact, and its spikes cost
+    fewer synapse rows than the dense network's."""
+    from cssnn.sw.frontends.convert import ConversionConfig, convert
+    from cssnn.sw.frontends.datasets import load_dataset
+    from cssnn.sw.frontends.train import train_mlp
+    from cssnn.sw.spec.golden import quantize_input
+    from cssnn.verif.netgen import digits_network, golden
+
+    d = load_dataset("digits")
+    pruned = convert(train_mlp(d.x_train, d.y_train, (64, 32), seed=0, sparsity=0.8), d.x_train, ConversionConfig())
+    dense, _ = digits_network(6)
+    xs = quantize_input(d.x_test[:2], pruned.input_bits)
+    p = params_for(dense, lanes=4).core
+    reports = check_cases(p, [(net, xs, golden(net, xs, p.membrane_bits)) for net in (dense, pruned)], seed=1)
+    dense_cycles, pruned_cycles = (sum(r["cycles"]) for r in reports)
+    assert place_network(pruned, p).rows_used < 0.4 * place_network(dense, p).rows_used
+    assert pruned_cycles < 0.6 * dense_cycles
