@@ -19,8 +19,10 @@ events may not use the loopback port (it has no consumer: ``route_enable`` masks
 
 Timing: the next step's layer-table entry is read (synchronous read port, addressed with the
 *next* value of the layer counter) while the current step runs, so the config is on ``step`` when
-the core turns idle and is accepted in that clock: one idle clock per layer-step, and one clock at
-the end to register the last step's done, so ``run cycles = core busy cycles + layer-steps + 1``.
+the core can take it, which is while the previous step's spikes still leave: the input mux follows
+the step just accepted, the output demux a queue of the steps in flight (popped by the core's
+``done``). One clock at the end registers the last step's done, so ``run cycles = core busy cycles
++ 2`` (with the start clock).
 ``start`` while idle runs one inference; ``done`` pulses in the last busy clock. T == 0, L == 0 or
 L >= max_layers run nothing (done at once).
 
