@@ -204,3 +204,27 @@ def test_pruned_digits_bit_exact_and_cheaper():
     dense_cycles, pruned_cycles = (sum(r["cycles"]) for r in reports)
     assert place_network(pruned, p).rows_used < 0.4 * place_network(dense, p).rows_used
     assert pruned_cycles < 0.6 * dense_cycles
+
+
+def test_pruned_digits_on_verilator_through_the_driver():
+    """The 80%-pruned digits MLP on the accelerator sized for the dense one (Verilator, the host
+    driver and protocol): every logit, class, event and synaptic-op count of 40 test samples equals
+    the golden model's."""
+    from cssnn.sim.transports import VerilatorTransport
+    from cssnn.sw.frontends.convert import ConversionConfig, convert
+    from cssnn.sw.frontends.datasets import load_dataset
+    from cssnn.sw.frontends.train import train_mlp
+    from cssnn.sw.host.accelerator import Accelerator
+    from cssnn.sw.host.compare import compare_with_golden
+    from cssnn.sw.spec.golden import quantize_input
+    from cssnn.verif.netgen import digits_network
+
+    d = load_dataset("digits")
+    pruned = convert(train_mlp(d.x_train, d.y_train, (64, 32), seed=0, sparsity=0.8), d.x_train, ConversionConfig())
+    ap = params_for(digits_network(6)[0])
+    xs = quantize_input(d.x_test[:40], pruned.input_bits)
+    with Accelerator(VerilatorTransport(ap)) as acc:
+        acc.load(pruned)
+        batch = acc.infer_batch(xs)
+    cmp = compare_with_golden(pruned, xs, batch, membrane_bits=ap.core.membrane_bits)
+    assert cmp.bit_exact and int(batch.synops.sum()) == int(cmp.golden.synaptic_ops.sum()) > 0
