@@ -15,6 +15,9 @@ the direct Verilator harness, every logit checked against the golden model. Thre
    a dense layout of the same matrices.
 3. **Small random networks** (:func:`cssnn.verif.netgen.random_network`, up to 3 layers of up to 40
    neurons): cycles against the ideal, median and worst, per lane count.
+4. **A large layer**: :func:`cssnn.verif.netgen.mlp_784_256_10` (random weights) at densities 100,
+   50, 20, 10 and 5 %, per lane count, uniform random inputs: cycles per synaptic op against the
+   dense network's, where the synaptic work dominates.
 
 Cycle counts are deterministic; the run takes a few minutes (Verilator builds are cached).
 """
@@ -38,7 +41,7 @@ from cssnn.sw.host.compare import compare_with_golden
 from cssnn.sw.mapping.ideal import ideal_cycles
 from cssnn.sw.mapping.sizing import params_for
 from cssnn.sw.spec.golden import quantize_input
-from cssnn.verif.netgen import random_inputs, random_network
+from cssnn.verif.netgen import mlp_784_256_10, random_inputs, random_network
 
 SPARSITIES = (0.0, 0.5, 0.8, 0.9, 0.95)
 HIDDEN = (64, 32)
@@ -147,6 +150,20 @@ def random_networks(lanes, count, backend, seed: int = 2026) -> dict:
             "worst_to_ideal": max(ratios), "best_to_ideal": min(ratios)}
 
 
+def large_layer(samples, backend, lanes: int = 2) -> list[dict]:
+    nets = {d: mlp_784_256_10(density=d) for d in (1.0, 0.5, 0.2, 0.1, 0.05)}
+    ap = params_for(nets[1.0], lanes=lanes)
+    xs = np.random.default_rng(0).integers(0, nets[1.0].input_limit + 1, size=(samples, 784))
+    rows = []
+    with Accelerator(open_backend(backend, ap)) as acc:
+        for d, net in nets.items():
+            rows.append({"lanes": lanes, "density": d, **run_net(acc, ap, net, xs)})
+    dense = rows[0]
+    for r in rows:
+        r["cycles_per_synop_vs_dense"] = (r["cycles"] / r["synops"]) / (dense["cycles"] / dense["synops"])
+    return rows
+
+
 def int_list(text: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]
@@ -159,6 +176,7 @@ def main(argv=None) -> int:
     ap.add_argument("--samples", type=int, default=100, help="digits test samples per network (default 100)")
     ap.add_argument("--lanes", type=int_list, default=[2, 8], help="lane counts (default 2,8)")
     ap.add_argument("--random", type=int, default=30, help="random networks per lane count (default 30)")
+    ap.add_argument("--large-samples", type=int, default=10, help="inputs per 784-256-10 network (default 10)")
     ap.add_argument("--backend", choices=("verilator", "amaranth"), default="verilator")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -167,9 +185,10 @@ def main(argv=None) -> int:
     report = {"pruned_digits": pruned_digits(data, args.lanes, args.samples, args.backend),
               "conv_digits": [conv_digits(data, lanes, args.samples, args.backend) for lanes in args.lanes],
               "random": [random_networks(lanes, args.random, args.backend) for lanes in args.lanes],
+              "large_layer": [r for lanes in args.lanes for r in large_layer(args.large_samples, args.backend, lanes)],
               "targets": TARGETS}
     report["seconds"] = time.perf_counter() - t0
-    ok = all(r["bit_exact"] for r in report["pruned_digits"] + report["conv_digits"])
+    ok = all(r["bit_exact"] for r in report["pruned_digits"] + report["conv_digits"] + report["large_layer"])
     if args.json:
         print(json.dumps(report, indent=2))
         return 0 if ok else 1
@@ -195,6 +214,13 @@ def main(argv=None) -> int:
     for r in report["random"]:
         print(f"| {r['lanes']} | {r['networks']} | {r['median_to_ideal']:.2f} | {r['worst_to_ideal']:.2f} | "
               f"{r['best_to_ideal']:.2f} |")
+    print(f"\n784-256-10, random weights and masks, {args.large_samples} uniform random inputs\n")
+    print("| lanes | density | synapses | synapse rows | synaptic ops | cycles / inference | cycles per synaptic op "
+          "vs dense | cycles / ideal |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in report["large_layer"]:
+        print(f"| {r['lanes']} | {r['density']:.0%} | {r['synapses']:,} | {r['synapse_rows']:,} | {r['synops']:,.0f} | "
+              f"{r['cycles']:,.0f} | {r['cycles_per_synop_vs_dense']:.2f} | {r['to_ideal']:.2f} |")
     print(f"\nbit-exact: {ok}; {report['seconds']:.0f} s")
     return 0 if ok else 1
 

@@ -7,7 +7,6 @@ import argparse
 import json
 import random
 
-import numpy as np
 import pytest
 from amaranth.back import rtlil
 from amaranth.hdl import Module
@@ -25,9 +24,8 @@ from cssnn.hw.core.spram import SPRAM, SpramSynapseMemory, spram_count
 from cssnn.hw.core.synapse import SynapseMemory
 from cssnn.hw.params import CoreParams, spram_words
 from cssnn.sw.mapping.requirements import DoesNotFit
-from cssnn.sw.spec.layers import Dense
-from cssnn.sw.spec.network import SpikingLayer, SpikingNetwork, save_network
-from cssnn.verif.netgen import digits_network
+from cssnn.sw.spec.network import save_network
+from cssnn.verif.netgen import digits_network, mlp_784_256_10
 
 # ---- nextpnr report parsing ---------------------------------------------------------------------
 
@@ -154,16 +152,6 @@ def test_uart_divisor_and_constructor_errors():
 
 
 # ---- sizing and "does not fit" ---------------------------------------------------------------
-
-def mlp_784_256_10(seed=0) -> SpikingNetwork:
-    """A 784-256-10 CSS network with random 8-bit weights (the size matters here, not the training)."""
-    rng = np.random.default_rng(seed)
-    w1 = rng.integers(-40, 41, size=(256, 784))
-    w2 = rng.integers(-127, 128, size=(10, 256))
-    layers = (SpikingLayer(Dense(784, 256), w1, rng.integers(-200, 200, size=256), 2000),
-              SpikingLayer(Dense(256, 10), w2, np.zeros(10, int), None))
-    return SpikingNetwork(layers, timesteps=6, input_bits=8, weight_bits=8, output_bits=None)
-
 
 def test_ram_blocks_geometry():
     assert ram_blocks("ice40", 16, 256) == 1 and ram_blocks("ice40", 17, 256) == 2

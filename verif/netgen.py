@@ -160,6 +160,23 @@ def sparse_case(rng: np.random.Generator, p: CoreParams, samples: int, **kwargs)
     return net, xs, golden(net, xs, p.membrane_bits)
 
 
+def mlp_784_256_10(seed: int = 0, *, density: float = 1.0) -> SpikingNetwork:
+    """A 784-256-10 CSS network with random 8-bit weights (its size matters, not its training), a
+    fraction ``density`` of its synapses kept at random (the rest absent)."""
+    rng = np.random.default_rng(seed)
+    w1 = rng.integers(-40, 41, size=(256, 784))
+    w2 = rng.integers(-127, 128, size=(10, 256))
+    layers = []
+    for shape, w, b, theta in ((Dense(784, 256), w1, rng.integers(-200, 200, size=256), 2000),
+                               (Dense(256, 10), w2, np.zeros(10, int), None)):
+        mask = None
+        if density < 1.0:
+            mask = (rng.random(w.shape) < density) & (w != 0)
+            w = np.where(mask, w, 0)
+        layers.append(SpikingLayer(shape, w, b, theta, mask))
+    return SpikingNetwork(tuple(layers), timesteps=6, input_bits=8, weight_bits=8, output_bits=None)
+
+
 def dense_stress_network(n_in: int = 128, n_hidden: int = 8, n_out: int = 8, timesteps: int = 6,
                          weight_bits: int = 8, membrane_bits: int = 13) -> SpikingNetwork:
     """A deterministic network for throughput measurements: small positive/negative weights, so that
