@@ -183,7 +183,7 @@ class CoreParams:
 
     @property
     def host_data_bits(self) -> int:
-        """The widest lane of the four memories (:func:`lane_shape`)."""
+        """The widest lane of the five memories (:func:`lane_shape`)."""
         return max(Shape.cast(lane_shape(self, mem)).width for mem in HostMem)
 
     @property
