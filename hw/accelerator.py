@@ -39,7 +39,9 @@ from amaranth.lib.wiring import In, Out
 
 from cssnn.hw.controller import Controller
 from cssnn.hw.core import Core
-from cssnn.hw.memmap import CORE_SELS, AccelParams, Counter, Reg, Route, Sel, bus_signature, layer_layout
+from cssnn.hw.learn import HOST_LATENCY, LearningEngine
+from cssnn.hw.memmap import (CORE_SELS, LEARN_SELS, MODE_BITS, AccelParams, Counter, Reg, Route, RunMode, Sel,
+                             bus_signature, layer_layout)
 from cssnn.hw.params import READ_LATENCY
 from cssnn.hw.router import Router, routed_layout
 
@@ -89,6 +91,7 @@ class AcceleratorGateware(wiring.Component):
         # layer table (the controller masks LOOPBACK for the output layer).
         self.router = Router(ap.core, max_layers=ap.max_layers, depths=(ap.fifo_depth, ap.tap_depth),
                              init=[int(Route.LOOPBACK)] * ap.max_layers)
+        self.learner = LearningEngine(ap.learn, counter_bits=ap.core.counter_bits) if ap.learn else None
 
     def elaborate(self, platform):
         p = self.ap.core
@@ -97,7 +100,9 @@ class AcceleratorGateware(wiring.Component):
         m.submodules.ctrl = ctrl = self.controller
         m.submodules.router = self.router
         self._datapath(m)
-        lt_r, regs = self._bus_write(m, platform)
+        busy = Signal()
+        m.d.comb += busy.eq(ctrl.busy | (self.learner.busy if self.learner else 0))
+        lt_r, regs = self._bus_write(m, busy)
 
         # RUN_CYCLES: busy clocks of the top (start .. done)
         run_cycles = Signal(p.counter_bits)
@@ -112,6 +117,13 @@ class AcceleratorGateware(wiring.Component):
             Counter.ARGMAX_INDEX: core.argmax_index,
             Counter.ARGMAX_VALUE: core.argmax_value,   # signed: sign-extended (low Bm bits are the raw value)
         }
+        if self.learner:
+            self._learner(m, regs)
+            e = self.learner
+            counters.update({Counter.LEARN_CYCLES: e.cycles, Counter.LEARN_SYNOPS: e.synops, Counter.WINNER: e.winner,
+                             Counter.FIRE_TIME: e.fire_time, Counter.PRUNED: e.pruned})
+        else:
+            m.d.comb += [ctrl.start.eq(self.bus.start), self.bus.busy.eq(ctrl.busy), self.bus.done.eq(ctrl.done)]
         self._bus_read(m, lt_r, regs, counters)
         return m
 
@@ -139,10 +151,24 @@ class AcceleratorGateware(wiring.Component):
         m.d.comb += [
             ctrl.core_done.eq(core.done), core.clear.eq(ctrl.clear),
             router.query_addr.eq(ctrl.route_addr), ctrl.route_mask.eq(router.query_mask),
-            ctrl.start.eq(bus.start), bus.busy.eq(ctrl.busy), bus.done.eq(ctrl.done),
         ]
 
-    def _bus_write(self, m: Module, platform):
+    def _learner(self, m: Module, regs: dict) -> None:
+        """The learning engine: ``start`` goes to it unless Reg.MODE is INFER; its host port is the
+        LEARN_* selectors; the rule's registers."""
+        bus, ctrl, e = self.bus, self.controller, self.learner
+        m.submodules.learner = e
+        mode = regs[Reg.MODE]
+        m.d.comb += [
+            ctrl.start.eq(bus.start & (mode == RunMode.INFER)),
+            e.start.eq(bus.start & (mode != RunMode.INFER)), e.learn.eq(mode == RunMode.LEARN),
+            bus.busy.eq(ctrl.busy | e.busy), bus.done.eq(ctrl.done | e.done),
+            e.host.sel.eq(bus.sel - LEARN_SELS), e.host.addr.eq(bus.addr), e.host.wdata.eq(bus.wdata),
+            e.prune_below.eq(regs[Reg.PRUNE_BELOW]), e.theta_up.eq(regs[Reg.THETA_UP]),
+            e.theta_down.eq(regs[Reg.THETA_DOWN]), e.theta_min.eq(regs[Reg.THETA_MIN]),
+        ]
+
+    def _bus_write(self, m: Module, busy):
         """Bus writes (idle only, inside ``depth(sel)``) into the core's memories, the layer table
         (built here, its read port shared with the controller), the route table and the registers.
         Returns the layer table's read port and the registers by :class:`Reg`."""
@@ -155,7 +181,9 @@ class AcceleratorGateware(wiring.Component):
                     depth = ap.depth(sel)
                     m.d.comb += in_range.eq(Const(1) if depth >= 2 ** len(bus.addr) else bus.addr < depth)
         wr = Signal()
-        m.d.comb += wr.eq(bus.we & ~ctrl.busy & in_range)
+        m.d.comb += wr.eq(bus.we & ~busy & in_range)
+        if self.learner:
+            m.d.comb += self.learner.host.we.eq(wr & (bus.sel >= LEARN_SELS))
 
         # core memories: flat element = word_or_row * N + lane
         h = core.host
@@ -185,17 +213,21 @@ class AcceleratorGateware(wiring.Component):
         m.d.comb += [router.table_addr.eq(bus.addr[:lb]), router.table_wdata.eq(bus.wdata),
                      router.table_we.eq(wr & (bus.sel == Sel.ROUTE))]
 
-        # registers
-        reg_t = Signal(ap.timestep_bits)
-        reg_l = Signal(lb + 1)
-        m.d.comb += [ctrl.timesteps.eq(reg_t), ctrl.layers.eq(reg_l)]
+        # registers (the learning rule's only with a learning engine)
+        regs = {Reg.TIMESTEPS: Signal(ap.timestep_bits, name="reg_t"), Reg.LAYERS: Signal(lb + 1, name="reg_l")}
+        if ap.learn:
+            pb = ap.learn.potential_bits
+            regs.update({Reg.MODE: Signal(MODE_BITS, name="reg_mode"),
+                         Reg.PRUNE_BELOW: Signal(ap.learn.weight_bits, name="reg_prune_below"),
+                         Reg.THETA_UP: Signal(pb, name="reg_theta_up"), Reg.THETA_DOWN: Signal(pb, name="reg_theta_down"),
+                         Reg.THETA_MIN: Signal(pb, name="reg_theta_min")})
+        m.d.comb += [ctrl.timesteps.eq(regs[Reg.TIMESTEPS]), ctrl.layers.eq(regs[Reg.LAYERS])]
         with m.If(wr & (bus.sel == Sel.REG)):
             with m.Switch(bus.addr):
-                with m.Case(Reg.TIMESTEPS):
-                    m.d.sync += reg_t.eq(bus.wdata)
-                with m.Case(Reg.LAYERS):
-                    m.d.sync += reg_l.eq(bus.wdata)
-        return lt_r, {Reg.TIMESTEPS: reg_t, Reg.LAYERS: reg_l}
+                for r, sig in regs.items():
+                    with m.Case(r):
+                        m.d.sync += sig.eq(bus.wdata)
+        return lt_r, regs
 
     def _bus_read(self, m: Module, lt_r, regs: dict, counters: dict) -> None:
         """Bus reads: ``rdata`` is the element addressed READ_LATENCY clocks earlier."""
@@ -237,5 +269,8 @@ class AcceleratorGateware(wiring.Component):
         with m.Switch(sel_d):
             with m.Case(*(Sel(s) for s in range(CORE_SELS))):
                 m.d.comb += bus.rdata.eq(self.core.host.rdata)
+            if self.learner:
+                with m.Case(*(s for s in Sel if s >= LEARN_SELS)):
+                    m.d.comb += bus.rdata.eq(delayed(self.learner.host.rdata, READ_LATENCY - HOST_LATENCY))
             with m.Default():
                 m.d.comb += bus.rdata.eq(other_d)

@@ -27,13 +27,14 @@ from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from cssnn.hw.learn import LearnMem, LearnParams
 from cssnn.hw.params import CoreParams, HostMem, config_layout, lane_shape
 
-__all__ = ["Sel", "Reg", "Counter", "Route", "AccelParams", "layer_layout", "bus_signature",
-           "PROTOCOL_VERSION"]
+__all__ = ["Sel", "Reg", "RunMode", "Counter", "Route", "AccelParams", "layer_layout", "bus_signature",
+           "PROTOCOL_VERSION", "CORE_SELS", "LEARN_SELS", "learn_mem", "MODE_BITS"]
 
 #: Version of the memory map and the host protocol built on it (reported by IDENTIFY).
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 
 
@@ -50,15 +51,48 @@ class Sel(enum.IntEnum, shape=4):
     ROUTE = 6    #: max_layers entries: :class:`Route` destination mask of each layer's output spikes
     REG = 7      #: registers, :class:`Reg`
     COUNTER = 8  #: read-only counters of the last run, :class:`Counter`
+    # The learning engine's memories (:class:`~cssnn.hw.learn.LearnMem`, selector LEARN_SELS + mem);
+    # depth 0 when the accelerator has none.
+    LEARN_SYN = 9      #: neurons x stride: (pre, weight) entries of each neuron's synapse list
+    LEARN_LEN = 10     #: neurons: synapses in each list
+    LEARN_THETA = 11   #: neurons: thresholds
+    LEARN_TIME = 12    #: inputs: the sample's spike times
+    LEARN_TABLE = 13   #: 2 (M + 1): LTP then LTD steps
+    LEARN_RESULT = 14  #: neurons: first-spike times of the last pass (read-only)
 
 
 #: Selectors of the core's memories: 0 .. CORE_SELS - 1.
 CORE_SELS = len(HostMem)
+#: The first learning-engine selector: LearnMem ``m`` is selector ``LEARN_SELS + m``.
+LEARN_SELS = Sel.LEARN_SYN.value
+assert all(Sel(LEARN_SELS + m).name == f"LEARN_{m.name}" for m in LearnMem)
+
+
+def learn_mem(sel: Sel) -> LearnMem | None:
+    """The learning-engine memory a selector picks (None: not one of the engine's)."""
+    return LearnMem(sel - LEARN_SELS) if sel >= LEARN_SELS else None
 
 
 class Reg(enum.IntEnum):
-    TIMESTEPS = 0  #: T, time steps per inference (1 .. 2**timestep_bits - 1)
-    LAYERS = 1     #: L, weight layers (1 .. max_layers - 1); layer table entries 0 .. L are used
+    TIMESTEPS = 0    #: T, time steps per inference (1 .. 2**timestep_bits - 1)
+    LAYERS = 1       #: L, weight layers (1 .. max_layers - 1); layer table entries 0 .. L are used
+    MODE = 2         #: what ``start`` runs: :class:`RunMode`
+    PRUNE_BELOW = 3  #: learning rule (SEMANTICS.md section 8): prune a depressed weight below this; 0 never
+    THETA_UP = 4     #: learning rule: the winner's threshold rise
+    THETA_DOWN = 5   #: learning rule: every threshold's fall per learning sample
+    THETA_MIN = 6    #: learning rule: the lowest threshold
+
+
+class RunMode(enum.IntEnum):
+    """Reg.MODE: what one ``start`` (the link's RUN) does."""
+
+    INFER = 0     #: one inference on the core (T + L steps)
+    LEARN = 1     #: the learning engine learns the sample in LEARN_TIME
+    FEATURES = 2  #: the learning engine only writes the sample's first-spike times (LEARN_RESULT)
+
+
+#: Reg.MODE's width.
+MODE_BITS = 2
 
 
 class Counter(enum.IntEnum):
@@ -70,6 +104,11 @@ class Counter(enum.IntEnum):
     STEPS = 5         #: layer-steps run
     ARGMAX_INDEX = 6  #: class: index of the largest output integrator (lowest index on ties)
     ARGMAX_VALUE = 7  #: its value (signed Bm, raw)
+    LEARN_CYCLES = 8  #: learning engine: clocks of the last pass
+    LEARN_SYNOPS = 9  #: learning engine: synapse entries read in the last pass (integration and update)
+    WINNER = 10       #: learning engine: the last pass's winner (``neurons``: none fired)
+    FIRE_TIME = 11    #: learning engine: the winner's first-spike time
+    PRUNED = 12       #: learning engine: synapses the last pass pruned
 
 
 class Route(enum.IntFlag):
@@ -99,6 +138,7 @@ class AccelParams:
     fifo_depth     loopback FIFO depth: must hold one whole layer-step output (spikes + end marker),
                    so the largest layer has at most fifo_depth - 1 neurons; default neurons + 1
     tap_depth      depth of the tap FIFO
+    learn          the learning engine's :class:`~cssnn.hw.learn.LearnParams` (None: no engine)
     """
 
     core: CoreParams = field(default_factory=CoreParams)
@@ -106,8 +146,11 @@ class AccelParams:
     timestep_bits: int = 8
     fifo_depth: int | None = None
     tap_depth: int = 16
+    learn: LearnParams | None = None
 
     def __post_init__(self):
+        if self.learn is not None and not isinstance(self.learn, LearnParams):
+            raise TypeError(f"learn must be a LearnParams or None, not {self.learn!r}")
         if not isinstance(self.core, CoreParams):
             raise TypeError(f"core must be a CoreParams, not {self.core!r}")
         for name in ("max_layers", "timestep_bits", "tap_depth"):
@@ -138,10 +181,13 @@ class AccelParams:
         p = self.core
         if sel < CORE_SELS:
             return Shape.cast(lane_shape(p, HostMem(sel))).width
+        if learn_mem(sel) is not None:
+            return 1 if self.learn is None else self.learn.elem_bits(learn_mem(sel))
+        lb = (self.learn.potential_bits, self.learn.weight_bits) if self.learn else ()
         return {
             Sel.LAYER: layer_layout(p).size,
             Sel.ROUTE: ROUTE_PORTS,
-            Sel.REG: max(self.timestep_bits, self.layer_bits + 1),
+            Sel.REG: max(self.timestep_bits, self.layer_bits + 1, MODE_BITS, *lb),
             Sel.COUNTER: max(p.counter_bits, p.store_bits, p.index_bits),
         }[Sel(sel)]
 
@@ -151,6 +197,8 @@ class AccelParams:
     def depth(self, sel: Sel) -> int:
         """Elements of memory ``sel``."""
         p = self.core
+        if learn_mem(sel) is not None:
+            return 0 if self.learn is None else self.learn.depth(learn_mem(sel))
         return {
             Sel.SYNAPSE: p.synapse_rows * p.lanes,
             Sel.STATE: p.neurons, Sel.BIAS: p.neurons, Sel.ACC: p.acc_words * p.lanes, Sel.INDEX: p.neurons,
@@ -160,11 +208,11 @@ class AccelParams:
 
     @staticmethod
     def writable(sel: Sel) -> bool:
-        return Sel(sel) != Sel.COUNTER
+        return Sel(sel) not in (Sel.COUNTER, Sel.LEARN_RESULT)
 
     @property
     def bus_addr_bits(self) -> int:
-        return max(1, max(ceil_log2(self.depth(s)) for s in Sel))
+        return max(1, max(ceil_log2(max(1, self.depth(s))) for s in Sel))
 
     @property
     def bus_data_bits(self) -> int:

@@ -22,13 +22,14 @@ from amaranth.hdl import C
 from amaranth.lib import data, enum
 
 from cssnn.hw.memmap import PROTOCOL_VERSION, AccelParams, Sel
+from cssnn.hw.learn import LearnParams
 from cssnn.hw.params import SYNAPSE_RAMS, CoreParams, pack
 
 __all__ = [
     "SYNC_REQUEST", "SYNC_REPLY", "CRC_BYTES", "MAX_LEN", "MAGIC", "Cmd", "Status", "NO_CMD",
     "REQUEST_HEADER_LAYOUT", "REPLY_HEADER_LAYOUT", "WRITE_HEADER_LAYOUT", "READ_PAYLOAD_LAYOUT",
     "REQUEST_HEADER", "REPLY_HEADER", "WRITE_HEADER", "READ_PAYLOAD", "byte_offset", "pack_bytes", "unpack_bytes",
-    "CORE_FIELDS", "ACCEL_FIELDS", "ENUM_FIELDS", "IDENTITY_LAYOUT", "IDENTIFY_BYTES", "MAGIC_VALUE",
+    "CORE_FIELDS", "ACCEL_FIELDS", "LEARN_FIELDS", "ENUM_FIELDS", "IDENTITY_LAYOUT", "IDENTIFY_BYTES", "MAGIC_VALUE",
     "check_fields_covered", "Identity", "encode_identity",
 ]
 
@@ -115,9 +116,11 @@ def unpack_bytes(layout: data.StructLayout, blob: bytes) -> data.Const:
 CORE_FIELDS = ("lanes", "weight_bits", "membrane_bits", "output_bits", "acc_bits", "bias_bits",
                "threshold_bits", "neurons", "synapse_rows", "counter_bits", "synapse_ram", "layer_words", "acc_words")
 ACCEL_FIELDS = ("max_layers", "timestep_bits", "fifo_depth", "tap_depth")
+#: The learning engine's fields (LearnParams), all 0 when the accelerator has none.
+LEARN_FIELDS = ("inputs", "neurons", "window", "weight_bits")
 ENUM_FIELDS = {"synapse_ram": SYNAPSE_RAMS}
 
-#: The identity block (protocol version 2, 84 bytes), little-endian.
+#: The identity block (protocol version 3, 100 bytes), little-endian.
 IDENTITY_LAYOUT = data.StructLayout({
     "magic": 32,
     "protocol_version": 16,
@@ -126,19 +129,21 @@ IDENTITY_LAYOUT = data.StructLayout({
     "run_timeout_cycles": 32,   # the RUN watchdog, clocks
     "core": data.StructLayout({name: 32 for name in CORE_FIELDS}),
     "accel": data.StructLayout({name: 32 for name in ACCEL_FIELDS}),
+    "learn": data.StructLayout({name: 32 for name in LEARN_FIELDS}),
 })
-IDENTIFY_BYTES = IDENTITY_LAYOUT.size // 8  #: 84 for protocol version 2
+IDENTIFY_BYTES = IDENTITY_LAYOUT.size // 8  #: 100 for protocol version 3
 MAGIC_VALUE = int.from_bytes(MAGIC, "little")
 
 
 def check_fields_covered() -> None:
     """Raise if CoreParams/AccelParams gained a field the identity block does not carry (IDENTIFY
     must rebuild the parameters exactly, so this file has to follow)."""
-    for cls, names in ((CoreParams, set(CORE_FIELDS)), (AccelParams, set(ACCEL_FIELDS) | {"core"})):
+    for cls, names in ((CoreParams, set(CORE_FIELDS)), (AccelParams, set(ACCEL_FIELDS) | {"core", "learn"}),
+                       (LearnParams, set(LEARN_FIELDS))):
         missing = {f.name for f in fields(cls)} - names
         if missing:
             raise RuntimeError(f"the IDENTIFY block (cssnn.hw.link.wire) does not carry {cls.__name__} field(s) "
-                               f"{sorted(missing)}: add them to CORE_FIELDS/ACCEL_FIELDS (and bump PROTOCOL_VERSION)")
+                               f"{sorted(missing)}: add them to CORE_FIELDS/ACCEL_FIELDS/LEARN_FIELDS (and bump PROTOCOL_VERSION)")
 
 
 @dataclass(frozen=True)
@@ -171,6 +176,7 @@ def encode_identity(ident: Identity) -> bytes:
             "magic": MAGIC_VALUE, "protocol_version": ident.protocol_version, "max_payload": ident.max_payload,
             "timeout_cycles": ident.timeout_cycles, "run_timeout_cycles": ident.run_timeout_cycles,
             "core": core, "accel": {n: getattr(ap, n) for n in ACCEL_FIELDS},
+            "learn": {n: getattr(ap.learn, n) if ap.learn else 0 for n in LEARN_FIELDS},
         })
     except ValueError as e:
         raise ValueError(f"identity does not fit the identity block: {e}") from None

@@ -5,6 +5,11 @@
     result = acc.infer(x)             # logits, class, cycles, events, synaptic ops
     batch = acc.infer_batch(xs)
 
+    acc.load_learning(layer)          # a LearningLayer (cssnn.sw.spec.stdp) into the learning engine
+    run = acc.learn(xs, epochs=1)     # on-chip STDP with pruning; per-sample winners and cycles
+    times = acc.features(xs).times    # every neuron's first-spike time per sample
+    layer = acc.weights()             # the layer as the hardware holds it now
+
 Everything goes through :class:`cssnn.sw.host.protocol.Client` (the sans-IO codec of docs/PROTOCOL.md)
 and the memory map of :mod:`cssnn.hw.memmap`; the layout of a network in the accelerator's memories
 is :func:`cssnn.sw.mapping.image.place_network`, the same one every simulation test uses. A network that
@@ -19,14 +24,16 @@ from pathlib import Path
 import numpy as np
 
 from cssnn.hw.link.wire import Identity
-from cssnn.hw.memmap import AccelParams, Counter, Sel
+from cssnn.hw.memmap import LEARN_SELS, AccelParams, Counter, Reg, RunMode, Sel
 from cssnn.sw.host.protocol import Client
+from cssnn.sw.mapping.learning import check_learning_fits, layer_from_memories, layer_writes, rule_registers, time_writes
 from cssnn.sw.mapping.image import NetworkImage, place_network, unpack_state
 from cssnn.sw.mapping.requirements import DoesNotFit, check_fits
 from cssnn.sw.spec.golden import quantize_input
 from cssnn.sw.spec.network import SpikingNetwork, load_network
+from cssnn.sw.spec.stdp import LearningLayer, sample_order, ttfs_encode
 
-__all__ = ["Accelerator", "Inference", "BatchInference", "runs"]
+__all__ = ["Accelerator", "Inference", "BatchInference", "LearningRun", "Features", "runs"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,26 @@ class BatchInference:
                    np.array([r.synops for r in results]))
 
 
+@dataclass(frozen=True)
+class LearningRun:
+    """What :meth:`Accelerator.learn` measured, per sample in the order streamed (hardware counters)."""
+
+    winners: np.ndarray    #: winner per sample (-1: none fired)
+    cycles: np.ndarray     #: learning-engine clocks per sample
+    synops: np.ndarray     #: synapse entries read per sample
+    pruned: np.ndarray     #: synapses pruned per sample
+
+    @property
+    def total_cycles(self) -> int:
+        return int(self.cycles.sum())
+
+
+@dataclass(frozen=True)
+class Features:
+    times: np.ndarray      #: (B, neurons) first-spike times (window: none)
+    cycles: np.ndarray     #: learning-engine clocks per sample
+
+
 def runs(writes) -> list[tuple[Sel, int, list[int]]]:
     """Group ``(sel, addr, raw)`` writes into runs of consecutive addresses: one WRITE command each
     (the client splits runs longer than a frame)."""
@@ -85,6 +112,8 @@ class Accelerator:
         self.client = Client(transport, retries=retries)
         self._identity: Identity | None = None
         self.image: NetworkImage | None = None
+        self.learning: LearningLayer | None = None
+        self._mode: RunMode | None = None  # Reg.MODE as last written (None: unknown, write it)
 
     # ---- hardware ----
     def identify(self) -> Identity:
@@ -142,6 +171,7 @@ class Accelerator:
         if self.image is None:
             raise RuntimeError("no network loaded: call load() first")
         image, x = self.image, self.encode(x)
+        self._set_mode(RunMode.INFER)
         for sel, addr, values in runs(image.bus_input_writes(x)):
             self.client.write(sel, addr, values)
         self.client.run()
@@ -161,6 +191,80 @@ class Accelerator:
             if progress is not None:
                 progress.update(1)
         return BatchInference.of(results, self.net.n_outputs)
+
+    # ---- on-chip learning ----
+    def load_learning(self, layer: LearningLayer) -> None:
+        """Check ``layer`` against the learning engine, then write it: synapse lists, thresholds, the
+        rule's tables and registers. Nothing is written if it does not fit."""
+        try:
+            check_learning_fits(layer, self.params.learn)
+        except DoesNotFit as e:
+            raise DoesNotFit(f"the learning layer does not fit this accelerator: {e}") from None
+        self.learning = None
+        for mem, addr, values in layer_writes(layer, self.params.learn):
+            self.client.write(LEARN_SELS + mem, addr, values)
+        for name, v in rule_registers(layer.rule).items():
+            self.client.write(Sel.REG, Reg[name.upper()], [v])
+        self.learning = layer
+
+    def _learning_pass(self, mode: RunMode, times) -> list[int]:
+        for mem, addr, values in time_writes(times, self.params.learn):
+            self.client.write(LEARN_SELS + mem, addr, values)
+        self._set_mode(mode)
+        self.client.run()
+        return self.client.read(Sel.COUNTER, Counter.LEARN_CYCLES, Counter.PRUNED - Counter.LEARN_CYCLES + 1)
+
+    def _set_mode(self, mode: RunMode) -> None:
+        if self._mode != mode:
+            self.client.write(Sel.REG, Reg.MODE, [int(mode)])
+            self._mode = mode
+
+    def _times(self, xs) -> np.ndarray:
+        if self.learning is None:
+            raise RuntimeError("no learning layer loaded: call load_learning() first")
+        t = ttfs_encode(np.asarray(xs).reshape(len(xs), -1), self.learning.rule.window)
+        if t.shape[1] != self.learning.n_in:
+            raise ValueError(f"samples have {t.shape[1]} values, the learning layer takes {self.learning.n_in}")
+        return t
+
+    def learn(self, xs, *, epochs: int = 1, seed: int = 0, progress=None) -> LearningRun:
+        """Learn from ``xs`` (features in [0, 1], or integer spike times) on chip for ``epochs`` passes
+        in :func:`~cssnn.sw.spec.stdp.sample_order` (the golden model's order for the same seed)."""
+        times = self._times(xs)
+        rows = []
+        for order in sample_order(len(times), epochs, seed):
+            for s in order:
+                c = self._learning_pass(RunMode.LEARN, times[s])
+                rows.append(c)
+                if progress is not None:
+                    progress.update(1)
+        n = self.params.learn.neurons
+        c = np.array(rows, np.int64).reshape(-1, 5)
+        i = {k: k - Counter.LEARN_CYCLES for k in Counter if k >= Counter.LEARN_CYCLES}
+        return LearningRun(np.where(c[:, i[Counter.WINNER]] == n, -1, c[:, i[Counter.WINNER]]),
+                           c[:, i[Counter.LEARN_CYCLES]], c[:, i[Counter.LEARN_SYNOPS]], c[:, i[Counter.PRUNED]])
+
+    def features(self, xs, *, progress=None) -> Features:
+        """Every neuron's first-spike time for each sample (no learning, no WTA)."""
+        times, out, cycles = self._times(xs), [], []
+        n = self.params.learn.neurons
+        for t in times:
+            c = self._learning_pass(RunMode.FEATURES, t)
+            out.append(self.client.read(Sel.LEARN_RESULT, 0, n))
+            cycles.append(c[0])
+            if progress is not None:
+                progress.update(1)
+        return Features(np.array(out, np.int64).reshape(-1, n), np.array(cycles, np.int64))
+
+    def weights(self) -> LearningLayer:
+        """The learning layer as the engine holds it now (weights, existence mask, thresholds)."""
+        if self.learning is None:
+            raise RuntimeError("no learning layer loaded: call load_learning() first")
+        lp = self.params.learn
+        syn = self.client.read(Sel.LEARN_SYN, 0, lp.depth(Sel.LEARN_SYN - LEARN_SELS))
+        lens = self.client.read(Sel.LEARN_LEN, 0, lp.neurons)
+        theta = self.client.read(Sel.LEARN_THETA, 0, lp.neurons)
+        return layer_from_memories(lp, syn, lens, theta, self.learning)
 
     def close(self) -> None:
         self.client.transport.close()

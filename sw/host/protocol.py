@@ -26,6 +26,7 @@ from cssnn.extras import require
 from cssnn.hw.link.crc import CRC16_INIT, CRC16_POLY
 from cssnn.hw.link.wire import (
     ACCEL_FIELDS,
+    LEARN_FIELDS,
     CORE_FIELDS,
     CRC_BYTES,
     ENUM_FIELDS,
@@ -50,6 +51,7 @@ from cssnn.hw.link.wire import (
     unpack_bytes,
 )
 from cssnn.hw.memmap import PROTOCOL_VERSION, AccelParams, Sel
+from cssnn.hw.learn import LearnParams
 from cssnn.hw.params import CoreParams
 
 __all__ = [
@@ -258,8 +260,10 @@ def decode_identity(payload: bytes) -> Identity:
         raise ProtocolError(f"device speaks protocol version {version}, this host version {PROTOCOL_VERSION}")
     core_vals = {n: _dec_field(n, block["core"][n]) for n in CORE_FIELDS}
     accel_vals = {n: block["accel"][n] for n in ACCEL_FIELDS}
+    learn_vals = {n: block["learn"][n] for n in LEARN_FIELDS}
     try:
-        ap = AccelParams(core=CoreParams(**core_vals), **accel_vals)
+        learn = LearnParams(**learn_vals) if any(learn_vals.values()) else None
+        ap = AccelParams(core=CoreParams(**core_vals), learn=learn, **accel_vals)
     except ValueError as e:
         raise ProtocolError(f"device reports invalid parameters: {e}") from None
     return Identity(ap, block["max_payload"], block["timeout_cycles"], block["run_timeout_cycles"], version)
