@@ -40,8 +40,19 @@ from amaranth.lib.wiring import In, Out
 from cssnn.hw.controller import Controller
 from cssnn.hw.core import Core
 from cssnn.hw.learn import HOST_LATENCY, LearningEngine
-from cssnn.hw.memmap import (CORE_SELS, LEARN_SELS, MODE_BITS, AccelParams, Counter, Reg, Route, RunMode, Sel,
-                             bus_signature, layer_layout)
+from cssnn.hw.memmap import (
+    CORE_SELS,
+    LEARN_SELS,
+    MODE_BITS,
+    AccelParams,
+    Counter,
+    Reg,
+    Route,
+    RunMode,
+    Sel,
+    bus_signature,
+    layer_layout,
+)
 from cssnn.hw.params import READ_LATENCY
 from cssnn.hw.router import Router, routed_layout
 
@@ -129,7 +140,7 @@ class AcceleratorGateware(wiring.Component):
 
     def _datapath(self, m: Module) -> None:
         """Controller between core and router; the controller's start/busy/done on the bus."""
-        core, ctrl, router, bus = self.core, self.controller, self.router, self.bus
+        core, ctrl, router = self.core, self.controller, self.router
 
         wiring.connect(m, ctrl.step, core.step)
         wiring.connect(m, ctrl.events, core.events)
@@ -179,7 +190,8 @@ class AcceleratorGateware(wiring.Component):
             for sel in Sel:
                 with m.Case(sel):
                     depth = ap.depth(sel)
-                    m.d.comb += in_range.eq(Const(1) if depth >= 2 ** len(bus.addr) else bus.addr < depth)
+                    m.d.comb += in_range.eq(Const(1) if depth >= 2 ** len(bus.addr) else
+                                            Const(0) if depth == 0 else bus.addr < depth)
         wr = Signal()
         m.d.comb += wr.eq(bus.we & ~busy & in_range)
         if self.learner:

@@ -193,7 +193,6 @@ class LearningEngine(wiring.Component):
         syn_w, syn_r = mems[LearnMem.SYN]
         len_r, theta_r, time_r = mems[LearnMem.LEN][1], mems[LearnMem.THETA][1], mems[LearnMem.TIME][1]
         (ltp_r, ltd_r) = (tables[0][1], tables[1][1])
-        entry = syn_entry_layout(lp)
         ports = {mem: ({"addr": Signal(lp.addr_bits, name=f"e_{mem.name.lower()}_waddr"),
                         "data": Signal(lp.elem_bits(mem), name=f"e_{mem.name.lower()}_wdata"),
                         "en": Signal(name=f"e_{mem.name.lower()}_we")},

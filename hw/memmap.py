@@ -74,6 +74,8 @@ def learn_mem(sel: Sel) -> LearnMem | None:
 
 
 class Reg(enum.IntEnum):
+    """The registers; MODE and the rule's exist only with a learning engine (REG's depth says)."""
+
     TIMESTEPS = 0    #: T, time steps per inference (1 .. 2**timestep_bits - 1)
     LAYERS = 1       #: L, weight layers (1 .. max_layers - 1); layer table entries 0 .. L are used
     MODE = 2         #: what ``start`` runs: :class:`RunMode`
@@ -203,7 +205,7 @@ class AccelParams:
             Sel.SYNAPSE: p.synapse_rows * p.lanes,
             Sel.STATE: p.neurons, Sel.BIAS: p.neurons, Sel.ACC: p.acc_words * p.lanes, Sel.INDEX: p.neurons,
             Sel.LAYER: self.max_layers, Sel.ROUTE: self.max_layers,
-            Sel.REG: len(Reg), Sel.COUNTER: len(Counter),
+            Sel.REG: len(Reg) if self.learn else Reg.MODE, Sel.COUNTER: len(Counter),
         }[Sel(sel)]
 
     @staticmethod

@@ -13,6 +13,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from cssnn.hw.accelerator import AcceleratorGateware
+from cssnn.hw.learn import LearnParams
 from cssnn.hw.memmap import AccelParams, Counter, Reg, Route, Sel
 from cssnn.hw.params import CoreParams, Mode
 from cssnn.sim.bus_tb import BusTestbench
@@ -383,7 +384,8 @@ def test_verilator_lint_clean():
     from cssnn.sim.verilator import lint_accelerator
 
     for ap in (AccelParams(core=WIDE, max_layers=8), AccelParams(core=CoreParams(lanes=1, neurons=4, synapse_rows=4),
-                                                                 max_layers=3, fifo_depth=2, tap_depth=2)):
+                                                                 max_layers=3, fifo_depth=2, tap_depth=2),
+               AccelParams(core=WIDE, learn=LearnParams(inputs=12, neurons=5, window=4))):
         res = lint_accelerator(ap)
         assert res.returncode == 0, res.stdout + res.stderr
         assert "%Warning" not in res.stderr and "%Error" not in res.stderr, res.stderr

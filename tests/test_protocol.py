@@ -3,11 +3,13 @@ pure-Python device model over clean and damaged links (docs/PROTOCOL.md)."""
 
 import random
 import struct
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cssnn.hw.learn import LearnParams
 from cssnn.hw.link import wire
 from cssnn.hw.link.wire import Cmd, Identity, Status, encode_identity
 from cssnn.hw.memmap import PROTOCOL_VERSION, AccelParams, Counter, Sel
@@ -162,6 +164,7 @@ def test_write_read_payloads_round_trip():
     AccelParams(CoreParams(lanes=4, weight_bits=6, membrane_bits=13, output_bits=40, acc_bits=20, bias_bits=11,
                            threshold_bits=9, neurons=64, synapse_rows=300, counter_bits=24, synapse_ram="spram"),
                 max_layers=5, timestep_bits=6, fifo_depth=33, tap_depth=3),
+    AccelParams(learn=LearnParams(inputs=12, neurons=5, window=4, weight_bits=6)),
 ])
 def test_identity_rebuilds_accel_params_exactly(ap):
     ident = Identity(ap, max_payload=384, timeout_cycles=123456, run_timeout_cycles=2**32 - 1)
@@ -178,11 +181,13 @@ def test_identity_block_is_the_documented_byte_layout():
                                 threshold_bits=9, neurons=64, synapse_rows=300, counter_bits=24, synapse_ram="spram"),
                      max_layers=5, timestep_bits=6, fifo_depth=33, tap_depth=3)
     c = ap.core
-    want = struct.pack("<4sHHII" + "I" * 17, b"CSNN", PROTOCOL_VERSION, 384, 123456, 2**32 - 1,
+    want = struct.pack("<4sHHII" + "I" * 21, b"CSNN", PROTOCOL_VERSION, 384, 123456, 2**32 - 1,
                        c.lanes, c.weight_bits, c.membrane_bits, c.output_bits, c.acc_bits, c.bias_bits,
                        c.threshold_bits, c.neurons, c.synapse_rows, c.counter_bits, 1, c.layer_words, c.acc_words,
-                       ap.max_layers, ap.timestep_bits, ap.fifo_depth, ap.tap_depth)
-    assert encode_identity(Identity(ap, 384, 123456, 2**32 - 1)) == want and len(want) == wire.IDENTIFY_BYTES == 84
+                       ap.max_layers, ap.timestep_bits, ap.fifo_depth, ap.tap_depth, 0, 0, 0, 0)
+    assert encode_identity(Identity(ap, 384, 123456, 2**32 - 1)) == want and len(want) == wire.IDENTIFY_BYTES == 100
+    learning = replace(ap, learn=LearnParams(inputs=64, neurons=32, window=8, weight_bits=8))
+    assert encode_identity(Identity(learning, 384, 123456, 2**32 - 1))[-16:] == struct.pack("<IIII", 64, 32, 8, 8)
     with pytest.raises(ValueError, match="does not fit"):
         encode_identity(Identity(ap, 2**16, 1, 1))
 
@@ -190,7 +195,8 @@ def test_identity_block_is_the_documented_byte_layout():
 def test_identity_covers_every_params_field():
     from dataclasses import fields
     assert set(wire.CORE_FIELDS) == {f.name for f in fields(CoreParams)}
-    assert set(wire.ACCEL_FIELDS) | {"core"} == {f.name for f in fields(AccelParams)}
+    assert set(wire.ACCEL_FIELDS) | {"core", "learn"} == {f.name for f in fields(AccelParams)}
+    assert set(wire.LEARN_FIELDS) == {f.name for f in fields(LearnParams)}
 
 
 def test_identity_rejects_foreign_or_broken_blocks():
@@ -259,6 +265,8 @@ def test_client_commands_against_the_model():
     rng = random.Random(3)
     for s in Sel:
         n = P.depth(s)
+        if n == 0:  # the learning engine's memories: P has none
+            continue
         if P.writable(s):
             vals = [rng.randrange(2**P.elem_bits(s)) for _ in range(n)]
             c.write(s, 0, vals)
@@ -288,9 +296,11 @@ def test_client_checks_arguments_locally():
     with pytest.raises(ValueError, match="16-bit"):
         c.write(Sel.BIAS, 0, [-1])
     with pytest.raises(ValueError, match="selector"):
-        c.read(9, 0, 1)
+        c.read(len(Sel), 0, 1)
     with pytest.raises(ValueError, match="beyond"):
-        c.read(Sel.REG, 0, 3)
+        c.read(Sel.REG, 0, P.depth(Sel.REG) + 1)
+    with pytest.raises(ValueError, match="beyond its depth 0"):  # P has no learning engine
+        c.read(Sel.LEARN_SYN, 0, 1)
     assert [cmd for cmd, _ in dev.executed[n:]] == [Cmd.IDENTIFY]
     with pytest.raises(ValueError, match="retries"):
         Client(ModelTransport(dev), retries=-1)
@@ -371,7 +381,7 @@ def test_client_gets_right_answers_over_a_damaged_link(seed):
     rng = random.Random(seed)
     want = {}
     for _ in range(30):
-        s = rng.choice([x for x in Sel if P.writable(x)])
+        s = rng.choice([x for x in Sel if P.writable(x) and P.depth(x)])
         n = rng.randrange(1, P.depth(s) + 1)
         a = rng.randrange(P.depth(s) - n + 1)
         vals = [rng.randrange(2**P.elem_bits(s)) for _ in range(n)]

@@ -51,7 +51,7 @@ class BusModel(wiring.Component):
             m.d.sync += q.eq(sel_d)
             sel_d = q
         m.d.comb += bus.busy.eq(busy)
-        with m.If(bus.we & ~busy & (bus.sel != Sel.COUNTER)):
+        with m.If(bus.we & ~busy & (bus.sel != Sel.COUNTER) & (bus.sel != Sel.LEARN_RESULT)):
             m.d.sync += self.writes.eq(self.writes + 1)
 
         for s in Sel:
@@ -71,7 +71,7 @@ class BusModel(wiring.Component):
             if ap.writable(s):
                 m.d.comb += [wr.addr.eq(bus.addr), wr.data.eq(bus.wdata),
                              wr.en.eq(bus.we & (bus.sel == s) & ~busy)]
-            else:
+            elif s == Sel.COUNTER:
                 counter_wr = wr
 
         count = Signal(range(self.run_cycles + 1))

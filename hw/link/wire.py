@@ -21,8 +21,8 @@ from dataclasses import dataclass, fields
 from amaranth.hdl import C
 from amaranth.lib import data, enum
 
-from cssnn.hw.memmap import PROTOCOL_VERSION, AccelParams, Sel
 from cssnn.hw.learn import LearnParams
+from cssnn.hw.memmap import PROTOCOL_VERSION, AccelParams, Sel
 from cssnn.hw.params import SYNAPSE_RAMS, CoreParams, pack
 
 __all__ = [
@@ -143,7 +143,7 @@ def check_fields_covered() -> None:
         missing = {f.name for f in fields(cls)} - names
         if missing:
             raise RuntimeError(f"the IDENTIFY block (cssnn.hw.link.wire) does not carry {cls.__name__} field(s) "
-                               f"{sorted(missing)}: add them to CORE_FIELDS/ACCEL_FIELDS/LEARN_FIELDS (and bump PROTOCOL_VERSION)")
+                               f"{sorted(missing)}: add them to the *_FIELDS tuples (and bump PROTOCOL_VERSION)")
 
 
 @dataclass(frozen=True)

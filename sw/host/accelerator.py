@@ -26,8 +26,8 @@ import numpy as np
 from cssnn.hw.link.wire import Identity
 from cssnn.hw.memmap import LEARN_SELS, AccelParams, Counter, Reg, RunMode, Sel
 from cssnn.sw.host.protocol import Client
-from cssnn.sw.mapping.learning import check_learning_fits, layer_from_memories, layer_writes, rule_registers, time_writes
 from cssnn.sw.mapping.image import NetworkImage, place_network, unpack_state
+from cssnn.sw.mapping.learning import check_learning_fits, layer_from_memories, layer_writes, rule_registers, time_writes
 from cssnn.sw.mapping.requirements import DoesNotFit, check_fits
 from cssnn.sw.spec.golden import quantize_input
 from cssnn.sw.spec.network import SpikingNetwork, load_network
@@ -171,7 +171,8 @@ class Accelerator:
         if self.image is None:
             raise RuntimeError("no network loaded: call load() first")
         image, x = self.image, self.encode(x)
-        self._set_mode(RunMode.INFER)
+        if self.params.learn:
+            self._set_mode(RunMode.INFER)
         for sel, addr, values in runs(image.bus_input_writes(x)):
             self.client.write(sel, addr, values)
         self.client.run()

@@ -23,15 +23,16 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from cssnn.extras import require
+from cssnn.hw.learn import LearnParams
 from cssnn.hw.link.crc import CRC16_INIT, CRC16_POLY
 from cssnn.hw.link.wire import (
     ACCEL_FIELDS,
-    LEARN_FIELDS,
     CORE_FIELDS,
     CRC_BYTES,
     ENUM_FIELDS,
     IDENTIFY_BYTES,
     IDENTITY_LAYOUT,
+    LEARN_FIELDS,
     MAGIC,
     MAGIC_VALUE,
     MAX_LEN,
@@ -51,7 +52,6 @@ from cssnn.hw.link.wire import (
     unpack_bytes,
 )
 from cssnn.hw.memmap import PROTOCOL_VERSION, AccelParams, Sel
-from cssnn.hw.learn import LearnParams
 from cssnn.hw.params import CoreParams
 
 __all__ = [

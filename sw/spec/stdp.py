@@ -15,7 +15,7 @@ import numpy as np
 
 from cssnn.sw.spec.network import NetworkError
 
-__all__ = ["StdpRule", "LearningLayer", "StepResult", "init_layer", "ttfs_encode", "first_spikes",
+__all__ = ["StdpRule", "LearningLayer", "LearnStep", "init_layer", "ttfs_encode", "first_spikes",
            "winner", "learn_step", "learn", "RATE_ONE"]
 
 #: STDP rates are fractions of RATE_ONE (16 fractional bits).
@@ -197,14 +197,14 @@ def winner(tf: np.ndarray, vf: np.ndarray, window: int) -> int:
 
 
 @dataclass(frozen=True)
-class StepResult:
+class LearnStep:
     winner: int        #: -1: no neuron fired, nothing learned
     fire_time: int     #: the winner's first-spike time (window if none)
     updated: int       #: synapses the winner had (each one updated)
     pruned: int        #: of those, pruned by this update
 
 
-def learn_step(layer: LearningLayer, times) -> tuple[LearningLayer, StepResult]:
+def learn_step(layer: LearningLayer, times) -> tuple[LearningLayer, LearnStep]:
     """One training sample: integrate, pick the winner, update its existing synapses (LTP if the
     input spiked no later than the winner, LTD otherwise, including inputs that never spiked), prune,
     then homeostasis (every threshold ``max(theta - down, min)``, the winner's then ``min(+ up, max)``)."""
@@ -214,7 +214,7 @@ def learn_step(layer: LearningLayer, times) -> tuple[LearningLayer, StepResult]:
     win = winner(tf[0], vf[0], r.window)
     theta = np.maximum(layer.theta - r.theta_down, r.theta_min)
     if win < 0:
-        return replace(layer, theta=theta), StepResult(-1, r.window, 0, 0)
+        return replace(layer, theta=theta), LearnStep(-1, r.window, 0, 0)
     t_post = int(tf[0, win])
     w, m = layer.weight[:, win], layer.mask[:, win]
     potentiate = times <= t_post
@@ -225,12 +225,12 @@ def learn_step(layer: LearningLayer, times) -> tuple[LearningLayer, StepResult]:
     weight[:, win] = np.where(mask[:, win], new, 0)
     theta[win] = min(theta[win] + r.theta_up, layer.theta_max)
     return (replace(layer, weight=weight, mask=mask, theta=theta),
-            StepResult(win, t_post, int(m.sum()), int(pruned.sum())))
+            LearnStep(win, t_post, int(m.sum()), int(pruned.sum())))
 
 
 def learn(layer: LearningLayer, times, *, epochs: int = 1, seed: int = 0, trace: bool = False, progress=None):
     """Learn from every sample of ``times`` (B, n_in) for ``epochs`` passes, each in the order of
-    :func:`sample_order`. Returns the last layer and the list of :class:`StepResult` (with ``trace``,
+    :func:`sample_order`. Returns the last layer and the list of :class:`LearnStep` (with ``trace``,
     also the layer after every sample)."""
     times = np.asarray(times, np.int64)
     steps, layers = [], []
