@@ -15,8 +15,8 @@ in place), so it costs no clock again, neither in integration nor in learning::
     the winner:    SYN -> TIME, LTP/LTD tables -> new weight; kept ones written back at the write pointer
                    LEN[win] = kept; THETA homeostasis
 
-Cycles: per neuron ``max(len, 0) + 5``, plus ``len[win] + 7`` for the update (all counted in
-``cycles``). ``synops`` counts synapse entries read (integration and update).
+Cycles (``cycles``, exactly :func:`pass_cycles`): ``len[j] + 5`` per neuron, ``len[win] + 6`` for the
+winner's update, one to finish. ``synops`` counts the synapse entries read (integration and update).
 
 Host port (``host``): ``sel`` (:class:`LearnMem`), ``addr``, ``wdata``, ``we``; ``rdata`` is the
 element addressed two clocks earlier. It acts only while ``busy`` is low.
@@ -31,7 +31,7 @@ from amaranth.lib import data, enum, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-__all__ = ["LearnParams", "LearnMem", "LearningEngine", "syn_entry_layout", "HOST_LATENCY"]
+__all__ = ["LearnParams", "LearnMem", "LearningEngine", "syn_entry_layout", "pass_cycles", "HOST_LATENCY"]
 
 #: Clocks from a host-port read address to its data.
 HOST_LATENCY = 2
@@ -112,6 +112,12 @@ class LearnParams:
     @property
     def data_bits(self) -> int:
         return max(self.elem_bits(s) for s in LearnMem)
+
+
+def pass_cycles(lens, winner_len: int | None = None) -> int:
+    """Clocks of one pass of the engine (its ``cycles`` counter): every neuron's list (``lens``) is
+    integrated; ``winner_len``: the winner's list length before a learning update (None: no update)."""
+    return sum(int(n) + 5 for n in lens) + (0 if winner_len is None else int(winner_len) + 6) + 1
 
 
 def syn_entry_layout(lp: LearnParams) -> data.StructLayout:

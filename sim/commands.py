@@ -1,6 +1,6 @@
 """The ``cssnn`` subcommands that run an accelerator: ``sim`` (a simulated one, every result compared
-with the golden model) and ``infer`` (one input on a board or a simulator). Conventions:
-:mod:`cssnn.command`."""
+with the golden model), ``infer`` (one input on a board or a simulator) and ``learn`` (on-chip STDP
+learning with pruning on a simulated accelerator). Conventions: :mod:`cssnn.command`."""
 
 from __future__ import annotations
 
@@ -151,6 +151,40 @@ def _read_input(path: Path) -> np.ndarray:
 
 
 
+def cmd_learn(args) -> None:
+    from cssnn.sim.learning import run_learning
+    from cssnn.sw.analysis.learning import plot_learning
+    from cssnn.sw.frontends.datasets import load_dataset
+
+    for name in ("neurons", "epochs", "samples"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise CLIError(f"--{name} must be at least 1, not {v}")
+    if args.plot is not None and args.plot.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise CLIError(f"--plot must name a .png, .pdf or .svg file, not {args.plot}")
+    ds = load_dataset(args.dataset)
+    if args.backend == "verilator":
+        print("building the Verilator model (cached after the first build)...", file=sys.stderr)
+    res = run_learning(ds, neurons=args.neurons, prune=args.prune, epochs=args.epochs, samples=args.samples,
+                       backend=args.backend, seed=args.seed, progress=progress_bar)
+    s = res.summary
+    if args.plot is not None:
+        plot_learning(args.plot, res.layer, ds.input_shape, res.connectivity, res.y_test, res.predictions,
+                      s["accuracy"], f"STDP on {ds.name}: {args.neurons} neurons, "
+                      f"{'pruning' if args.prune else 'no pruning'}, {s['samples']} samples x {args.epochs} epochs")
+        s["plot"] = str(args.plot)
+    exact = {None: "golden model only", True: "bit-exact with the golden model", False: "MISMATCH with the golden model"}
+    text = (f"readout accuracy {100 * s['accuracy']:.1f}% on the test split, {100 * s['connectivity']:.1f}% of "
+            f"the synapses kept ({s['synapses']} of {s['synapses_initial']})\n"
+            f"learning: {s['learning_cycles']:,} cycles for {s['learning_samples']} samples "
+            f"({s['learning_cycles'] / max(1, s['learning_samples']):,.0f} per sample); "
+            f"inference (features): {s['inference_cycles_per_sample']:,.0f} cycles per sample\n"
+            f"{args.backend}: {exact[s['bit_exact']]}" + (f"\nplot: {args.plot}" if args.plot else ""))
+    emit(args, s, text)
+    if s["bit_exact"] is False:
+        raise CLIError("the hardware's weights or features differ from the golden model's")
+
+
 def add_backend_args(p: argparse.ArgumentParser, *, default: str, group=None) -> None:
     (group or p).add_argument("--backend", choices=("verilator", "amaranth"), default=default,
                               help=f"simulator (default {default})")
@@ -167,6 +201,19 @@ def register(subparsers) -> None:
     p.add_argument("--dataset", default="digits", help="'digits' or a PATH.npz; its test split (default digits)")
     p.add_argument("--samples", type=int, default=200, help="test samples to run (default 200)")
     add_backend_args(p, default="verilator")
+
+    p = add("learn", cmd_learn, "learn a layer on chip with STDP and connection pruning (simulated accelerator), "
+                                "checked against the golden model, then score a readout")
+    p.add_argument("--dataset", default="digits", help="'digits' or a PATH.npz (default digits)")
+    p.add_argument("--prune", action=argparse.BooleanOptionalAction, default=True,
+                   help="prune synapses while learning (default on)")
+    p.add_argument("--neurons", type=int, default=64, help="neurons of the learning layer (default 64)")
+    p.add_argument("--epochs", type=int, default=1, help="passes over the training samples (default 1)")
+    p.add_argument("--samples", type=int, default=None, help="training samples (default all)")
+    p.add_argument("--backend", choices=("verilator", "amaranth", "golden"), default="verilator",
+                   help="where to learn: a simulator, or the golden model alone (default verilator)")
+    p.add_argument("--seed", type=int, default=0, help="initial weights and sample order (default 0)")
+    p.add_argument("--plot", type=Path, help="write receptive fields, connectivity and the readout to this image")
 
     p = add("infer", cmd_infer, "classify one input on a board (--port) or a simulated accelerator (--backend)")
     p.add_argument("network", type=Path, help="converted network .npz")

@@ -55,7 +55,9 @@ class EngineDriver:
         for name, v in rule_registers(layer.rule).items():
             self.ctx.set(getattr(self.dut, name), v)
 
-    async def run(self, times, *, learn: bool, result: bool = False) -> EnginePass:
+    async def run(self, times, *, learn: bool, result: bool = False, noise=None) -> EnginePass:
+        """One pass; ``noise`` (a ``random.Random``): random host writes while it runs, which the engine
+        must ignore."""
         for mem, addr, values in time_writes(times, self.lp):
             await self.write(mem, addr, values)
         d = self.dut
@@ -63,8 +65,15 @@ class EngineDriver:
         self.ctx.set(d.start, 1)
         await self.ctx.tick()
         self.ctx.set(d.start, 0)
+        h = d.host
         while not self.ctx.get(d.done):
+            if noise is not None:
+                self.ctx.set(h.we, noise.random() < 0.5)
+                self.ctx.set(h.sel, noise.randrange(len(LearnMem)))
+                self.ctx.set(h.addr, noise.randrange(2 ** len(h.addr)))
+                self.ctx.set(h.wdata, noise.randrange(2 ** len(h.wdata)))
             await self.ctx.tick()
+        self.ctx.set(h.we, 0)
         await self.ctx.tick()
         winner = self.ctx.get(d.winner)
         res = await self.read(LearnMem.RESULT, 0, self.lp.neurons) if result else None

@@ -1,0 +1,241 @@
+"""On-chip learning (docs/SEMANTICS.md section 8): the integer STDP rule, pruning and homeostasis of
+the golden model; the learning engine bit-exact with it after every sample, its cycles exactly
+:func:`pass_cycles`; the mapping of a layer into the engine's memories; the driver over a simulated
+host link."""
+
+import random
+from dataclasses import replace
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cssnn.hw.learn import LearningEngine, LearnMem, LearnParams, pass_cycles
+from cssnn.hw.memmap import AccelParams
+from cssnn.hw.params import CoreParams
+from cssnn.sw.mapping.learning import check_learning_fits, layer_from_memories, layer_writes, learn_params_for
+from cssnn.sw.mapping.requirements import DoesNotFit
+from cssnn.sw.spec import stdp
+from cssnn.sw.spec.network import NetworkError
+from cssnn.sw.spec.stdp import RATE_ONE, LearningLayer, StdpRule, first_spikes, init_layer, learn_step, winner
+from cssnn.verif.learn_tb import EngineDriver
+
+
+def _layer(w, theta, rule=None, mask=None):
+    w = np.asarray(w)
+    return LearningLayer(w, np.ones(w.shape, bool) if mask is None else mask, np.asarray(theta), rule or StdpRule())
+
+
+# ---- the rule ----
+
+@settings(max_examples=60, deadline=None)
+@given(bits=st.integers(2, 12), rate=st.integers(0, RATE_ONE))
+def test_tables_are_bounded_and_exactly_rounded(bits, rate):
+    """ltp/ltd: round-half-up of rate * w (M - w) / M (exact rationals); never leave [0, M]; 0 at both ends."""
+    r = StdpRule(weight_bits=bits, a_plus=rate, a_minus=rate, prune_below=0)
+    m = r.max_weight
+    w = np.arange(m + 1)
+    for table in (r.ltp, r.ltd):
+        want = [int(Fraction(rate * int(v) * (m - int(v)), RATE_ONE * m) + Fraction(1, 2)) for v in w]
+        assert list(table) == want
+        assert table[0] == 0 and table[m] == 0
+    assert np.all(w + r.ltp <= m) and np.all(w - r.ltd >= 0)
+
+
+def test_ltp_if_the_input_spiked_no_later_than_the_winner_else_ltd():
+    rule = StdpRule(window=4, prune_below=0, theta_up=0, theta_down=0)
+    w = np.full((4, 1), 100)
+    layer = _layer(w, [250], rule)
+    times = np.array([0, 1, 3, 4])            # neuron fires at t=1 (100 + 100 >= 250? no: 200) ...
+    layer = replace(layer, theta=np.array([200]))
+    new, res = learn_step(layer, times)       # ... fires at t=1 with 200
+    assert res.winner == 0 and res.fire_time == 1
+    up, dn = rule.ltp[100], rule.ltd[100]
+    assert up > 0 and dn > 0
+    assert list(new.weight[:, 0]) == [100 + up, 100 + up, 100 - dn, 100 - dn]  # t=3 late, t=4: never spiked
+
+
+def test_pruning_removes_depressed_synapses_below_the_threshold_and_they_never_change_again():
+    rule = StdpRule(window=4, prune_below=128, theta_up=0, theta_down=0)
+    w = np.array([[200], [130], [150], [120]])
+    layer = _layer(w, [150], rule)
+    times = np.array([0, 4, 4, 0])
+    new, res = learn_step(layer, times)
+    # inputs 1 and 2 are depressed: 130 - ltd[130] < 128 is pruned, 150 - ltd[150] >= 128 is not
+    assert (130 - rule.ltd[130] < 128) and (150 - rule.ltd[150] >= 128)
+    assert list(new.mask[:, 0]) == [True, False, True, True] and res.pruned == 1 and res.updated == 4
+    assert new.weight[1, 0] == 0
+    # input 3 was potentiated from 120 (below the threshold): potentiation never prunes
+    assert new.weight[3, 0] == 120 + rule.ltp[120]
+    again, _ = learn_step(new, np.array([0, 0, 4, 0]))
+    assert not again.mask[1, 0] and again.weight[1, 0] == 0 and again.fan_in[0] <= 3
+    no_prune = replace(layer, rule=replace(rule, prune_below=0))
+    assert learn_step(no_prune, times)[0].mask.all()
+
+
+def test_wta_earliest_then_highest_potential_then_lowest_index():
+    tf = np.array([3, 1, 1, 1, 2])
+    vf = np.array([900, 40, 50, 50, 99])
+    assert winner(tf, vf, 4) == 2
+    assert winner(np.array([4, 4]), np.array([0, 0]), 4) == -1
+
+
+def test_homeostasis_and_no_winner():
+    rule = StdpRule(window=2, prune_below=0, theta_up=10, theta_down=3, theta_min=5)
+    layer = _layer(np.array([[50, 10]]), [40, 7], rule)
+    new, res = learn_step(layer, np.array([0]))
+    assert res.winner == 0 and list(new.theta) == [40 - 3 + 10, 5]     # 7 - 3 < 5: the floor
+    silent, res = learn_step(layer, np.array([2]))                      # nothing spiked
+    assert res.winner == -1 and list(silent.theta) == [37, 5] and np.array_equal(silent.weight, layer.weight)
+    top = replace(layer, theta=np.array([layer.theta_max, 7]))
+    assert learn_step(top, np.array([0]))[0].theta[0] <= top.theta_max
+
+
+def test_ttfs_and_features():
+    assert list(stdp.ttfs_encode(np.array([1.0, 0.99, 0.5, 0.01, 0.0, -1]), 8)) == [0, 0, 4, 7, 8, 8]
+    layer = _layer(np.array([[5, 1], [5, 1]]), [10, 100])
+    tf, vf = first_spikes(layer, np.array([[0, 1], [2, 2]]))
+    assert tf.tolist() == [[1, 8], [2, 8]] and vf.tolist() == [[10, 0], [10, 0]]
+
+
+def test_bad_rules_and_layers_are_rejected():
+    with pytest.raises(NetworkError, match="window"):
+        StdpRule(window=0)
+    with pytest.raises(NetworkError, match="prune_below"):
+        StdpRule(weight_bits=4, prune_below=16)
+    with pytest.raises(NetworkError, match="weights must be in"):
+        _layer(np.array([[256]]), [1])
+    with pytest.raises(NetworkError, match="thresholds have shape"):
+        _layer(np.array([[1, 2]]), [1])
+
+
+# ---- the mapping ----
+
+def test_layer_roundtrips_through_the_engine_memories():
+    rng = np.random.default_rng(0)
+    layer = init_layer(10, 3, seed=1)
+    mask = rng.random((10, 3)) < 0.5
+    mask[:, 2] = False                         # an empty list
+    layer = replace(layer, mask=mask)
+    lp = learn_params_for(layer)
+    mem = {m: [0] * lp.depth(m) for m in LearnMem}
+    for m, addr, values in layer_writes(layer, lp):
+        mem[m][addr:addr + len(values)] = values
+    assert mem[LearnMem.LEN] == [int(v) for v in mask.sum(0)]
+    back = layer_from_memories(lp, mem[LearnMem.SYN], mem[LearnMem.LEN], mem[LearnMem.THETA], layer)
+    assert np.array_equal(back.weight, layer.weight) and np.array_equal(back.mask, layer.mask)
+    mem[LearnMem.SYN][0], mem[LearnMem.SYN][1] = mem[LearnMem.SYN][1], mem[LearnMem.SYN][0]
+    with pytest.raises(ValueError, match="ascending"):
+        layer_from_memories(lp, mem[LearnMem.SYN], mem[LearnMem.LEN], mem[LearnMem.THETA], layer)
+    with pytest.raises(DoesNotFit, match="neurons = 3, the engine 4"):
+        check_learning_fits(layer, replace(lp, neurons=4))
+    with pytest.raises(DoesNotFit, match="no learning engine"):
+        check_learning_fits(layer, None)
+
+
+# ---- the engine, bit-exact ----
+
+def _engine_run(layer, times, *, learn=True, noise_seed=None):
+    """Every sample on the engine: per sample the pass, the hardware layer after it, the result memory."""
+    eng = LearningEngine(learn_params_for(layer))
+    sim = Simulator(eng)
+    sim.add_clock(1e-6)
+    log = []
+
+    async def tb(ctx):
+        d = EngineDriver(ctx, eng)
+        await d.load(layer)
+        noise = random.Random(noise_seed) if noise_seed is not None else None
+        for t in times:
+            p = await d.run(t, learn=learn, result=True, noise=noise)
+            log.append((p, await d.layer(layer)))
+
+    sim.add_testbench(tb)
+    sim.run()
+    return log
+
+
+def _check_against_golden(layer, times, **kw):
+    log = _engine_run(layer, times, **kw)
+    g = layer
+    for t, (p, hw) in zip(times, log):
+        tf, _ = first_spikes(g, t[None])
+        before = g
+        g, res = learn_step(g, t)
+        assert p.result == list(tf[0])
+        assert (p.winner, p.fire_time if res.winner >= 0 else before.rule.window) == (res.winner, res.fire_time)
+        assert p.pruned == res.pruned
+        assert np.array_equal(hw.weight, g.weight) and np.array_equal(hw.mask, g.mask)
+        assert np.array_equal(hw.theta, g.theta)
+        # cycles: exactly one clock per existing synapse plus a fixed cost per neuron
+        assert p.cycles == pass_cycles(before.fan_in, before.fan_in[res.winner] if res.winner >= 0 else None)
+        assert p.synops == before.synapses + (res.updated if res.winner >= 0 else 0)
+    return g, log
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_engine_bit_exact_after_every_sample_on_random_layers(seed):
+    """Random shapes, windows, widths and rules; random host writes while every pass runs (ignored)."""
+    rng = np.random.default_rng(seed)
+    n_in, k, window, bits = int(rng.integers(3, 20)), int(rng.integers(1, 7)), int(rng.integers(1, 9)), int(rng.integers(4, 9))
+    m = (1 << bits) - 1
+    rule = StdpRule(window=window, weight_bits=bits, a_plus=int(rng.integers(RATE_ONE // 8, RATE_ONE)),
+                    a_minus=int(rng.integers(RATE_ONE // 8, RATE_ONE)), prune_below=int(rng.integers(0, m // 2)),
+                    theta_up=int(rng.integers(0, 50)), theta_down=int(rng.integers(0, 5)), theta_min=int(rng.integers(1, 9)))
+    layer = init_layer(n_in, k, rule, theta=int(rng.integers(rule.theta_min, n_in * m // 3 + rule.theta_min + 1)),
+                       seed=seed)
+    layer = replace(layer, mask=rng.random(layer.mask.shape) < 0.8)   # some synapses already absent
+    times = rng.integers(0, window + 1, size=(25, n_in))
+    g, log = _check_against_golden(layer, times, noise_seed=seed)
+    assert any(p.winner >= 0 for p, _ in log)
+
+
+def test_engine_on_digits_prunes_and_gets_faster():
+    """A digits subset with the default rule: bit-exact; pruning happens, and a pass costs exactly one
+    clock less per pruned synapse."""
+    from cssnn.sw.frontends.datasets import load_dataset
+
+    ds = load_dataset("digits")
+    layer = init_layer(64, 6, seed=0)
+    times = stdp.ttfs_encode(ds.x_train[:12], layer.rule.window)
+    g, log = _check_against_golden(layer, times)
+    assert g.synapses < layer.synapses
+    assert log[-1][0].cycles < log[0][0].cycles
+
+
+def test_features_pass_changes_nothing():
+    layer = init_layer(8, 3, StdpRule(window=3), theta=300, seed=5)
+    times = np.random.default_rng(5).integers(0, 4, size=(4, 8))
+    log = _engine_run(layer, times, learn=False)
+    tf, _ = first_spikes(layer, times)
+    for (p, hw), want in zip(log, tf):
+        assert p.result == list(want) and p.winner >= -1
+        assert np.array_equal(hw.weight, layer.weight) and np.array_equal(hw.theta, layer.theta)
+        assert p.cycles == pass_cycles(layer.fan_in)
+
+
+# ---- the driver, through the host link ----
+
+def test_driver_learns_bit_exact_over_the_simulated_link():
+    from cssnn.sim.transports import AmaranthTransport
+    from cssnn.sw.host.accelerator import Accelerator
+
+    rule = StdpRule(window=4, prune_below=128, theta_up=40, theta_down=3, theta_min=5)
+    layer = init_layer(12, 5, rule, theta=600, seed=3)
+    xs = np.random.default_rng(1).random((10, 12))
+    ap = AccelParams(CoreParams(lanes=2, neurons=32, synapse_rows=64), learn=learn_params_for(layer))
+    with Accelerator(AmaranthTransport(ap)) as acc:
+        acc.load_learning(layer)
+        run = acc.learn(xs, epochs=2, seed=4)
+        hw = acc.weights()
+        feats = acc.features(xs[:3])
+        with pytest.raises(DoesNotFit, match="inputs = 13"):
+            acc.load_learning(init_layer(13, 5, rule, theta=600))
+    g, steps = stdp.learn(layer, stdp.ttfs_encode(xs, 4), epochs=2, seed=4)
+    assert np.array_equal(hw.weight, g.weight) and np.array_equal(hw.mask, g.mask) and np.array_equal(hw.theta, g.theta)
+    assert list(run.winners) == [s.winner for s in steps] and list(run.pruned) == [s.pruned for s in steps]
+    assert np.array_equal(feats.times, first_spikes(g, stdp.ttfs_encode(xs[:3], 4))[0])
+    assert list(feats.cycles) == [pass_cycles(g.fan_in)] * 3
