@@ -155,7 +155,9 @@ class LearningEngine(wiring.Component):
         for mem, shape in ((LearnMem.SYN, syn_entry_layout(lp)), (LearnMem.LEN, lp.len_bits),
                            (LearnMem.THETA, lp.potential_bits), (LearnMem.TIME, lp.time_bits),
                            (LearnMem.RESULT, lp.time_bits)):
-            m.submodules[f"{mem.name.lower()}_mem"] = mm = memory.Memory(shape=shape, depth=lp.depth(mem), init=[])
+            # (at least 2 words: a 1-word memory has a 0-bit address, which Verilog cannot declare)
+            m.submodules[f"{mem.name.lower()}_mem"] = mm = memory.Memory(shape=shape, depth=max(2, lp.depth(mem)),
+                                                                         init=[])
             mems[mem] = (mm.write_port(), mm.read_port())
         tables = []
         for name in ("ltp", "ltd"):

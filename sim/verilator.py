@@ -66,11 +66,15 @@ def cache_root() -> Path:
 
 def core_verilog(params: CoreParams) -> tuple[str, Path]:
     """Generate the core's Verilog; return (text, path of a cached copy named by its hash)."""
-    text = to_verilog(Core(params), TOPLEVEL)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    d = cache_root() / digest
+    return cached_verilog(Core(params), TOPLEVEL)
+
+
+def cached_verilog(design, toplevel: str) -> tuple[str, Path]:
+    """The Verilog of ``design`` as module ``toplevel``, and a cached copy's path (named by its hash)."""
+    text = to_verilog(design, toplevel)
+    d = cache_root() / hashlib.sha256(text.encode()).hexdigest()[:16]
     d.mkdir(parents=True, exist_ok=True)
-    path = d / f"{TOPLEVEL}.v"
+    path = d / f"{toplevel}.v"
     if not path.exists():
         path.write_text(text)
     return text, path
@@ -158,13 +162,7 @@ def accelerator_verilog(ap) -> tuple[str, Path]:
     :class:`~cssnn.hw.memmap.AccelParams` ``ap``; return (text, path of a cached copy named by its hash)."""
     from cssnn.hw.accelerator import AcceleratorGateware
 
-    text = to_verilog(AcceleratorGateware(ap), ACCEL_TOPLEVEL)
-    d = cache_root() / hashlib.sha256(text.encode()).hexdigest()[:16]
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / f"{ACCEL_TOPLEVEL}.v"
-    if not path.exists():
-        path.write_text(text)
-    return text, path
+    return cached_verilog(AcceleratorGateware(ap), ACCEL_TOPLEVEL)
 
 
 def lint_accelerator(ap, *extra: str) -> subprocess.CompletedProcess:
@@ -176,3 +174,17 @@ def lint_accelerator(ap, *extra: str) -> subprocess.CompletedProcess:
 
 
 __all__ += ["ACCEL_TOPLEVEL", "accelerator_verilog", "lint_accelerator"]
+
+
+# ---- the learning engine (hw/learn.py) ----
+LEARN_TOPLEVEL = "cssnn_learn"
+
+
+def run_cocotb_learning(lp, spec: dict, *, testcase: str | None = None) -> dict:
+    """Run :mod:`cssnn.verif.cocotb_learn` on a Verilator build of a
+    :class:`~cssnn.hw.learn.LearningEngine` with :class:`~cssnn.hw.learn.LearnParams` ``lp``."""
+    from cssnn.hw.learn import LearningEngine
+
+    _, vpath = cached_verilog(LearningEngine(lp), LEARN_TOPLEVEL)
+    return run_cocotb_module(vpath, LEARN_TOPLEVEL, "cssnn.verif.cocotb_learn", dict(spec, params=lp.__dict__),
+                             testcase=testcase)
