@@ -17,7 +17,7 @@ from cssnn.hw.learn import pass_cycles
 from cssnn.hw.memmap import AccelParams
 from cssnn.hw.params import CoreParams
 from cssnn.sim.transports import open_backend
-from cssnn.sw.analysis.learning import default_theta, readout_accuracy, spike_features
+from cssnn.sw.analysis.learning import readout_accuracy, spike_features
 from cssnn.sw.host.accelerator import Accelerator
 from cssnn.sw.mapping.learning import learn_params_for
 from cssnn.sw.spec.stdp import LearningLayer, StdpRule, first_spikes, init_layer, learn, ttfs_encode
@@ -31,10 +31,9 @@ LEARNING_CORE = CoreParams(lanes=1, neurons=4, synapse_rows=4)
 
 def learning_layer(n_in: int, neurons: int, *, prune: bool, seed: int = 0, input_shape=None) -> LearningLayer:
     """The default learning layer: the default rule (pruning below M/2 unless ``prune`` is off), every
-    synapse present, weights around M/2, thresholds :func:`default_theta`."""
+    synapse present, weights around M/2, the default thresholds."""
     rule = StdpRule() if prune else StdpRule(prune_below=0)
-    return init_layer(n_in, neurons, rule, theta=default_theta(n_in, rule.max_weight), seed=seed,
-                      input_shape=input_shape)
+    return init_layer(n_in, neurons, rule, seed=seed, input_shape=input_shape)
 
 
 def learning_accel_params(layer: LearningLayer) -> AccelParams:

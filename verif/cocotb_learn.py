@@ -42,7 +42,6 @@ async def _start(dut):
 
 @cocotb.test()
 async def learning_matches_golden(dut):
-    from cssnn.sw.analysis.learning import default_theta
     from cssnn.sw.frontends.datasets import load_dataset
     from cssnn.sw.spec.stdp import init_layer, ttfs_encode
 
@@ -58,7 +57,7 @@ async def learning_matches_golden(dut):
             layer, times = random_layer(rng, lp, r["samples"])
             reports.append(await check_learning(drv, layer, times, noise=random.Random(i), name=f"random#{i}"))
     if "digits" in spec:
-        layer = init_layer(lp.inputs, lp.neurons, theta=default_theta(lp.inputs, lp.max_weight))
+        layer = init_layer(lp.inputs, lp.neurons)
         times = ttfs_encode(load_dataset("digits").x_train[:spec["digits"]["samples"]], lp.window)
         reports.append(await check_learning(drv, layer, times, name="digits"))
     for rep in reports:

@@ -11,13 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["spike_features", "readout_accuracy", "plot_learning", "default_theta"]
-
-
-def default_theta(n_in: int, max_weight: int) -> int:
-    """The initial threshold: a twentieth of the largest possible potential (measured on digits:
-    docs/LEARNING.md)."""
-    return max(1, round(n_in * max_weight / 20))
+__all__ = ["spike_features", "readout_accuracy", "plot_learning"]
 
 
 def spike_features(times: np.ndarray, window: int) -> np.ndarray:
@@ -46,34 +40,44 @@ def plot_learning(path: Path, layer, input_shape, connectivity: np.ndarray, y_te
     import matplotlib.pyplot as plt
 
     k = layer.neurons
+    shape = _image_shape(input_shape, layer.n_in)
+    fig = plt.figure(figsize=(14, 5.2), layout="constrained")
+    left, mid, right = fig.subfigures(1, 3, width_ratios=(1.3, 1, 1))
     cols = int(np.ceil(np.sqrt(k)))
-    rows = int(np.ceil(k / cols))
-    fig = plt.figure(figsize=(13, 5.5))
-    grid = fig.add_gridspec(rows, cols + 8)
-    shape = tuple(input_shape) if len(input_shape) == 2 else (1, layer.n_in)
-    for j in range(k):
-        ax = fig.add_subplot(grid[j // cols, j % cols])
-        ax.imshow(layer.weight[:, j].reshape(shape), cmap="gray", vmin=0, vmax=layer.rule.max_weight)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.text(0.02 + 0.4 * cols / (cols + 8) / 2, 0.95, "receptive fields (black: pruned or 0)", ha="center")
-    ax = fig.add_subplot(grid[:, cols + 1:cols + 4])
+    axes = np.atleast_1d(left.subplots(int(np.ceil(k / cols)), cols)).reshape(-1)
+    for j, ax in enumerate(axes):
+        ax.set_axis_off()
+        if j < k:
+            img = np.where(layer.mask[:, j], layer.weight[:, j], 0)[:int(np.prod(shape))].reshape(shape)
+            ax.imshow(img, cmap="gray", vmin=0, vmax=layer.rule.max_weight)
+    left.suptitle("receptive fields (black: pruned)")
+    ax = mid.subplots()
     ax.plot(np.arange(1, len(connectivity) + 1), 100 * np.asarray(connectivity))
     ax.set_xlabel("training samples")
     ax.set_ylabel("synapses kept (%)")
     ax.set_ylim(0, 105)
     ax.grid(alpha=0.3)
-    ax.set_title("connectivity")
-    ax = fig.add_subplot(grid[:, cols + 5:])
+    ax.set_title(f"connectivity (final {100 * connectivity[-1]:.1f}%)" if len(connectivity) else "connectivity")
+    ax = right.subplots()
     classes = int(max(np.max(y_test), np.max(pred))) + 1
     cm = np.zeros((classes, classes), int)
     np.add.at(cm, (np.asarray(y_test), np.asarray(pred)), 1)
     ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(classes))
+    ax.set_yticks(range(classes))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"readout: {100 * accuracy:.1f}% on the test split")
+    ax.set_title(f"readout: {100 * accuracy:.1f}% (test split)")
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
     path = Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _image_shape(input_shape, n_in: int) -> tuple[int, int]:
+    """How to show one neuron's weights: the input's image (the first channel's), else a square."""
+    shape = tuple(int(v) for v in input_shape)
+    if len(shape) >= 2:
+        return shape[-2], shape[-1]
+    side = int(np.ceil(np.sqrt(n_in)))
+    return (side, side) if side * side == n_in else (1, n_in)

@@ -15,7 +15,7 @@ import numpy as np
 
 from cssnn.sw.spec.network import NetworkError
 
-__all__ = ["StdpRule", "LearningLayer", "LearnStep", "init_layer", "ttfs_encode", "first_spikes",
+__all__ = ["StdpRule", "LearningLayer", "LearnStep", "init_layer", "default_theta", "ttfs_encode", "first_spikes",
            "winner", "learn_step", "learn", "RATE_ONE"]
 
 #: STDP rates are fractions of RATE_ONE (16 fractional bits).
@@ -142,10 +142,19 @@ class LearningLayer:
         return self.mask.sum(axis=0)
 
 
-def init_layer(n_in: int, neurons: int, rule: StdpRule | None = None, *, theta: int = 2000, seed: int = 0,
+def default_theta(n_in: int, max_weight: int) -> int:
+    """The default initial threshold: a twentieth of the largest possible potential (measured on
+    digits: docs/LEARNING.md)."""
+    return max(1, round(n_in * max_weight / 20))
+
+
+def init_layer(n_in: int, neurons: int, rule: StdpRule | None = None, *, theta: int | None = None, seed: int = 0,
                input_shape=None) -> LearningLayer:
-    """Every synapse present, weights uniform in [3M/8, 5M/8], every threshold ``theta``."""
+    """Every synapse present, weights uniform in [3M/8, 5M/8], every threshold ``theta`` (default
+    :func:`default_theta`)."""
     rule = rule or StdpRule()
+    if theta is None:
+        theta = max(rule.theta_min, default_theta(n_in, rule.max_weight))
     m = rule.max_weight
     rng = np.random.default_rng(seed)
     w = rng.integers(3 * m // 8, 5 * m // 8 + 1, size=(n_in, neurons))
