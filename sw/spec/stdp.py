@@ -15,11 +15,17 @@ import numpy as np
 
 from cssnn.sw.spec.network import NetworkError
 
-__all__ = ["StdpRule", "LearningLayer", "LearnStep", "init_layer", "default_theta", "ttfs_encode", "first_spikes",
+__all__ = ["StdpRule", "LearningLayer", "LearnStep", "init_layer", "default_theta", "default_prune_below",
+           "ttfs_encode", "first_spikes",
            "winner", "learn_step", "learn", "RATE_ONE"]
 
 #: STDP rates are fractions of RATE_ONE (16 fractional bits).
 RATE_ONE = 1 << 16
+
+
+def default_prune_below(weight_bits: int) -> int:
+    """The default prune threshold, 3/4 of the weight range (measured on digits: docs/LEARNING.md)."""
+    return 3 * (1 << weight_bits) // 4
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,8 @@ class StdpRule:
     weight_bits  unsigned weight width Bw: weights 0 .. M = 2^Bw - 1 (M stands for 1)
     a_plus       LTP rate, a fraction of RATE_ONE: ``ltp[w] = round(a_plus * w * (M - w) / M)``
     a_minus      LTD rate (a magnitude): ``ltd[w] = round(a_minus * w * (M - w) / M)``
-    prune_below  a depressed synapse whose new weight is below this is pruned; 0: never prune
+    prune_below  a depressed synapse whose new weight is below this is pruned; 0: never prune;
+                 default :func:`default_prune_below` (3/4 of the range: 192 for 8-bit weights)
     theta_up     the winner's threshold rises by this after its update
     theta_down   every threshold falls by this after each learning sample, down to ``theta_min``
     """
@@ -39,12 +46,14 @@ class StdpRule:
     weight_bits: int = 8
     a_plus: int = RATE_ONE // 4
     a_minus: int = RATE_ONE // 4
-    prune_below: int = 128
+    prune_below: int | None = None
     theta_up: int = 64
     theta_down: int = 1
     theta_min: int = 1
 
     def __post_init__(self):
+        if self.prune_below is None:
+            object.__setattr__(self, "prune_below", default_prune_below(self.weight_bits))
         checks = {"window": (1, 255), "weight_bits": (2, 16), "a_plus": (0, RATE_ONE), "a_minus": (0, RATE_ONE),
                   "prune_below": (0, self.max_weight), "theta_up": (0, 1 << 16), "theta_down": (0, 1 << 16),
                   "theta_min": (1, 1 << 30)}
