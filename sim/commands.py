@@ -155,6 +155,7 @@ def cmd_learn(args) -> None:
     from cssnn.sim.learning import run_learning
     from cssnn.sw.analysis.learning import plot_learning
     from cssnn.sw.frontends.datasets import load_dataset
+    from cssnn.sw.spec.stdp import save_learning
 
     for name in ("neurons", "epochs", "samples"):
         v = getattr(args, name)
@@ -162,12 +163,19 @@ def cmd_learn(args) -> None:
             raise CLIError(f"--{name} must be at least 1, not {v}")
     if args.plot is not None and args.plot.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise CLIError(f"--plot must name a .png, .pdf or .svg file, not {args.plot}")
+    if args.out is not None and args.out.suffix.lower() != ".npz":
+        raise CLIError(f"--out must name an .npz file, not {args.out}")
     ds = load_dataset(args.dataset)
     if args.backend == "verilator":
         print("building the Verilator model (cached after the first build)...", file=sys.stderr)
     res = run_learning(ds, neurons=args.neurons, prune=args.prune, epochs=args.epochs, samples=args.samples,
                        backend=args.backend, seed=args.seed, progress=progress_bar)
     s = res.summary
+    if s["bit_exact"] is False:
+        raise CLIError("the hardware's weights or features differ from the golden model's (nothing written)")
+    if args.out is not None:
+        save_learning(res.layer, args.out)
+        s["out"] = str(args.out)
     if args.plot is not None:
         plot_learning(args.plot, res.layer, ds.input_shape, res.connectivity, res.y_test, res.predictions,
                       s["accuracy"], f"STDP on {ds.name}: {args.neurons} neurons, "
@@ -179,10 +187,9 @@ def cmd_learn(args) -> None:
             f"learning: {s['learning_cycles']:,} cycles for {s['learning_samples']} samples "
             f"({s['learning_cycles'] / max(1, s['learning_samples']):,.0f} per sample); "
             f"inference (features): {s['inference_cycles_per_sample']:,.0f} cycles per sample\n"
-            f"{args.backend}: {exact[s['bit_exact']]}" + (f"\nplot: {args.plot}" if args.plot else ""))
+            f"{args.backend}: {exact[s['bit_exact']]}" + (f"\nplot: {args.plot}" if args.plot else "")
+            + (f"\nlearned layer: {args.out}" if args.out else ""))
     emit(args, s, text)
-    if s["bit_exact"] is False:
-        raise CLIError("the hardware's weights or features differ from the golden model's")
 
 
 def add_backend_args(p: argparse.ArgumentParser, *, default: str, group=None) -> None:
@@ -214,6 +221,7 @@ def register(subparsers) -> None:
                    help="where to learn: a simulator, or the golden model alone (default verilator)")
     p.add_argument("--seed", type=int, default=0, help="initial weights and sample order (default 0)")
     p.add_argument("--plot", type=Path, help="write receptive fields, connectivity and the readout to this image")
+    p.add_argument("--out", type=Path, help="save the learned layer (weights, existence mask, thresholds, rule) as .npz")
 
     p = add("infer", cmd_infer, "classify one input on a board (--port) or a simulated accelerator (--backend)")
     p.add_argument("network", type=Path, help="converted network .npz")

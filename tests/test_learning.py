@@ -115,6 +115,23 @@ def test_bad_rules_and_layers_are_rejected():
 
 # ---- the mapping ----
 
+def test_learning_layer_file_roundtrip_and_errors(tmp_path):
+    layer = replace(init_layer(10, 3, StdpRule(window=5, prune_below=7), seed=2), input_shape=(2, 5))
+    path = stdp.save_learning(layer, tmp_path / "l.npz")
+    back = stdp.load_learning(path)
+    assert back.rule == layer.rule and back.input_shape == (2, 5)
+    assert all(np.array_equal(getattr(back, k), getattr(layer, k)) for k in ("weight", "mask", "theta"))
+    with pytest.raises(NetworkError, match="no such file"):
+        stdp.load_learning(tmp_path / "missing.npz")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(NetworkError, match="not a cssnn learning-layer file"):
+        stdp.load_learning(tmp_path / "bad.npz")
+    np.savez(tmp_path / "other.npz", meta=np.array('{"format": "cssnn-snn"}'))
+    with pytest.raises(NetworkError, match="not a cssnn learning-layer file"):
+        stdp.load_learning(tmp_path / "other.npz")
+    assert not list(tmp_path.glob("*.tmp"))
+
+
 def test_layer_roundtrips_through_the_engine_memories():
     rng = np.random.default_rng(0)
     layer = init_layer(10, 3, seed=1)
@@ -272,8 +289,8 @@ def test_cli_learn_on_verilator_json_and_plot(capsys, tmp_path):
 
     from cssnn.cli import main
 
-    png = tmp_path / "learn.png"
-    code = main(["learn", "--samples", "60", "--neurons", "16", "--plot", str(png), "--json"])
+    png, out = tmp_path / "learn.png", tmp_path / "layer.npz"
+    code = main(["learn", "--samples", "60", "--neurons", "16", "--plot", str(png), "--out", str(out), "--json"])
     out, err = capsys.readouterr()
     r = json.loads(out)
     assert code == 0 and r["bit_exact"] is True and r["backend"] == "verilator"
@@ -281,6 +298,8 @@ def test_cli_learn_on_verilator_json_and_plot(capsys, tmp_path):
             "epochs", "neurons"} <= r.keys()
     assert r["samples"] == 60 and r["neurons"] == 16 and r["epochs"] == 1 and 0 < r["connectivity"] < 1
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    layer = stdp.load_learning(out)
+    assert layer.neurons == 16 and layer.connectivity == r["connectivity"] and layer.rule == StdpRule()
 
 
 def test_pruning_beats_the_targets_on_digits(capsys):
@@ -306,6 +325,7 @@ def test_pruning_beats_the_targets_on_digits(capsys):
     (["--neurons", "0"], "--neurons must be at least 1"),
     (["--plot", "{tmp}/x.txt"], "--plot must name a .png"),
     (["--dataset", "missing.npz"], "unknown dataset"),
+    (["--out", "{tmp}/x.txt"], "--out must name an .npz"),
 ])
 def test_cli_learn_errors_are_one_line(capsys, tmp_path, argv, message):
     from cssnn.cli import main

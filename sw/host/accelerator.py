@@ -31,7 +31,7 @@ from cssnn.sw.mapping.learning import check_learning_fits, layer_from_memories, 
 from cssnn.sw.mapping.requirements import DoesNotFit, check_fits
 from cssnn.sw.spec.golden import quantize_input
 from cssnn.sw.spec.network import SpikingNetwork, load_network
-from cssnn.sw.spec.stdp import LearningLayer, sample_order, ttfs_encode
+from cssnn.sw.spec.stdp import LearningLayer, load_learning, sample_order, ttfs_encode
 
 __all__ = ["Accelerator", "Inference", "BatchInference", "LearningRun", "Features", "runs"]
 
@@ -194,9 +194,11 @@ class Accelerator:
         return BatchInference.of(results, self.net.n_outputs)
 
     # ---- on-chip learning ----
-    def load_learning(self, layer: LearningLayer) -> None:
-        """Check ``layer`` against the learning engine, then write it: synapse lists, thresholds, the
-        rule's tables and registers. Nothing is written if it does not fit."""
+    def load_learning(self, layer: LearningLayer | str | Path) -> None:
+        """Check ``layer`` (or a learning-layer file) against the learning engine, then write it: synapse
+        lists, thresholds, the rule's tables and registers. Nothing is written if it does not fit."""
+        if not isinstance(layer, LearningLayer):
+            layer = load_learning(layer)
         try:
             check_learning_fits(layer, self.params.learn)
         except DoesNotFit as e:

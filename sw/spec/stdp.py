@@ -8,8 +8,10 @@ immutable: :func:`learn_step` returns the next one.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
@@ -17,7 +19,7 @@ from cssnn.sw.spec.network import NetworkError
 
 __all__ = ["StdpRule", "LearningLayer", "LearnStep", "init_layer", "default_theta", "default_prune_below",
            "ttfs_encode", "first_spikes",
-           "winner", "learn_step", "learn", "RATE_ONE"]
+           "winner", "learn_step", "learn", "sample_order", "save_learning", "load_learning", "RATE_ONE"]
 
 #: STDP rates are fractions of RATE_ONE (16 fractional bits).
 RATE_ONE = 1 << 16
@@ -267,3 +269,46 @@ def sample_order(samples: int, epochs: int, seed: int) -> list[np.ndarray]:
     """The sample order of each epoch: a permutation from ``seed`` (the host streams samples in it)."""
     rng = np.random.default_rng(seed)
     return [rng.permutation(samples) for _ in range(epochs)]
+
+
+#: The learning-layer file format (an ``.npz``: weight, mask, theta arrays and a JSON ``meta``).
+LEARN_FORMAT = "cssnn-learn"
+LEARN_FORMAT_VERSION = 1
+_RULE_FIELDS = ("window", "weight_bits", "a_plus", "a_minus", "prune_below", "theta_up", "theta_down", "theta_min")
+
+
+def save_learning(layer: LearningLayer, path) -> Path:
+    """Write a learning layer (weights, existence mask, thresholds, rule); write-then-rename."""
+    path = Path(path)
+    meta = {"format": LEARN_FORMAT, "format_version": LEARN_FORMAT_VERSION,
+            "rule": {k: int(getattr(layer.rule, k)) for k in _RULE_FIELDS}, "input_shape": list(layer.input_shape)}
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, weight=layer.weight, mask=layer.mask, theta=layer.theta, meta=np.array(json.dumps(meta)))
+    tmp.replace(path)
+    return path
+
+
+def load_learning(path) -> LearningLayer:
+    """Read a layer written by :func:`save_learning`; ``NetworkError`` names any problem."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(str(arrays["meta"]))
+    except FileNotFoundError:
+        raise NetworkError(f"{path}: no such file") from None
+    except Exception as e:
+        raise NetworkError(f"{path}: not a cssnn learning-layer file ({type(e).__name__}: {e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != LEARN_FORMAT:
+        raise NetworkError(f"{path}: not a cssnn learning-layer file")
+    if meta.get("format_version") != LEARN_FORMAT_VERSION:
+        raise NetworkError(f"{path}: learning-layer format version {meta.get('format_version')} is not supported "
+                           f"(this cssnn reads version {LEARN_FORMAT_VERSION})")
+    try:
+        rule = StdpRule(**{k: int(meta["rule"][k]) for k in _RULE_FIELDS})
+        return LearningLayer(arrays["weight"], arrays["mask"], arrays["theta"], rule, tuple(meta["input_shape"]))
+    except KeyError as e:
+        raise NetworkError(f"{path}: malformed learning-layer file (missing {e})") from None
+    except (TypeError, ValueError) as e:
+        raise NetworkError(f"{path}: {e}") from None
