@@ -289,8 +289,8 @@ def test_cli_learn_on_verilator_json_and_plot(capsys, tmp_path):
 
     from cssnn.cli import main
 
-    png, out = tmp_path / "learn.png", tmp_path / "layer.npz"
-    code = main(["learn", "--samples", "60", "--neurons", "16", "--plot", str(png), "--out", str(out), "--json"])
+    png, layer_file = tmp_path / "learn.png", tmp_path / "layer.npz"
+    code = main(["learn", "--samples", "60", "--neurons", "16", "--plot", str(png), "--out", str(layer_file), "--json"])
     out, err = capsys.readouterr()
     r = json.loads(out)
     assert code == 0 and r["bit_exact"] is True and r["backend"] == "verilator"
@@ -298,7 +298,7 @@ def test_cli_learn_on_verilator_json_and_plot(capsys, tmp_path):
             "epochs", "neurons"} <= r.keys()
     assert r["samples"] == 60 and r["neurons"] == 16 and r["epochs"] == 1 and 0 < r["connectivity"] < 1
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    layer = stdp.load_learning(out)
+    layer = stdp.load_learning(layer_file)
     assert layer.neurons == 16 and layer.connectivity == r["connectivity"] and layer.rule == StdpRule()
 
 
