@@ -152,9 +152,8 @@ class LearningEngine(wiring.Component):
         lp = self.lp
         m = Module()
         mems = {}
-        for mem, shape in ((LearnMem.SYN, syn_entry_layout(lp)), (LearnMem.LEN, lp.len_bits),
-                           (LearnMem.THETA, lp.potential_bits), (LearnMem.TIME, lp.time_bits),
-                           (LearnMem.RESULT, lp.time_bits)):
+        for mem in (LearnMem.SYN, LearnMem.LEN, LearnMem.THETA, LearnMem.TIME, LearnMem.RESULT):
+            shape = syn_entry_layout(lp) if mem == LearnMem.SYN else lp.elem_bits(mem)
             # (at least 2 words: a 1-word memory has a 0-bit address, which Verilog cannot declare)
             m.submodules[f"{mem.name.lower()}_mem"] = mm = memory.Memory(shape=shape, depth=max(2, lp.depth(mem)),
                                                                          init=[])

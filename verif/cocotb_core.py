@@ -62,9 +62,10 @@ class CocotbIO:
         self.cycles += 1
 
 
-async def _start(dut):
+async def start_clock(dut, inputs=("step__valid", "events__valid", "out__ready", "host__we", "clear")):
+    """Start the clock, hold ``inputs`` low and reset for two clocks (the core's inputs by default)."""
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    for name in ("rst", "step__valid", "events__valid", "out__ready", "host__we", "clear"):
+    for name in ("rst", *inputs):
         getattr(dut, name).value = 0
     dut.rst.value = 1
     await ClockCycles(dut.clk, 2)
@@ -76,7 +77,7 @@ async def _start(dut):
 async def core_matches_golden(dut):
     spec = json.loads(os.environ["CSSNN_COCOTB_SPEC"])
     p = CoreParams(**spec["params"])
-    await _start(dut)
+    await start_clock(dut)
     io = CocotbIO(dut)
     drv = CoreDriver(io, p, seed=spec.get("seed", 0), valid_prob=spec.get("valid_prob", 1.0),
                      ready_prob=spec.get("ready_prob", 1.0))

@@ -22,22 +22,10 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
 
 from cssnn.hw.learn import LearnParams
-from cssnn.verif.cocotb_core import CocotbIO
+from cssnn.verif.cocotb_core import CocotbIO, start_clock
 from cssnn.verif.learn_tb import EngineDriver, check_learning, random_layer
-
-
-async def _start(dut):
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    for name in ("rst", "start", "learn", "host__we"):
-        getattr(dut, name).value = 0
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 2)
-    dut.rst.value = 0
-    await RisingEdge(dut.clk)
 
 
 @cocotb.test()
@@ -47,7 +35,7 @@ async def learning_matches_golden(dut):
 
     spec = json.loads(os.environ["CSSNN_COCOTB_SPEC"])
     lp = LearnParams(**spec["params"])
-    await _start(dut)
+    await start_clock(dut, ("start", "learn", "host__we"))
     drv = EngineDriver(CocotbIO(dut), lp)
     reports = []
     if "random" in spec:
