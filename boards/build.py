@@ -36,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from cssnn.boards.fit import board_params, check_synth, estimate
@@ -43,6 +44,7 @@ from cssnn.boards.pll import pll_config
 from cssnn.boards.report import parse_report, parse_yosys_stat
 from cssnn.boards.targets import get_board
 from cssnn.boards.top import DEFAULT_BAUD, BoardTop
+from cssnn.hw.learn import LearnParams
 from cssnn.hw.memmap import AccelParams
 from cssnn.sw.mapping.requirements import DoesNotFit
 from cssnn.sw.spec.network import SpikingNetwork, load_network
@@ -118,6 +120,18 @@ def _nextpnr_error(log: Path) -> str | None:
     return errors[-1].strip() if errors else None
 
 
+def _does_not_fit(detail: str | None) -> str | None:
+    """The reason a nextpnr error means "does not fit" (None if it means something else)."""
+    if not detail:
+        return None
+    full = re.search(r"failed to expand region .* of (\d+) (\w+)", detail, re.I)
+    if full:  # the packer needed more cells than the device has
+        return f"the design needs {full.group(1)} {full.group(2)} after packing, more than the device has"
+    if re.search(r"(too many|not enough|unable to place|failed to place|exceeds|uses \d+ .* but)", detail, re.I):
+        return detail
+    return None
+
+
 def _run(var: str, args: list[str], build_dir: Path, env: dict, progress) -> float:
     stage = _STAGES.get(var, var.lower())
     exe = env.get(var)
@@ -133,9 +147,9 @@ def _run(var: str, args: list[str], build_dir: Path, env: dict, progress) -> flo
         detail = None
         if stage == "place_and_route":
             detail = _nextpnr_error(build_dir / f"{NAME}.tim") or _nextpnr_error(log)
-            if detail and re.search(r"(too many|not enough|unable to place|failed to place|exceeds|uses \d+ .* but)",
-                                    detail, re.I):
-                raise DoesNotFit(f"place and route: {detail} (log: {build_dir / f'{NAME}.tim'})")
+            reason = _does_not_fit(detail)
+            if reason:
+                raise DoesNotFit(f"place and route: {reason} (log: {build_dir / f'{NAME}.tim'})")
         tail = log.read_text(errors="replace").strip().splitlines()[-5:]
         raise BuildError(f"{stage.replace('_', ' ')} failed (exit code {res.returncode}); log: {log}"
                          + (f"\n{detail}" if detail else "\n" + "\n".join(tail)))
@@ -173,7 +187,7 @@ def _run_flow(top, board, build_dir: Path, env: dict, *, seed: int, progress) ->
 def build(network, board, build_dir=None, *, freq_mhz: float | None = None, lanes: int | None = None,
           synapse_ram: str | None = None, baud: int = DEFAULT_BAUD, seed: int = 1, samples: int = 5,
           dataset: str | None = None, latency_backend: str = "auto", do_program: bool = False,
-          retime: bool = True, progress=None, **link_kwargs) -> dict:
+          retime: bool = True, learning: int | None = None, progress=None, **link_kwargs) -> dict:
     """Build the bitstream for ``network`` (a :class:`SpikingNetwork` or a network ``.npz``) on
     ``board`` (``"icebreaker"``, ``"ulx3s-85f"`` or a :class:`~cssnn.boards.targets.Board`) in
     ``build_dir`` (default ``build/<board>``); return the report (also written to
@@ -184,8 +198,9 @@ def build(network, board, build_dir=None, *, freq_mhz: float | None = None, lane
     ``seed``: nextpnr seed; ``samples``/``dataset``/``latency_backend``: the latency simulation
     (``samples=0`` skips it); ``do_program``: load the bitstream onto the board afterwards (needs its
     programmer); ``retime``: if timing fails at the default clock, rebuild once with the clock under
-    the Fmax found; ``progress``: ``callable(str)`` for stage messages. Extra keywords go to the host
-    link.
+    the Fmax found; ``learning``: also put a learning engine of that many neurons on the network's
+    inputs (docs/LEARNING.md; default window and weight width); ``progress``: ``callable(str)`` for
+    stage messages. Extra keywords go to the host link.
 
     Report keys: ``bitstream``, ``board``, ``device``, ``clock_mhz`` (the PLL's), ``fmax_mhz``
     (post-route), ``timing_met``, ``utilization`` ({resource: {used, available}}), ``critical_path``,
@@ -212,6 +227,8 @@ def build(network, board, build_dir=None, *, freq_mhz: float | None = None, lane
 
     # 1-2: sizing, fit check, clock
     ap = board_params(net, board, lanes=lanes, synapse_ram=synapse_ram)
+    if learning is not None:
+        ap = replace(ap, learn=LearnParams(inputs=net.n_inputs, neurons=learning))
     est = estimate(ap, board, max_payload=link_kwargs.get("max_payload", 256))
     pll = pll_config(board.family, board.clk_in_mhz, freq_mhz or board.default_mhz)
     c = ap.core

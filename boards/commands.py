@@ -69,10 +69,12 @@ def cmd_build(args) -> None:
         lanes = args.lanes
     if args.samples < 0:
         raise one_line(f"--samples must be at least 0, not {args.samples}")
+    if args.learning is not None and args.learning < 1:
+        raise one_line(f"--learning must be at least 1 neuron, not {args.learning}")
     try:
         r = build(net, args.board, args.out, freq_mhz=args.freq, lanes=lanes, baud=args.baud, seed=args.seed,
                   samples=args.samples, dataset=args.dataset, latency_backend=args.sim_backend,
-                  progress=_progress(args))
+                  learning=args.learning, progress=_progress(args))
     except BuildError as e:
         raise one_line(str(e)) from None
     if not r["timing_met"]:
@@ -146,6 +148,8 @@ def register(subparsers) -> None:
                    help="program the board after building (needs its programmer: iceprog / openFPGALoader)")
     p.add_argument("--sanity", action="store_true",
                    help="build the small self-test bitstream (the tiny network of 'cssnn selftest') instead")
+    p.add_argument("--learning", type=int, default=None, metavar="NEURONS",
+                   help="add a learning engine (on-chip STDP, docs/LEARNING.md) of NEURONS neurons on the network's inputs")
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
 
     p = add("selftest", cmd_selftest, "check a programmed board over its UART in seconds: identify the "

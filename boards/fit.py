@@ -19,6 +19,7 @@ import math
 from cssnn.boards.targets import Board, get_board
 from cssnn.hw.core.output import WORD_FIFO_DEPTH
 from cssnn.hw.core.spram import SPRAM_DEPTH, spram_count
+from cssnn.hw.learn import LearnMem
 from cssnn.hw.memmap import AccelParams, Sel, layer_layout
 from cssnn.hw.params import CoreParams, index_lane_layout
 from cssnn.sw.mapping.image import place_network
@@ -108,6 +109,12 @@ def memories(ap: AccelParams, *, max_payload: int = 256, table_ram: str | None =
          "copies": 1, "kind": "small fifo"},
         {"name": "host link buffer", "width": 8, "depth": max_payload + IDENTIFY_BYTES, "masked": False, "copies": 1},
     ]
+    if ap.learn is not None:   # the learning engine: one memory per LearnMem, TABLE as two
+        lp = ap.learn
+        for mem in LearnMem:
+            depth = lp.max_weight + 1 if mem == LearnMem.TABLE else lp.depth(mem)
+            out.append({"name": f"learning {mem.name.lower()}", "width": lp.elem_bits(mem), "depth": max(2, depth),
+                        "masked": False, "copies": 2 if mem == LearnMem.TABLE else 1})
     for mem in out:
         mem.setdefault("kind", "block")
     return out

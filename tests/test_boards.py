@@ -384,3 +384,26 @@ def test_icebreaker_digits_bitstream_and_report(icebreaker_digits):
 def test_icebreaker_digits_fmax_target(icebreaker_digits):
     """The issue's UP5K target (seed 1; seeds 2 and 3 give 30.8 and 30.2 MHz, docs/BOARDS.md)."""
     assert icebreaker_digits["fmax_mhz"] >= 30
+
+
+def test_nextpnr_packing_overflow_is_does_not_fit():
+    from cssnn.boards.build import _does_not_fit
+
+    msg = _does_not_fit("Failed to expand region (0, 0) |_> (25, 31) of 5639 ICESTORM_LCs")
+    assert msg == "the design needs 5639 ICESTORM_LCs after packing, more than the device has"
+    assert _does_not_fit("Unable to place cell 'x'") and _does_not_fit("timing failed") is None
+
+
+def test_learning_engine_memories_are_in_the_estimate():
+    from dataclasses import replace
+
+    from cssnn.boards.fit import estimate, memories
+    from cssnn.hw.learn import LearnParams
+    from cssnn.hw.memmap import AccelParams
+
+    ap = AccelParams()
+    with_engine = replace(ap, learn=LearnParams(inputs=64, neurons=64))
+    names = {m["name"] for m in memories(with_engine)} - {m["name"] for m in memories(ap)}
+    assert names == {"learning syn", "learning len", "learning theta", "learning time", "learning table",
+                     "learning result"}
+    assert estimate(with_engine, "ulx3s-85f")["DP16KD"] > estimate(ap, "ulx3s-85f")["DP16KD"]
