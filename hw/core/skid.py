@@ -30,13 +30,13 @@ class SkidBuffer(wiring.Component):
         Shape.cast(shape)   # raises a clear TypeError for anything that is not a shape
         self.shape = shape
         super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+        # the two registers (built here so that the formal proof can state invariants over them)
+        self.o_valid, self.o_data = Signal(name="o_valid"), Signal(shape, name="o_data")
+        self.s_valid, self.s_data = Signal(name="s_valid"), Signal(shape, name="s_data")
 
     def elaborate(self, platform):
         m = Module()
-        o_valid = Signal()
-        o_data = Signal(self.shape)
-        s_valid = Signal()
-        s_data = Signal(self.shape)
+        o_valid, o_data, s_valid, s_data = self.o_valid, self.o_data, self.s_valid, self.s_data
         m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.eq(o_data), self.i.ready.eq(~s_valid)]
         with m.If(self.o.ready | ~o_valid):
             # the out register is free: it takes the skid item, else the input
