@@ -10,12 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from cssnn.sw.spec.errors import InputError
+
 __all__ = ["Dataset", "DatasetError", "load_dataset", "DIGITS_TEST_FRACTION"]
 
 DIGITS_TEST_FRACTION = 0.2  # 1,437 training and 360 test samples, stratified, fixed seed
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A dataset that cannot be used: the message says what is wrong."""
 
 
@@ -55,12 +57,15 @@ def load_dataset(name_or_path: str) -> Dataset:
     xs = {}
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.ndim < 2 or x.shape[0] == 0:
-            raise DatasetError(f"{path}: x_{split} must have shape (samples, features...) with samples > 0")
+        if x.ndim < 2 or x.shape[0] == 0 or x[0].size == 0:
+            raise DatasetError(f"{path}: x_{split} must have shape (samples, features...) with samples > 0 and features > 0")
         if y.shape != (x.shape[0],):
             raise DatasetError(f"{path}: y_{split} has shape {y.shape}, expected ({x.shape[0]},)")
-        if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
-            raise DatasetError(f"{path}: x_{split} must be finite numbers")
+        if x.dtype.kind not in "biuf" or not np.all(np.isfinite(x)):
+            raise DatasetError(f"{path}: x_{split} must be finite real numbers")
+        yf = y.astype(np.float64) if y.dtype.kind in "biuf" else None
+        if yf is None or (y.size and not (np.all(np.isfinite(yf)) and np.abs(yf).max() < 2.0**62)):
+            raise DatasetError(f"{path}: y_{split} must be integer class labels")
         if x.min() < 0 or x.max() > 1:
             raise DatasetError(f"{path}: x_{split} must be scaled to [0, 1] (found [{x.min():g}, {x.max():g}])")
         if not np.issubdtype(y.dtype, np.integer) and not np.all(y == np.round(y)):

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cssnn.sw.spec.errors import InputError
 from cssnn.sw.spec.layers import Dense, LayerShape, shape_from_dict
 
 __all__ = ["ANN", "ANNLayer", "ANNError", "ann_to_arrays", "ann_from_arrays"]
 
 
-class ANNError(ValueError):
+class ANNError(InputError):
     """An ANN (or ANN file) that cannot be used: the message says what is wrong."""
 
 
@@ -29,6 +30,10 @@ class ANNLayer:
     bias: np.ndarray
 
     def __post_init__(self):
+        for name, a in (("weights", self.weight), ("bias", self.bias)):
+            kind = np.asarray(a).dtype.kind
+            if kind not in "biuf":   # complex, strings, objects: not silently coerced
+                raise ANNError(f"{self.shape.kind} {name} must be real numbers, not {np.asarray(a).dtype}")
         w = np.asarray(self.weight, dtype=np.float64)
         b = np.asarray(self.bias, dtype=np.float64)
         if w.shape != self.shape.weight_shape:
@@ -121,6 +126,8 @@ def ann_from_arrays(arrays: dict[str, np.ndarray], meta: dict | None = None) -> 
         if not (np.issubdtype(w.dtype, np.number) and np.issubdtype(b.dtype, np.number)):
             raise ANNError(f"W{i} and b{i} must be numeric arrays")
         if meta and "layers" in meta:
+            if not isinstance(meta["layers"], list) or len(meta["layers"]) != n:
+                raise ANNError(f"the 'layers' record must describe the {n} weight layers")
             shape = shape_from_dict(meta["layers"][i])
         else:
             if w.ndim != 2:

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from cssnn.sw.spec.ann import ann_from_arrays, ann_to_arrays
+from cssnn.sw.spec.errors import InputError
 from cssnn.sw.spec.layers import LayerShape, connectivity, shape_from_dict
 
 __all__ = ["SpikingLayer", "SpikingNetwork", "NetworkError", "load_network", "save_network",
-           "FORMAT", "FORMAT_VERSION", "CODINGS", "bits_for"]
+           "FORMAT", "FORMAT_VERSION", "CODINGS", "bits_for", "integer_array"]
 
 FORMAT = "cssnn-snn"
 FORMAT_VERSION = 1
@@ -32,8 +33,24 @@ MAX_INPUT_BITS = 16
 MAX_THRESHOLD = 2**30  # layer-level sanity bound; the converter's defaults are tighter
 
 
-class NetworkError(ValueError):
+class NetworkError(InputError):
     """A network (or network file) that cannot be run: the message says what is wrong."""
+
+
+def integer_array(a, what: str) -> np.ndarray:
+    """``a`` as int64, or :class:`NetworkError` if it is not all integers of at most 62 bits (floats
+    must hold integer values; complex, strings, NaN and huge values are rejected, never coerced)."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise NetworkError(f"{what} must be integers, not {a.dtype}")
+    if a.size and a.dtype.kind == "f":
+        if not np.all(np.isfinite(a)) or not np.all(a == np.round(a)):
+            raise NetworkError(f"{what} must be integers")
+        if np.abs(a.astype(np.float64)).max() >= 2.0**62:
+            raise NetworkError(f"{what} are too large (|value| >= 2^62)")
+    if a.size and a.dtype.kind == "u" and a.max() >= 2**62:
+        raise NetworkError(f"{what} are too large (|value| >= 2^62)")
+    return a.astype(np.int64)
 
 
 def bits_for(magnitude: int) -> int:
@@ -58,12 +75,8 @@ class SpikingLayer:
             raise NetworkError(f"{self.shape.kind} weights have shape {w.shape}, expected {self.shape.weight_shape}")
         if b.shape != self.shape.bias_shape:
             raise NetworkError(f"{self.shape.kind} bias has shape {b.shape}, expected {self.shape.bias_shape}")
-        for name, a in (("weights", w), ("bias", b)):
-            if a.size and not np.issubdtype(a.dtype, np.integer):
-                if not np.all(np.isfinite(a)) or not np.all(a == np.round(a)):
-                    raise NetworkError(f"{name} of a spiking layer must be integers")
-        object.__setattr__(self, "weight", w.astype(np.int64))
-        object.__setattr__(self, "bias", b.astype(np.int64))
+        object.__setattr__(self, "weight", integer_array(w, "weights of a spiking layer"))
+        object.__setattr__(self, "bias", integer_array(b, "bias of a spiking layer"))
         if self.mask is not None:
             m = np.asarray(self.mask)
             if m.shape != w.shape:
@@ -321,5 +334,7 @@ def load_network(path: str | Path) -> SpikingNetwork:
                               input_shape=tuple(meta["input_shape"]), meta=meta.get("conversion", {}), ann=ann)
     except KeyError as e:
         raise NetworkError(f"{path}: malformed network file (missing {e})") from None
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OverflowError) as e:
         raise NetworkError(f"{path}: {e}") from None
+    except (IndexError, AttributeError) as e:   # a record of the wrong kind deep inside
+        raise NetworkError(f"{path}: malformed network file ({type(e).__name__}: {e})") from None

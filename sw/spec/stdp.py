@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cssnn.sw.spec.network import NetworkError
+from cssnn.sw.spec.network import NetworkError, integer_array
 
 __all__ = ["StdpRule", "LearningLayer", "LearnStep", "init_layer", "default_theta", "default_prune_below",
            "ttfs_encode", "first_spikes",
@@ -105,7 +105,10 @@ class LearningLayer:
     input_shape: tuple[int, ...] | None = None
 
     def __post_init__(self):
-        w, m, t = (np.asarray(a) for a in (self.weight, self.mask, self.theta))
+        w, t = integer_array(self.weight, "learning weights"), integer_array(self.theta, "learning thresholds")
+        m = np.asarray(self.mask)
+        if m.dtype.kind not in "biu":
+            raise NetworkError(f"the learning mask must be booleans, not {m.dtype}")
         if w.ndim != 2 or w.shape[0] < 1 or w.shape[1] < 1:
             raise NetworkError(f"learning weights must be a non-empty (inputs, neurons) matrix, not shape {w.shape}")
         if m.shape != w.shape:
@@ -310,5 +313,5 @@ def load_learning(path) -> LearningLayer:
         return LearningLayer(arrays["weight"], arrays["mask"], arrays["theta"], rule, tuple(meta["input_shape"]))
     except KeyError as e:
         raise NetworkError(f"{path}: malformed learning-layer file (missing {e})") from None
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         raise NetworkError(f"{path}: {e}") from None
