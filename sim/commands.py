@@ -14,6 +14,9 @@ from cssnn.command import CLIError, add_command, emit, progress_bar
 
 __all__ = ["register"]
 
+#: ``cssnn sim --trace`` records every clock: a few samples only.
+MAX_TRACED_SAMPLES = 20
+
 
 def _simulated(args, net):
     """(accelerator params, transport) of a simulated accelerator sized for ``net``."""
@@ -23,7 +26,12 @@ def _simulated(args, net):
     ap = params_for(net, lanes=args.lanes)
     if args.backend == "verilator":
         print("building the Verilator model (cached after the first build)...", file=sys.stderr)
-    return ap, open_backend(args.backend, ap)
+    trace = getattr(args, "trace", None)
+    kwargs = {} if trace is None else {"trace": trace} if args.backend == "verilator" else {"vcd": str(trace)}
+    try:
+        return ap, open_backend(args.backend, ap, **kwargs)
+    except RuntimeError as e:   # a failed Verilator build
+        raise CLIError(str(e).splitlines()[0]) from None
 
 
 def _test_inputs(net, dataset: str, samples: int | None = None):
@@ -41,22 +49,32 @@ def cmd_sim(args) -> None:
     import time
 
     from cssnn.sw.host.accelerator import Accelerator
-    from cssnn.sw.host.compare import compare_with_golden
+    from cssnn.sw.host.compare import compare_with_golden, first_divergence
     from cssnn.sw.mapping.ideal import ideal_cycles
     from cssnn.sw.spec.network import load_network
 
     if args.samples < 1:
         raise CLIError(f"--samples must be at least 1, not {args.samples}")
+    if args.trace is not None:
+        allowed = (".vcd", ".fst") if args.backend == "verilator" else (".vcd",)
+        if args.trace.suffix not in allowed:
+            raise CLIError(f"--trace writes {' or '.join(allowed)} on the {args.backend} backend, not {args.trace.name}")
+        if args.samples > MAX_TRACED_SAMPLES:
+            raise CLIError(f"--trace records every clock: run at most {MAX_TRACED_SAMPLES} samples (--samples)")
     net = load_network(args.network)
     xs, ys = _test_inputs(net, args.dataset, args.samples)
     ap, transport = _simulated(args, net)
+    divergence = None
     with Accelerator(transport) as acc:
         acc.load(net)
         c0, t0 = transport.cycles, time.perf_counter()
         with progress_bar(len(xs), f"sim ({args.backend})") as bar:
             batch = acc.infer_batch(xs, progress=bar)
         wall, sim_cycles = time.perf_counter() - t0, transport.cycles - c0
-    cmp = compare_with_golden(net, xs, batch, membrane_bits=ap.core.membrane_bits)
+        cmp = compare_with_golden(net, xs, batch, membrane_bits=ap.core.membrane_bits)
+        if not cmp.bit_exact:   # re-run the first bad sample step by step to find where it departs
+            b = int(cmp.mismatched_samples[0])
+            divergence = first_divergence(acc, xs[b], b)
     res, gold = cmp.hardware, cmp.golden
     bad = cmp.mismatched_samples
     ideal = ideal_cycles(net, gold.trace.spikes, ap.core.lanes)
@@ -83,6 +101,8 @@ def cmd_sim(args) -> None:
         "synapses": acc.image.synapses,
         "synapse_rows_used": acc.image.rows_used,
         "synapse_memory_bits": acc.image.synapse_bits,
+        "first_divergence": divergence.as_dict() if divergence else None,
+        "trace": str(args.trace) if args.trace else None,
         "hardware": {"lanes": ap.core.lanes, **{k: getattr(ap.core, k) for k in (
             "weight_bits", "membrane_bits", "output_bits", "acc_bits", "bias_bits", "threshold_bits", "neurons",
             "synapse_rows", "layer_words")}},
@@ -95,7 +115,9 @@ def cmd_sim(args) -> None:
             f"accuracy {payload['accuracy']:.2%}\n"
             f"{payload['synapses']:,} synapses in {payload['synapse_rows_used']:,} synapse rows "
             f"({payload['synapse_memory_bits'] / 8192:.1f} KiB)\n"
-            f"simulated {sim_cycles:,} cycles in {wall:.1f} s ({payload['sim_cycles_per_second']:,.0f} cycles/s)")
+            f"simulated {sim_cycles:,} cycles in {wall:.1f} s ({payload['sim_cycles_per_second']:,.0f} cycles/s)"
+            + (f"\n{divergence}" if divergence else "")
+            + (f"\nwaveform: {args.trace} (cycle c at time 10c)" if args.trace else ""))
     emit(args, payload, text)
     if not cmp.bit_exact:
         raise SystemExit(1)
@@ -208,6 +230,9 @@ def register(subparsers) -> None:
     p.add_argument("--dataset", default="digits", help="'digits' or a PATH.npz; its test split (default digits)")
     p.add_argument("--samples", type=int, default=200, help="test samples to run (default 200)")
     add_backend_args(p, default="verilator")
+    p.add_argument("--trace", type=Path, default=None,
+                   help=f"write a waveform of the whole run (.vcd; .fst on Verilator): every clock, so at most "
+                        f"{MAX_TRACED_SAMPLES} samples")
 
     p = add("learn", cmd_learn, "learn a layer on chip with STDP and connection pruning (simulated accelerator), "
                                 "checked against the golden model, then score a readout")

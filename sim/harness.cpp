@@ -10,6 +10,8 @@
 //   'Q'                     quit
 // Verilator escapes the double underscore of Amaranth port names (rx__valid -> rx___05Fvalid).
 // Simulated time only advances inside 'R' and 'C', so a slow host never changes what the design sees.
+// Built with CSSNN_TRACE (and Verilator's --trace or --trace-fst), argv[1] names a waveform file: clock
+// cycle c (counted from the end of reset) spans times 10c .. 10c+9 in it.
 #include <cstdint>
 #include <cstdio>
 #include <deque>
@@ -17,12 +19,29 @@
 
 #include "Vcssnn_system.h"
 #include "verilated.h"
+#ifdef CSSNN_TRACE
+#if CSSNN_TRACE == 2
+#include "verilated_fst_c.h"
+typedef VerilatedFstC Trace;
+#else
+#include "verilated_vcd_c.h"
+typedef VerilatedVcdC Trace;
+#endif
+#endif
 
 static bool read_exact(void* buf, size_t n) { return std::fread(buf, 1, n, stdin) == n; }
 
 int main(int argc, char** argv) {
     Verilated::commandArgs(argc, argv);
     auto* top = new Vcssnn_system;
+#ifdef CSSNN_TRACE
+    Verilated::traceEverOn(true);
+    auto* trace = new Trace;
+    top->trace(trace, 99);
+    trace->open(argc > 1 ? argv[1] : "cssnn.vcd");
+    uint64_t stamp = 0;    // 10 per clock
+    bool tracing = false;  // from the first clock after reset
+#endif
     std::deque<uint8_t> rxq;
     std::vector<uint8_t> txb;
     uint64_t cycles = 0;
@@ -35,11 +54,20 @@ int main(int argc, char** argv) {
         top->rx___05Fpayload = rxq.empty() ? 0 : rxq.front();
         top->tx___05Fready = 1;
         top->eval();
+#ifdef CSSNN_TRACE
+        if (tracing) trace->dump(stamp);
+#endif
         const bool take = top->rx___05Fvalid && top->rx___05Fready;
         const bool give = top->tx___05Fvalid;
         const uint8_t byte = top->tx___05Fpayload;
         top->clk = 1;
         top->eval();
+#ifdef CSSNN_TRACE
+        if (tracing) {
+            trace->dump(stamp + 5);
+            stamp += 10;
+        }
+#endif
         if (take) rxq.pop_front();
         if (give) txb.push_back(byte);
         ++cycles;
@@ -57,6 +85,9 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 4; ++i) tick();
     top->rst = 0;
     cycles = 0;
+#ifdef CSSNN_TRACE
+    tracing = true;
+#endif
 
     for (;;) {
         int op = std::getchar();
@@ -92,6 +123,10 @@ int main(int argc, char** argv) {
         }
     }
     top->final();
+#ifdef CSSNN_TRACE
+    trace->close();
+    delete trace;
+#endif
     delete top;
     return 0;
 }

