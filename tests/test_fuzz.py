@@ -1,5 +1,6 @@
 """Fuzzing the inputs a user hands over (hypothesis, bounded for CI): the network file, the ANN file,
-dataset files, learning-layer files and the protocol codec. A malformed input must end in the
+dataset files, learning-layer files, PyTorch model files (when torch is installed) and the protocol
+codec. A malformed input must end in the
 documented error type with a one-line message; nothing else may escape (no traceback of another
 type), and a loader never leaves a half-written file.
 
@@ -56,11 +57,20 @@ def valid_files(tmp_path_factory):
              y_test=np.arange(3) % 2)
     files["dataset"] = d / "data.npz"
     files["learning"] = save_learning(init_layer(6, 3), d / "learn.npz")
+    try:
+        import torch
+        from torch import nn
+
+        torch.save(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)), d / "model.pt")
+        files["torch"] = d / "model.pt"
+    except ImportError:
+        pass
     return {k: v.read_bytes() for k, v in files.items()}
 
 
 LOADERS = {"network": (load_network, NetworkError), "ann": (load_ann, ANNError),
-           "dataset": (load_dataset, DatasetError), "learning": (load_learning, NetworkError)}
+           "dataset": (load_dataset, DatasetError), "learning": (load_learning, NetworkError),
+           "torch": (load_ann, ANNError)}
 
 
 @st.composite
@@ -85,12 +95,14 @@ def _load(kind, path):
 
 @pytest.mark.parametrize("kind", list(LOADERS))
 def test_fuzz_damaged_files_give_the_documented_error(kind, valid_files, tmp_path):
+    if kind not in valid_files:
+        pytest.skip("torch is not installed: PyTorch files are not fuzzed")
     blob = valid_files[kind]
 
     @FUZZ
     @given(data=damaged(blob))
     def run(data):
-        path = tmp_path / f"{kind}.npz"
+        path = tmp_path / (f"{kind}.pt" if kind == "torch" else f"{kind}.npz")
         path.write_bytes(data)
         _load(kind, path)
 
@@ -141,7 +153,7 @@ def wrong_array(draw, like: np.ndarray):
     return np.array(draw(st.floats(allow_nan=True)))
 
 
-@pytest.mark.parametrize("kind", list(LOADERS))
+@pytest.mark.parametrize("kind", [k for k in LOADERS if k != "torch"])
 def test_fuzz_wrong_records_give_the_documented_error(kind, valid_files, tmp_path):
     with np.load(io.BytesIO(valid_files[kind]), allow_pickle=False) as z:
         base = {k: z[k] for k in z.files}

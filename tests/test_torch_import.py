@@ -80,3 +80,62 @@ def test_pruned_weights_become_absent_synapses(tmp_path, digits):
         assert (al.weight[pruned] == 0).all() and sl.mask is not None and not sl.mask[pruned].any()
         expected = (m.weight_orig * m.weight_mask).detach().numpy()
         np.testing.assert_array_equal(al.weight, expected)
+
+
+class _RunsCode:
+    """An object whose unpickling would call a function (here a harmless one)."""
+
+    def __reduce__(self):
+        return (print, ("this would have run",))
+
+
+class MySequential(nn.Sequential):
+    """A user's own class: not one of the standard layers."""
+
+
+def test_unsafe_files_are_refused_unless_asked(tmp_path, capsys):
+    torch.save({"0.weight": torch.zeros(2, 2), "x": _RunsCode()}, tmp_path / "code.pt")
+    with pytest.raises(ANNError, match="refused to unpickle .*--unsafe-pickle") as e:
+        load_ann(tmp_path / "code.pt")
+    assert "\n" not in str(e.value) and "this would have run" not in capsys.readouterr().out
+    torch.save(MySequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)), tmp_path / "own.pt")
+    with pytest.raises(ANNError, match="MySequential"):
+        load_ann(tmp_path / "own.pt")
+    assert load_ann(tmp_path / "own.pt", unsafe_pickle=True).n_inputs == 4   # asked for: unpickled, converted
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(ANNError, match="not a PyTorch model file"):
+        load_ann(tmp_path / "junk.pt")
+
+
+def test_state_dicts_and_pruned_models_load_safely(tmp_path):
+    from torch.nn.utils import prune
+
+    torch.manual_seed(3)
+    mlp = nn.Sequential(nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 10)).double().eval()
+    with torch.no_grad():
+        mlp[1].running_mean.uniform_(-1, 1)
+    torch.save(mlp.state_dict(), tmp_path / "sd.pt")
+    _same_function(mlp, load_ann(tmp_path / "sd.pt"), np.random.default_rng(3).random((4, 64)))
+    prune.l1_unstructured(mlp[0], "weight", amount=0.5)
+    torch.save(mlp, tmp_path / "pruned.pt")                 # the whole model, pruning hooks included
+    torch.save(mlp.state_dict(), tmp_path / "pruned_sd.pt")  # weight_orig and weight_mask
+    for name in ("pruned.pt", "pruned_sd.pt"):
+        ann = load_ann(tmp_path / name)
+        assert (ann.layers[0].weight == 0).sum() == 64 * 16 // 2
+        _same_function(mlp, ann, np.random.default_rng(4).random((4, 64)))
+    conv = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(72, 2))
+    torch.save(conv.state_dict(), tmp_path / "conv_sd.pt")
+    with pytest.raises(ANNError, match="save the whole model"):
+        load_ann(tmp_path / "conv_sd.pt")
+
+
+def test_cli_refuses_code_in_a_model_file(tmp_path, capsys):
+    from cssnn.cli import main
+
+    torch.save({"x": _RunsCode()}, tmp_path / "code.pt")
+    code = main(["convert", str(tmp_path / "code.pt"), "--out", str(tmp_path / "snn.npz")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--unsafe-pickle" in err and err.count("\n") == 1 and not (tmp_path / "snn.npz").exists()
+    model = nn.Sequential(nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 10))
+    torch.save(model, tmp_path / "m.pt")
+    assert main(["convert", str(tmp_path / "m.pt"), "--out", str(tmp_path / "snn.npz"), "--unsafe-pickle"]) == 0

@@ -48,7 +48,7 @@ def cmd_sweep(args) -> None:
     from cssnn.sw.frontends.datasets import load_dataset
     from cssnn.sw.frontends.importers import load_ann
 
-    ann = load_ann(args.ann)
+    ann = load_ann(args.ann, unsafe_pickle=args.unsafe_pickle)
     data = load_dataset(args.dataset)
     if data.n_features != ann.n_inputs:
         raise CLIError(f"the dataset has {data.n_features} features but the ANN expects {ann.n_inputs}")
@@ -101,6 +101,9 @@ def register(subparsers) -> None:
 
     p = add("sweep", cmd_sweep, "convert and evaluate an ANN over codings and time steps; table and plot")
     p.add_argument("ann", type=Path, help="ANN file (.npz or torch .pt)")
+    p.add_argument("--unsafe-pickle", action="store_true",
+                   help="read a PyTorch file by full unpickling, which runs any code it carries (trusted files only; "
+                        "by default only the standard layers are read, and nothing runs)")
     p.add_argument("--dataset", default="digits", help="'digits' or a PATH.npz (default digits)")
     p.add_argument("--codings", type=str_list, default=["css", "rate"], help="comma-separated (default css,rate)")
     p.add_argument("--timesteps", type=int_list, default=[1, 2, 4, 6, 8, 16, 32, 64, 128, 256],

@@ -57,7 +57,7 @@ def cmd_convert(args) -> None:
     from cssnn.sw.frontends.importers import load_ann
     from cssnn.sw.spec.network import save_network
 
-    ann = load_ann(args.ann)
+    ann = load_ann(args.ann, unsafe_pickle=args.unsafe_pickle)
     data = load_dataset(args.dataset)
     if data.n_features != ann.n_inputs:
         raise CLIError(f"the dataset has {data.n_features} features but the ANN expects {ann.n_inputs}")
@@ -126,6 +126,9 @@ def register(subparsers) -> None:
 
     p = add("convert", cmd_convert, "convert an ANN into an integer spiking network")
     p.add_argument("ann", type=Path, help="ANN file: .npz (W0, b0, W1, b1, ...) or a torch .pt (nn.Sequential)")
+    p.add_argument("--unsafe-pickle", action="store_true",
+                   help="read a PyTorch file by full unpickling, which runs any code it carries (trusted files only; "
+                        "by default only the standard layers are read, and nothing runs)")
     p.add_argument("--dataset", default="digits", help="its training split is the calibration data (default digits)")
     p.add_argument("--out", type=Path, required=True, help="where to write the network .npz")
     p.add_argument("--timesteps", "-T", type=int, default=6, help="firing steps per layer, T (default 6)")

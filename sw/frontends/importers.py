@@ -3,11 +3,19 @@
 The plain interchange format is an ``.npz`` of float arrays ``W0, b0, W1, b1, ...`` (``W_k`` of shape
 (out, in)); a network with convolutions adds a JSON ``layers`` record describing the layer shapes.
 PyTorch ``nn.Sequential`` models are imported when torch is installed (the ``torch`` extra).
+
+**PyTorch files are read safely by default**: ``torch.load(weights_only=True)`` with only the layer
+classes cssnn imports allowed (:data:`TORCH_LAYERS`), so a file can hold a whole ``nn.Sequential`` of
+them (``torch.save(model)``) or a ``state_dict`` of a Sequential of Linear (and BatchNorm1d) layers,
+and nothing in it runs. Any other object is refused with a one-line error. Unpickling arbitrary
+objects (which runs whatever code the file carries) needs ``unsafe_pickle=True`` (``--unsafe-pickle``
+on the command line), for files you trust only.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +39,14 @@ def save_ann(ann: ANN, path: str | Path) -> Path:
     return path
 
 
-def load_ann(path: str | Path) -> ANN:
-    """Load an ANN from ``.npz`` (always available) or a PyTorch ``nn.Sequential`` saved whole
-    with ``torch.save`` (``.pt``/``.pth``, needs the torch extra)."""
+#: The torch.nn classes a PyTorch file may hold when it is read safely (the ones :func:`ann_from_torch` converts).
+TORCH_LAYERS = ("Sequential", "Linear", "Conv2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "ReLU", "Flatten")
+
+
+def load_ann(path: str | Path, *, unsafe_pickle: bool = False) -> ANN:
+    """Load an ANN from ``.npz`` (always available) or a PyTorch file (``.pt``/``.pth``, needs the
+    torch extra): a whole ``nn.Sequential`` saved with ``torch.save(model)``, or the ``state_dict`` of
+    a Sequential of Linear layers. Read safely (see the module docstring) unless ``unsafe_pickle``."""
     path = Path(path)
     if not path.exists():
         raise ANNError(f"{path}: no such file")
@@ -42,7 +55,15 @@ def load_ann(path: str | Path) -> ANN:
             torch = require("torch", extra="torch", purpose="loading PyTorch models")
         except MissingExtra as e:
             raise ANNError(f"{path}: {e}") from None
-        return ann_from_torch(torch.load(path, weights_only=False))
+        obj = _torch_load(torch, path, unsafe_pickle)
+        if isinstance(obj, dict):
+            obj = _sequential_from_state_dict(torch, obj, path)
+        try:
+            return ann_from_torch(obj)
+        except ANNError as e:
+            raise ANNError(f"{path}: {e}") from None
+        except (AttributeError, TypeError, RuntimeError, KeyError, IndexError) as e:   # a damaged module
+            raise ANNError(f"{path}: malformed PyTorch model ({type(e).__name__}: {e})") from None
     try:
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -65,6 +86,71 @@ def load_ann(path: str | Path) -> ANN:
 
 
 # ---- PyTorch import ------------------------------------------------------------------------
+
+def _torch_load(torch, path: Path, unsafe_pickle: bool):
+    if unsafe_pickle:
+        return torch.load(path, weights_only=False)   # runs whatever the file carries: asked for explicitly
+    from torch.nn.utils import prune
+
+    # the layers, and the pruning hooks torch.nn.utils.prune attaches to them (their masks are data)
+    allowed = [getattr(torch.nn, name) for name in TORCH_LAYERS] + [
+        getattr(prune, name) for name in ("PruningContainer", "Identity", "RandomUnstructured", "L1Unstructured",
+                                          "RandomStructured", "LnStructured", "CustomFromMask")]
+    try:
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, weights_only=True)
+    except Exception as e:
+        text = str(e)
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if found:
+            raise ANNError(f"{path}: refused to unpickle an object that is not one of the supported layers "
+                           f"({found.group(1)}); if you trust the file, pass --unsafe-pickle (unsafe_pickle=True), "
+                           f"which runs any code it carries") from None
+        why = re.search(r"Unpickler error: ([^\n]*)", text)
+        reason = why.group(1) if why else (text.strip().splitlines() or [type(e).__name__])[0]
+        raise ANNError(f"{path}: not a PyTorch model file ({reason})") from None
+
+
+def _sequential_from_state_dict(torch, state: dict, path: Path):
+    """A Sequential of Linear (and BatchNorm1d) layers from its ``state_dict``, ReLU after every
+    Linear but the last; anything else needs the whole model."""
+    nn = torch.nn
+    groups: dict[int, dict] = {}
+    for key, value in state.items():
+        index, _, name = str(key).partition(".")
+        if not index.isdigit() or not isinstance(value, torch.Tensor):
+            raise ANNError(f"{path}: a state_dict entry {key!r} is not a layer parameter of an nn.Sequential")
+        groups.setdefault(int(index), {})[name] = value
+    for g in groups.values():   # torch.nn.utils.prune: the effective weight is weight_orig * weight_mask
+        for name in [n[:-5] for n in g if n.endswith("_orig")]:
+            if f"{name}_mask" in g:
+                g[name] = g.pop(f"{name}_orig") * g.pop(f"{name}_mask")
+    layers = []
+    for index in sorted(groups):
+        g = groups[index]
+        w = g.get("weight")
+        if w is not None and w.ndim == 2:
+            lin = nn.Linear(w.shape[1], w.shape[0], bias="bias" in g, dtype=w.dtype)
+            lin.load_state_dict(g)
+            layers.append(lin)
+        elif w is not None and w.ndim == 1 and "running_mean" in g:
+            bn = nn.BatchNorm1d(w.shape[0], dtype=w.dtype)
+            bn.load_state_dict(g, strict=False)
+            layers.append(bn)
+        else:
+            raise ANNError(f"{path}: this state_dict is not of a Sequential of Linear layers (layer {index}); "
+                           f"save the whole model (torch.save(model)) so that its layers are known")
+    if not layers:
+        raise ANNError(f"{path}: an empty state_dict")
+    out = []
+    for i, layer in enumerate(layers):
+        out.append(layer)
+        nxt = layers[i + 1] if i + 1 < len(layers) else None
+        if isinstance(layer, nn.BatchNorm1d) or (isinstance(layer, nn.Linear) and not isinstance(nxt, nn.BatchNorm1d)):
+            if any(isinstance(m, nn.Linear) for m in layers[i + 1:]):
+                out.append(nn.ReLU())
+    return nn.Sequential(*out)
+
 
 def ann_from_torch(model, input_shape: tuple[int, ...] | None = None) -> ANN:
     """Convert an ``nn.Sequential`` of Linear / Conv2d / AvgPool2d / BatchNorm / ReLU / Flatten.
