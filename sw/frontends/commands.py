@@ -109,6 +109,28 @@ def add_conversion_args(p: argparse.ArgumentParser) -> None:
 
 
 
+def cmd_export(args) -> None:
+    from cssnn.sw.frontends.importers import load_ann
+    from cssnn.sw.frontends.nir_io import write_nir
+    from cssnn.sw.spec.ann import ANNError
+    from cssnn.sw.spec.network import NetworkError, load_network
+
+    if args.out.suffix != ".nir":
+        raise CLIError(f"--out must name a .nir file, not {args.out}")
+    try:
+        obj, kind = load_network(args.file), "network"
+    except NetworkError as network_error:   # not a network: an ANN file then, or the network's reason
+        try:
+            obj, kind = load_ann(args.file), "ann"
+        except ANNError:
+            raise network_error from None
+    write_nir(obj, args.out)
+    layers = len(obj.layers)
+    emit(args, {"out": str(args.out), "format": "nir", "kind": kind, "layers": layers},
+         f"wrote {args.out}: the {'spiking network' if kind == 'network' else 'float ANN'} as NIR ({layers} weight "
+         f"layers, IF neurons; the CSS parameters are in the graph's metadata)")
+
+
 def register(subparsers) -> None:
     def add(name, func, help_):
         return add_command(subparsers, name, func, help_)
@@ -124,8 +146,14 @@ def register(subparsers) -> None:
                    help="prune this fraction of every weight matrix by magnitude, gradually during training "
                         "then fine-tuning, 0 <= S < 1 (default 0: dense); the zeros become absent synapses")
 
+    p = add("export", cmd_export, "write a network (or a float ANN) in another tool's format: NIR")
+    p.add_argument("file", type=Path, help="a converted network .npz (or an ANN file)")
+    p.add_argument("--format", choices=("nir",), default="nir", help="the format (nir)")
+    p.add_argument("--out", type=Path, required=True, help="where to write it (.nir)")
+
     p = add("convert", cmd_convert, "convert an ANN into an integer spiking network")
-    p.add_argument("ann", type=Path, help="ANN file: .npz (W0, b0, W1, b1, ...) or a torch .pt (nn.Sequential)")
+    p.add_argument("ann", type=Path, help="ANN file: .npz (W0, b0, W1, b1, ...), a NIR graph (.nir) of rate neurons, "
+                                          "or a torch .pt (nn.Sequential)")
     p.add_argument("--unsafe-pickle", action="store_true",
                    help="read a PyTorch file by full unpickling, which runs any code it carries (trusted files only; "
                         "by default only the standard layers are read, and nothing runs)")

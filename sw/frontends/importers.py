@@ -44,12 +44,20 @@ TORCH_LAYERS = ("Sequential", "Linear", "Conv2d", "AvgPool2d", "BatchNorm1d", "B
 
 
 def load_ann(path: str | Path, *, unsafe_pickle: bool = False) -> ANN:
-    """Load an ANN from ``.npz`` (always available) or a PyTorch file (``.pt``/``.pth``, needs the
-    torch extra): a whole ``nn.Sequential`` saved with ``torch.save(model)``, or the ``state_dict`` of
-    a Sequential of Linear layers. Read safely (see the module docstring) unless ``unsafe_pickle``."""
+    """Load an ANN from ``.npz`` (always available), a NIR graph (``.nir``, the nir extra:
+    :func:`~cssnn.sw.frontends.nir_io.ann_from_nir`) or a PyTorch file (``.pt``/``.pth``, the torch
+    extra): a whole ``nn.Sequential`` saved with ``torch.save(model)``, or the ``state_dict`` of a
+    Sequential of Linear layers. Read safely (see the module docstring) unless ``unsafe_pickle``."""
     path = Path(path)
     if not path.exists():
         raise ANNError(f"{path}: no such file")
+    if path.suffix == ".nir":
+        from cssnn.sw.frontends.nir_io import ann_from_nir, read_nir
+
+        try:
+            return ann_from_nir(read_nir(path))
+        except ANNError as e:
+            raise ANNError(e if str(e).startswith(str(path)) else f"{path}: {e}") from None
     if path.suffix in (".pt", ".pth"):
         try:
             torch = require("torch", extra="torch", purpose="loading PyTorch models")
