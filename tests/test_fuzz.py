@@ -1,6 +1,6 @@
 """Fuzzing the inputs a user hands over (hypothesis, bounded for CI): the network file, the ANN file,
-dataset files, learning-layer files, PyTorch model files (when torch is installed) and the protocol
-codec. A malformed input must end in the
+dataset files, learning-layer files, PyTorch model files and NIR files (when their extras are
+installed) and the protocol codec. A malformed input must end in the
 documented error type with a one-line message; nothing else may escape (no traceback of another
 type), and a loader never leaves a half-written file.
 
@@ -65,12 +65,19 @@ def valid_files(tmp_path_factory):
         files["torch"] = d / "model.pt"
     except ImportError:
         pass
+    try:
+        from cssnn.sw.frontends.nir_io import write_nir
+
+        files["nir"] = write_nir(net.ann, d / "ann.nir")
+    except Exception:   # the nir extra is not installed
+        pass
     return {k: v.read_bytes() for k, v in files.items()}
 
 
 LOADERS = {"network": (load_network, NetworkError), "ann": (load_ann, ANNError),
            "dataset": (load_dataset, DatasetError), "learning": (load_learning, NetworkError),
-           "torch": (load_ann, ANNError)}
+           "torch": (load_ann, ANNError), "nir": (load_ann, ANNError)}
+SUFFIX = {"torch": ".pt", "nir": ".nir"}
 
 
 @st.composite
@@ -96,13 +103,13 @@ def _load(kind, path):
 @pytest.mark.parametrize("kind", list(LOADERS))
 def test_fuzz_damaged_files_give_the_documented_error(kind, valid_files, tmp_path):
     if kind not in valid_files:
-        pytest.skip("torch is not installed: PyTorch files are not fuzzed")
+        pytest.skip(f"the {kind} extra is not installed: {kind} files are not fuzzed")
     blob = valid_files[kind]
 
     @FUZZ
     @given(data=damaged(blob))
     def run(data):
-        path = tmp_path / (f"{kind}.pt" if kind == "torch" else f"{kind}.npz")
+        path = tmp_path / f"{kind}{SUFFIX.get(kind, '.npz')}"
         path.write_bytes(data)
         _load(kind, path)
 
@@ -153,7 +160,7 @@ def wrong_array(draw, like: np.ndarray):
     return np.array(draw(st.floats(allow_nan=True)))
 
 
-@pytest.mark.parametrize("kind", [k for k in LOADERS if k != "torch"])
+@pytest.mark.parametrize("kind", [k for k in LOADERS if k not in SUFFIX])
 def test_fuzz_wrong_records_give_the_documented_error(kind, valid_files, tmp_path):
     with np.load(io.BytesIO(valid_files[kind]), allow_pickle=False) as z:
         base = {k: z[k] for k in z.files}
@@ -192,4 +199,44 @@ def test_fuzz_protocol_codec(blob):
         try:
             decode(blob)
         except ProtocolError as e:
+            _one_line(e)
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.sampled_from(["Affine", "Linear", "IF", "LIF", "Flatten", "Scale", "SumPool2d",
+                                           "Conv2d", "Delay", "Threshold"]),
+                          st.integers(1, 5), st.integers(1, 5)), min_size=1, max_size=5),
+       st.lists(st.integers(1, 6), min_size=1, max_size=3))
+def test_fuzz_nir_graphs(layers, input_shape):
+    """Random chains of NIR nodes with arbitrary (often inconsistent) shapes: an ANN or ANNError."""
+    nir = pytest.importorskip("nir")
+    from cssnn.sw.frontends.nir_io import ann_from_nir
+
+    make = {
+        "Affine": lambda a, b: nir.Affine(np.ones((a, b)), np.zeros(a)),
+        "Linear": lambda a, b: nir.Linear(np.ones((a, b))),
+        "IF": lambda a, b: nir.IF(np.ones(a), np.ones(a), np.zeros(a)),
+        "LIF": lambda a, b: nir.LIF(np.full(a, 0.5), np.ones(a), np.zeros(a), np.ones(a)),
+        "Flatten": lambda a, b: nir.Flatten({"input": np.array([a, b])}, start_dim=0),
+        "Scale": lambda a, b: nir.Scale(np.ones(a)),
+        "SumPool2d": lambda a, b: nir.SumPool2d(np.array([a, a]), np.array([b, b]), np.array([0, 0])),
+        "Conv2d": lambda a, b: nir.Conv2d((b, b), np.ones((a, 1, 3, 3)), 1, 1, 1, 1, np.zeros(a)),
+        "Delay": lambda a, b: nir.Delay(np.ones(a)),
+        "Threshold": lambda a, b: nir.Threshold(np.ones(a)),
+    }
+    nodes = {"input": nir.Input({"input": np.array(input_shape)})}
+    names = ["input"]
+    for i, (kind, a, b) in enumerate(layers):
+        nodes[f"n{i}"] = make[kind](a, b)
+        names.append(f"n{i}")
+    nodes["output"] = nir.Output({"output": np.array([1])})
+    names.append("output")
+    graph = nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), type_check=False)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ann_from_nir(graph)
+        except ANNError as e:
             _one_line(e)
