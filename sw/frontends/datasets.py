@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from cssnn.sw.spec.errors import InputError
+from cssnn.sw.spec.npz import read_npz
 
 __all__ = ["Dataset", "DatasetError", "load_dataset", "DIGITS_TEST_FRACTION"]
 
@@ -46,11 +47,7 @@ def load_dataset(name_or_path: str) -> Dataset:
     path = Path(name_or_path)
     if not path.exists():
         raise DatasetError(f"unknown dataset {name_or_path!r}: use 'digits' or the path of an .npz file")
-    try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as e:
-        raise DatasetError(f"{path}: not an .npz file ({e})") from None
+    arrays = read_npz(path, DatasetError)
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
     if missing:
         raise DatasetError(f"{path}: missing arrays {', '.join(missing)} (need x_train, y_train, x_test, y_test)")

@@ -23,6 +23,7 @@ import numpy as np
 from cssnn.extras import MissingExtra, require
 from cssnn.sw.spec.ann import ANN, ANNError, ANNLayer, ann_from_arrays, ann_to_arrays
 from cssnn.sw.spec.layers import Conv2d, Dense, Pool2d
+from cssnn.sw.spec.npz import read_npz
 
 __all__ = ["load_ann", "save_ann", "ann_from_torch"]
 
@@ -72,11 +73,7 @@ def load_ann(path: str | Path, *, unsafe_pickle: bool = False) -> ANN:
             raise ANNError(f"{path}: {e}") from None
         except (AttributeError, TypeError, RuntimeError, KeyError, IndexError) as e:   # a damaged module
             raise ANNError(f"{path}: malformed PyTorch model ({type(e).__name__}: {e})") from None
-    try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as e:
-        raise ANNError(f"{path}: not an .npz file of float arrays ({e})") from None
+    arrays = read_npz(path, ANNError, "an .npz file of float arrays")
     if "meta" in arrays:
         raise ANNError(f"{path}: this is a converted spiking network, not an ANN")
     meta = None

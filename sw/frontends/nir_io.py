@@ -137,16 +137,69 @@ def write_nir(obj, path) -> Path:
 # import
 # ---------------------------------------------------------------------------------------------
 
-def read_nir(path):
-    """Read a NIR file (``ANNError`` naming the problem)."""
-    nir = _nir()
+#: Seconds a NIR file may take to read (HDF5 can loop forever on some damaged files: the read runs in
+#: a child process that is stopped after this long).
+READ_TIMEOUT = 60.0
+
+
+def _read_child(path: str, conn) -> None:
+    try:
+        import nir
+
+        _check_sizes(Path(path))
+        conn.send(("ok", nir.read(path)))
+    except Exception as e:
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+    finally:
+        conn.close()
+
+
+def read_nir(path, *, timeout: float | None = None):
+    """Read a NIR file (``ANNError`` naming the problem). The read runs in a child process, so a
+    damaged file that makes HDF5 hang or crash ends in an error after ``timeout`` (:data:`READ_TIMEOUT`)."""
+    import multiprocessing as mp
+
+    _nir()
     path = Path(path)
     if not path.exists():
         raise ANNError(f"{path}: no such file")
+    timeout = READ_TIMEOUT if timeout is None else timeout
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    recv, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_read_child, args=(str(path), send), daemon=True)
+    child.start()
+    send.close()
     try:
-        return nir.read(str(path))
-    except Exception as e:
-        raise ANNError(f"{path}: not a NIR file ({type(e).__name__}: {e})") from None
+        if not recv.poll(timeout):
+            raise ANNError(f"{path}: reading the NIR file did not finish within {timeout:g} s (a damaged file?)")
+        try:
+            status, value = recv.recv()
+        except EOFError:
+            raise ANNError(f"{path}: not a NIR file (the reader stopped, exit code {child.exitcode})") from None
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join()
+        recv.close()
+    if status != "ok":
+        raise ANNError(f"{path}: not a NIR file ({value})")
+    return value
+
+
+def _check_sizes(path: Path) -> None:
+    """Refuse a dataset that claims more bytes than the file could hold (a damaged header), before
+    reading any data."""
+    import h5py
+
+    limit = path.stat().st_size
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                need = int(obj.size) * obj.dtype.itemsize
+                if need > limit * (100 if obj.compression else 1):
+                    raise ValueError(f"dataset {name!r} claims {need} bytes, the file has {limit}")
+
+        f.visititems(visit)
 
 
 def _chain(graph) -> list[tuple[str, object]]:
@@ -254,9 +307,9 @@ def ann_from_nir(graph, *, input_shape=None) -> ANN:
             raise ANNError(f"node {name!r} ({kind}): {e}") from None
         except (ValueError, TypeError, AttributeError) as e:
             raise ANNError(f"node {name!r} ({kind}): {e}") from None
-    if not layers:
-        raise ANNError("the graph has no weight layer")
     weight_layers = [l for l in layers if l[0].kind != "pool2d"]
+    if not weight_layers:
+        raise ANNError("the graph has no weight layer (Affine, Linear or Conv2d)")
     if weight_layers[-1][3]:
         warnings.warn("the last weight layer is followed by a spiking neuron: read as the logits before it",
                       stacklevel=2)

@@ -17,6 +17,7 @@ import numpy as np
 from cssnn.sw.spec.ann import ann_from_arrays, ann_to_arrays
 from cssnn.sw.spec.errors import InputError
 from cssnn.sw.spec.layers import LayerShape, connectivity, shape_from_dict
+from cssnn.sw.spec.npz import read_npz
 
 __all__ = ["SpikingLayer", "SpikingNetwork", "NetworkError", "load_network", "save_network",
            "FORMAT", "FORMAT_VERSION", "CODINGS", "bits_for", "integer_array"]
@@ -301,13 +302,10 @@ def save_network(net: SpikingNetwork, path: str | Path) -> Path:
 def load_network(path: str | Path) -> SpikingNetwork:
     """Read a network written by :func:`save_network`; raise NetworkError naming any problem."""
     path = Path(path)
-    try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+    try:  # zip errors, pickled content, truncated files, headers claiming more than the file holds
+        arrays = read_npz(path, NetworkError, "a cssnn network file")
     except FileNotFoundError:
         raise NetworkError(f"{path}: no such file") from None
-    except Exception as e:  # zip errors, pickled content, truncated files
-        raise NetworkError(f"{path}: not a cssnn network file ({e})") from None
     if "meta" not in arrays:
         raise NetworkError(f"{path}: not a cssnn network file (no 'meta' record; is this an ANN file?)")
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from cssnn.sw.spec.network import NetworkError, integer_array
+from cssnn.sw.spec.npz import read_npz
 
 __all__ = ["StdpRule", "LearningLayer", "LearnStep", "init_layer", "default_theta", "default_prune_below",
            "ttfs_encode", "first_spikes",
@@ -296,11 +297,12 @@ def load_learning(path) -> LearningLayer:
     """Read a layer written by :func:`save_learning`; ``NetworkError`` names any problem."""
     path = Path(path)
     try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        arrays = read_npz(path, NetworkError, "a cssnn learning-layer file")
         meta = json.loads(str(arrays["meta"]))
     except FileNotFoundError:
         raise NetworkError(f"{path}: no such file") from None
+    except NetworkError:
+        raise
     except Exception as e:
         raise NetworkError(f"{path}: not a cssnn learning-layer file ({type(e).__name__}: {e})") from None
     if not isinstance(meta, dict) or meta.get("format") != LEARN_FORMAT:
