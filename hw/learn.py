@@ -11,11 +11,11 @@ in ascending ``pre`` order. A pruned synapse is removed from the list (the updat
 in place), so it costs no clock again, neither in integration nor in learning::
 
     per neuron j:  LEN[j], THETA[j] -> SCAN: SYN[j*stride + k] -> TIME[pre] -> acc[b] += w for every bin b >= t
-                   FIRE: first bin with acc >= theta -> RESULT[j]; WTA (earliest, then highest, then lowest j)
+                   DETECT: first bin with acc >= theta (registered); FIRE: RESULT[j]; WTA (earliest, highest, lowest j)
     the winner:    SYN -> TIME, LTP/LTD tables -> new weight; kept ones written back at the write pointer
                    LEN[win] = kept; THETA homeostasis
 
-Cycles (``cycles``, exactly :func:`pass_cycles`): ``len[j] + 5`` per neuron, ``len[win] + 6`` for the
+Cycles (``cycles``, exactly :func:`pass_cycles`): ``len[j] + 6`` per neuron, ``len[win] + 7`` for the
 winner's update, one to finish. ``synops`` counts the synapse entries read (integration and update).
 
 Host port (``host``): ``sel`` (:class:`LearnMem`), ``addr``, ``wdata``, ``we``; ``rdata`` is the
@@ -117,7 +117,7 @@ class LearnParams:
 def pass_cycles(lens, winner_len: int | None = None) -> int:
     """Clocks of one pass of the engine (its ``cycles`` counter): every neuron's list (``lens``) is
     integrated; ``winner_len``: the winner's list length before a learning update (None: no update)."""
-    return sum(int(n) + 5 for n in lens) + (0 if winner_len is None else int(winner_len) + 6) + 1
+    return sum(int(n) + 6 for n in lens) + (0 if winner_len is None else int(winner_len) + 7) + 1
 
 
 def syn_entry_layout(lp: LearnParams) -> data.StructLayout:
@@ -231,16 +231,18 @@ class LearningEngine(wiring.Component):
             for b in range(W):
                 with m.If(t2 <= b):
                     m.d.sync += acc[b].eq(acc[b] + w2)
-        potentiate = Signal()
-        new_w = Signal(lp.weight_bits)
+        # update pass, stage 2: the new weight (table read -> add) into stage 3's registers; stage 3: the
+        # prune decision and the write-back (a register between them: the table's read data is late)
+        potentiate, new_w = Signal(), Signal(lp.weight_bits)
+        m.d.comb += [potentiate.eq(t2 <= best_t), new_w.eq(Mux(potentiate, w2 + ltp_r.data, w2 - ltd_r.data))]
+        s3, pot3, w3, pre3 = Signal(), Signal(), Signal(lp.weight_bits), Signal(lp.pre_bits)
+        m.d.sync += [s3.eq(s2 & upd), pot3.eq(potentiate), w3.eq(new_w), pre3.eq(pre2)]
         drop = Signal()
-        m.d.comb += [potentiate.eq(t2 <= best_t),
-                     new_w.eq(Mux(potentiate, w2 + ltp_r.data, w2 - ltd_r.data)),
-                     drop.eq(~potentiate & (new_w < self.prune_below))]
+        m.d.comb += drop.eq(~pot3 & (w3 < self.prune_below))
         sw = ports[LearnMem.SYN][0]
-        m.d.comb += [sw["addr"].eq(base(best_j) | wp), sw["data"].eq(Cat(pre2, new_w)),
-                     sw["en"].eq(s2 & upd & ~drop)]
-        with m.If(s2 & upd):
+        m.d.comb += [sw["addr"].eq(base(best_j) | wp), sw["data"].eq(Cat(pre3, w3)),
+                     sw["en"].eq(s3 & ~drop)]
+        with m.If(s3):
             with m.If(drop):
                 m.d.sync += pruned.eq(pruned + 1)
             with m.Else():
@@ -248,6 +250,7 @@ class LearningEngine(wiring.Component):
 
         # fire detection over the accumulators (combinational; used in FIRE)
         tf, vf = Signal(tb), Signal(pb)
+        tf_r, vf_r = Signal(tb), Signal(pb)   # registered in DETECT, used in FIRE
         m.d.comb += [tf.eq(W), vf.eq(0)]
         for b in reversed(range(W)):
             with m.If(acc[b] >= n_theta):
@@ -289,18 +292,22 @@ class LearningEngine(wiring.Component):
             with m.State("DRAIN"):                           # the last entry reaches the accumulators
                 m.d.comb += self.busy.eq(1)
                 with m.If(~s1):
-                    m.next = "FIRE"
-            with m.State("FIRE"):
+                    m.next = "DETECT"
+            with m.State("DETECT"):                          # the first spike, registered (timing)
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [tf_r.eq(tf), vf_r.eq(vf)]
+                m.next = "FIRE"
+            with m.State("FIRE"):                            # RESULT, homeostasis, winner-take-all
                 m.d.comb += self.busy.eq(1)
                 rw, tw = ports[LearnMem.RESULT][0], ports[LearnMem.THETA][0]
-                m.d.comb += [rw["addr"].eq(j), rw["data"].eq(tf), rw["en"].eq(1),
+                m.d.comb += [rw["addr"].eq(j), rw["data"].eq(tf_r), rw["en"].eq(1),
                              tw["addr"].eq(j), tw["data"].eq(theta_dec), tw["en"].eq(learn)]
-                with m.If((tf < W) & (none | (tf < best_t) | ((tf == best_t) & (vf > best_v)))):
-                    m.d.sync += [best_j.eq(j), best_t.eq(tf), best_v.eq(vf)]
+                with m.If((tf_r < W) & (none | (tf_r < best_t) | ((tf_r == best_t) & (vf_r > best_v)))):
+                    m.d.sync += [best_j.eq(j), best_t.eq(tf_r), best_v.eq(vf_r)]
                 m.d.sync += j.eq(j + 1)
                 with m.If(j != lp.neurons - 1):
                     m.next = "NEURON"
-                with m.Elif(learn & ((tf < W) | ~none)):
+                with m.Elif(learn & ((tf_r < W) | ~none)):
                     m.next = "UNEURON"
                 with m.Else():
                     m.next = "DONE"
@@ -320,7 +327,7 @@ class LearningEngine(wiring.Component):
                     m.next = "UDRAIN"
             with m.State("UDRAIN"):                          # then LEN[win] = kept, address THETA[win]
                 m.d.comb += [self.busy.eq(1), rp[LearnMem.THETA].eq(best_j)]
-                with m.If(~s1 & ~s2):
+                with m.If(~s1 & ~s2 & ~s3):
                     lw = ports[LearnMem.LEN][0]
                     m.d.comb += [lw["addr"].eq(best_j), lw["data"].eq(wp), lw["en"].eq(1)]
                     m.next = "UTHETA"

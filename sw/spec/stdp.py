@@ -55,15 +55,18 @@ class StdpRule:
     theta_min: int = 1
 
     def __post_init__(self):
-        if self.prune_below is None:
-            object.__setattr__(self, "prune_below", default_prune_below(self.weight_bits))
-        checks = {"window": (1, 255), "weight_bits": (2, 16), "a_plus": (0, RATE_ONE), "a_minus": (0, RATE_ONE),
-                  "prune_below": (0, self.max_weight), "theta_up": (0, 1 << 16), "theta_down": (0, 1 << 16),
-                  "theta_min": (1, 1 << 30)}
-        for name, (lo, hi) in checks.items():
+        def check(name, lo, hi):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not lo <= v <= hi:
                 raise NetworkError(f"learning rule: {name} must be an integer in [{lo}, {hi}], not {v!r}")
+
+        check("weight_bits", 2, 16)   # first: the other bounds depend on it (2^weight_bits)
+        if self.prune_below is None:
+            object.__setattr__(self, "prune_below", default_prune_below(self.weight_bits))
+        for name, lo, hi in (("window", 1, 255), ("a_plus", 0, RATE_ONE), ("a_minus", 0, RATE_ONE),
+                             ("prune_below", 0, self.max_weight), ("theta_up", 0, 1 << 16),
+                             ("theta_down", 0, 1 << 16), ("theta_min", 1, 1 << 30)):
+            check(name, lo, hi)
 
     @property
     def max_weight(self) -> int:
