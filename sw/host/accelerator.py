@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cssnn.hw.learn import LearnMem
 from cssnn.hw.link.wire import Identity
 from cssnn.hw.memmap import LEARN_SELS, AccelParams, Counter, Reg, RunMode, Sel
 from cssnn.sw.host.protocol import Client
@@ -32,6 +33,10 @@ from cssnn.sw.mapping.requirements import DoesNotFit, check_fits
 from cssnn.sw.spec.golden import quantize_input
 from cssnn.sw.spec.network import SpikingNetwork, load_network
 from cssnn.sw.spec.stdp import LearningLayer, load_learning, sample_order, ttfs_encode
+
+#: The learning engine's counters, consecutive in COUNTER.
+LEARN_COUNTERS = (Counter.LEARN_CYCLES, Counter.LEARN_SYNOPS, Counter.WINNER, Counter.FIRE_TIME, Counter.PRUNED)
+assert list(LEARN_COUNTERS) == list(range(Counter.LEARN_CYCLES, Counter.PRUNED + 1))
 
 __all__ = ["Accelerator", "Inference", "BatchInference", "LearningRun", "Features", "runs"]
 
@@ -210,12 +215,14 @@ class Accelerator:
             self.client.write(Sel.REG, Reg[name.upper()], [v])
         self.learning = layer
 
-    def _learning_pass(self, mode: RunMode, times) -> list[int]:
+    def _learning_pass(self, mode: RunMode, times) -> dict:
+        """Write the sample's spike times, run ``mode``, return the engine's counters by name."""
         for mem, addr, values in time_writes(times, self.params.learn):
             self.client.write(LEARN_SELS + mem, addr, values)
         self._set_mode(mode)
         self.client.run()
-        return self.client.read(Sel.COUNTER, Counter.LEARN_CYCLES, Counter.PRUNED - Counter.LEARN_CYCLES + 1)
+        raws = self.client.read(Sel.COUNTER, LEARN_COUNTERS[0], len(LEARN_COUNTERS))
+        return dict(zip(LEARN_COUNTERS, raws))
 
     def _set_mode(self, mode: RunMode) -> None:
         if self._mode != mode:
@@ -242,10 +249,9 @@ class Accelerator:
                 if progress is not None:
                     progress.update(1)
         n = self.params.learn.neurons
-        c = np.array(rows, np.int64).reshape(-1, 5)
-        i = {k: k - Counter.LEARN_CYCLES for k in Counter if k >= Counter.LEARN_CYCLES}
-        return LearningRun(np.where(c[:, i[Counter.WINNER]] == n, -1, c[:, i[Counter.WINNER]]),
-                           c[:, i[Counter.LEARN_CYCLES]], c[:, i[Counter.LEARN_SYNOPS]], c[:, i[Counter.PRUNED]])
+        col = {k: np.array([r[k] for r in rows], np.int64) for k in LEARN_COUNTERS}
+        return LearningRun(np.where(col[Counter.WINNER] == n, -1, col[Counter.WINNER]), col[Counter.LEARN_CYCLES],
+                           col[Counter.LEARN_SYNOPS], col[Counter.PRUNED])
 
     def features(self, xs, *, progress=None) -> Features:
         """Every neuron's first-spike time for each sample (no learning, no WTA)."""
@@ -254,7 +260,7 @@ class Accelerator:
         for t in times:
             c = self._learning_pass(RunMode.FEATURES, t)
             out.append(self.client.read(Sel.LEARN_RESULT, 0, n))
-            cycles.append(c[0])
+            cycles.append(c[Counter.LEARN_CYCLES])
             if progress is not None:
                 progress.update(1)
         return Features(np.array(out, np.int64).reshape(-1, n), np.array(cycles, np.int64))
@@ -264,7 +270,7 @@ class Accelerator:
         if self.learning is None:
             raise RuntimeError("no learning layer loaded: call load_learning() first")
         lp = self.params.learn
-        syn = self.client.read(Sel.LEARN_SYN, 0, lp.depth(Sel.LEARN_SYN - LEARN_SELS))
+        syn = self.client.read(Sel.LEARN_SYN, 0, lp.depth(LearnMem.SYN))
         lens = self.client.read(Sel.LEARN_LEN, 0, lp.neurons)
         theta = self.client.read(Sel.LEARN_THETA, 0, lp.neurons)
         return layer_from_memories(lp, syn, lens, theta, self.learning)
