@@ -10,8 +10,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from cssnn.boards.report import MAIN_RESOURCES
 from cssnn.boards.targets import BOARDS
-from cssnn.command import add_command, emit, one_line
+from cssnn.command import add_command, command_line, emit, one_line
 
 __all__ = ["register", "cmd_build", "cmd_selftest"]
 
@@ -28,8 +29,7 @@ def _progress(args):
 
 def _build_text(r: dict) -> str:
     util = r["utilization"]
-    main = [k for k in ("ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_SPRAM", "TRELLIS_COMB", "TRELLIS_FF", "DP16KD",
-                        "TRELLIS_RAMW") if k in util]
+    main = [k for k in MAIN_RESOURCES if k in util]
     lines = [f"bitstream: {r['bitstream']}",
              f"board {r['board']} ({r['device']}), {r['params']['core']['lanes']} lanes, synapses in "
              f"{'SPRAM' if r['params']['core']['synapse_ram'] == 'spram' else 'block RAM'}",
@@ -77,6 +77,7 @@ def cmd_build(args) -> None:
                   learning=args.learning, progress=_progress(args))
     except BuildError as e:
         raise one_line(str(e)) from None
+    r["command"] = command_line(args)
     if not r["timing_met"]:
         print(f"cssnn build: warning: timing not met: Fmax {r['fmax_mhz']:.1f} MHz < clock {r['clock_mhz']:g} MHz "
               f"(try --freq {int(r['fmax_mhz'])})", file=sys.stderr)

