@@ -53,6 +53,9 @@ def available() -> str | None:
         _import()
     except ImportError as e:
         return str(e)
+    except Exception as e:  # noqa: BLE001 -- e.g. a torch build its dependencies do not match
+        return (f"spikingjelly is installed but does not import ({type(e).__name__}: {str(e).splitlines()[0]}): "
+                "pip install 'cssnn[spikingjelly]'")
     return None
 
 
