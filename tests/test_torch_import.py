@@ -160,3 +160,21 @@ def test_ann_to_torch_round_trip(model):
     x = np.random.default_rng(2).random((5, 64))
     with torch.no_grad():
         np.testing.assert_allclose(copy(torch.from_numpy(x)).numpy(), ann.forward(x), rtol=1e-9, atol=1e-12)
+
+
+def test_torch_file_and_npz_of_the_same_weights_give_identical_networks(tmp_path, digits):
+    from cssnn.sw.frontends.convert import ConversionConfig, convert
+
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(64, 12), nn.ReLU(), nn.Linear(12, 10))
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    arrays = {}
+    for k, lin in enumerate((model[0], model[2])):
+        arrays[f"W{k}"], arrays[f"b{k}"] = lin.weight.detach().numpy(), lin.bias.detach().numpy()
+    np.savez(tmp_path / "m.npz", **arrays)
+    cfg = ConversionConfig(timesteps=4)
+    a, b = (convert(load_ann(tmp_path / f), digits.x_train, cfg) for f in ("m.pt", "m.npz"))
+    for la, lb in zip(a.layers, b.layers, strict=True):
+        assert la.threshold == lb.threshold
+        np.testing.assert_array_equal(la.weight, lb.weight)
+        np.testing.assert_array_equal(la.bias, lb.bias)
