@@ -3,18 +3,29 @@ real design and, once, shown to fail on a planted mutant (a proof that cannot fa
 The properties are in :mod:`cssnn.verif.proofs`; docs/HARDWARE.md "Formal proofs" says what each
 covers, and which are unbounded (k-induction) or bounded (and why that depth)."""
 
+import inspect
 import os
 
 import pytest
 from amaranth.hdl import Module
 
 import cssnn.hw.core.neuron as neuron
+from cssnn.hw.controller import Controller
 from cssnn.hw.core.neuron import TsaLane
 from cssnn.hw.core.skid import SkidBuffer
-from cssnn.hw.params import CoreParams
+from cssnn.hw.memmap import AccelParams, Route
+from cssnn.hw.params import CoreParams, Mode
 from cssnn.hw.router import Router
 from cssnn.verif.formal import FormalToolsMissing, formal_tools, prove
-from cssnn.verif.proofs import ROUTER_TABLE, router_proof, skid_buffer_proof, tsa_lane_proof
+from cssnn.verif.proofs import (
+    ROUTER_TABLE,
+    controller_proof,
+    crc_proof,
+    receiver_proof,
+    router_proof,
+    skid_buffer_proof,
+    tsa_lane_proof,
+)
 
 try:
     formal_tools()
@@ -111,3 +122,86 @@ ROUTER_DEPTH = 10
                                               False)], ids=["design", "mutant-drops-when-full"])
 def test_formal_router_delivers_every_event_once_in_order(factory, passes, tmp_path):
     _check(prove(router_proof(factory), "router", mode="bmc", depth=ROUTER_DEPTH, workdir=tmp_path), passes=passes)
+
+
+# ---- controller: bounded liveness and the schedule, against the router and an abstract core ----
+
+CTRL_AP = AccelParams(core=P, max_layers=4, timestep_bits=2, fifo_depth=2, tap_depth=2)
+
+
+def _ctrl_router(ap):
+    return Router(ap.core, max_layers=ap.max_layers, depths=(ap.fifo_depth, ap.tap_depth),
+                  init=(int(Route.LOOPBACK | Route.TAP),) * ap.max_layers)
+
+
+class _AlwaysFire(Controller):
+    """Mutant: every step is a FIRE step (no silent step, no output modes)."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += self.step.payload.mode.eq(Mode.FIRE)
+        return m
+
+
+class _LosesOutput(Controller):
+    """Mutant: the core's output is taken but never offered to the router (the next layer waits forever)."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += self.routed.valid.eq(0)
+        return m
+
+
+#: (T, L, longest stall, spikes per step, bound): the clocks a run may take, each tight (one clock
+#: less has a counterexample): T = L = 1 (3 layer-steps) with stalls of up to one clock on every
+#: handshake, and T = L = 2 (8 layer-steps, every mode, steps in flight) without stalls.
+CTRL_CASES = {"stalls": (1, 1, 1, 1, 26), "no-stalls-T2-L2": (2, 2, 0, 1, 24)}
+
+
+@pytest.mark.parametrize("factory, case, passes", [
+    (Controller, "stalls", True), (Controller, "no-stalls-T2-L2", True),
+    (_AlwaysFire, "no-stalls-T2-L2", False), (_LosesOutput, "no-stalls-T2-L2", False)],
+    ids=["design-stalls", "design-T2-L2", "mutant-always-fire", "mutant-loses-output"])
+def test_formal_controller_runs_the_schedule_and_finishes(factory, case, passes, tmp_path):
+    t, l, stall, events, bound = CTRL_CASES[case]
+    proof = controller_proof(factory, _ctrl_router, CTRL_AP, timesteps=t, layers=l, stall=stall, events=events,
+                             bound=bound)
+    _check(prove(proof, "controller", mode="bmc", depth=bound + 1, workdir=tmp_path), passes=passes)
+
+
+# ---- host link: the CRC step, and the receiver's outcomes (bounded) ----
+
+def test_formal_crc_step_is_the_textbook_crc(tmp_path):
+    from cssnn.hw.link.crc import crc16_next
+
+    _check(prove(crc_proof(crc16_next), "crc", mode="prove", depth=1, workdir=tmp_path), passes=True)
+    _check(prove(crc_proof(lambda c, b: crc16_next(c, b) ^ 0x0100), "crc-mutant", mode="prove", depth=1,
+                 workdir=tmp_path / "mutant"), passes=False)
+
+
+def _mutant(module, old: str, new: str):
+    """``module`` with one source edit (a planted bug), as a fresh namespace."""
+    source = inspect.getsource(module)
+    assert source.count(old) == 1, old
+    namespace = {"__name__": f"{module.__name__}_mutant"}
+    exec(compile(source.replace(old, new), module.__file__, "exec"), namespace)
+    return namespace
+
+
+RECEIVER_MUTANTS = {
+    "accepts-bad-crc": ("with m.If(crc.residue_zero):", "with m.If(1):"),
+    "no-timeout": ("with m.Elif(timer.expired):", "with m.Elif(0):"),
+    "length-off-by-one": ("new_len >= self.max_payload + 1", "new_len >= self.max_payload + 2"),
+}
+#: BMC depth of the receiver proof: a longest frame (SYNC, 4 header bytes, max_payload = 4 payload
+#: bytes, 2 CRC bytes: 11 clocks), its outcome, the reply's resume and the next frame's SYNC fit in it.
+RECEIVER_DEPTH = 14
+
+
+@pytest.mark.parametrize("mutant", [None, *RECEIVER_MUTANTS], ids=["design", *(f"mutant-{k}" for k in RECEIVER_MUTANTS)])
+def test_formal_receiver_one_outcome_per_frame(mutant, tmp_path):
+    import cssnn.hw.link.receive as receive
+
+    factory = receive.Receiver if mutant is None else _mutant(receive, *RECEIVER_MUTANTS[mutant])["Receiver"]
+    proof = receiver_proof(factory, max_payload=4, timeout=2, stall=1)
+    _check(prove(proof, "receiver", mode="bmc", depth=RECEIVER_DEPTH, workdir=tmp_path), passes=mutant is None)

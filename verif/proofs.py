@@ -8,16 +8,28 @@ can hand it a planted mutant and expect a counterexample.
   reference expression of docs/SEMANTICS.md sections 2 and 3 (no overflow anywhere).
 - :func:`router_proof`: every accepted event leaves each port of its route exactly once, in order,
   and no other event leaves it, under arbitrary stalls on every port.
+- :func:`controller_proof`: against the real router and an abstract core (any timing its
+  handshakes allow), the controller hands out exactly the schedule of docs/SEMANTICS.md section 4
+  and its run ends (``done`` once, after the last step's output) within a bound: no deadlock.
+- :func:`receiver_proof`: the host link's receiver, with its shared CRC, timer, length and buffer,
+  against request frames parsed independently from the bytes it takes: exactly one outcome per
+  frame, ``accept`` exactly for a complete frame whose CRC checks, the reject status the protocol
+  gives otherwise, and no byte sequence keeps it inside a frame beyond the frame timeout.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Assume, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Assert, Assume, Cat, Const, Module, Mux, Signal, signed
 
+from cssnn.hw.core.core import MAX_INFLIGHT
+from cssnn.hw.link.crc import CRC16_POLY, Crc16
+from cssnn.hw.link.shared import Length, PayloadBuffer, Timer, share
+from cssnn.hw.link.wire import CRC_BYTES, REQUEST_HEADER, SYNC_REQUEST, Status
 from cssnn.hw.params import CoreParams, Mode
-from cssnn.verif.formal import any_const, any_seq
+from cssnn.verif.formal import any_const, any_seq, initial
 
-__all__ = ["skid_buffer_proof", "tsa_lane_proof", "router_proof", "ROUTER_TABLE"]
+__all__ = ["skid_buffer_proof", "tsa_lane_proof", "router_proof", "ROUTER_TABLE", "controller_proof", "receiver_proof",
+           "crc16_bitwise", "crc_proof"]
 
 
 def _stream_scoreboard(m: Module, i_fire, i_data, o_fire, o_data, *, capacity: int, width: int, bits: int = 5):
@@ -170,3 +182,206 @@ def router_proof(factory, *, depths=(2, 3), width: int = 3) -> Module:
         _stream_scoreboard(m, accepted & mask[k], dut.i.payload.as_value(), o.valid & o.ready, o.payload.as_value(),
                            capacity=depth, width=len(dut.i.payload.as_value()))
     return m
+
+
+def _fair(m: Module, waiting, *, stall: int, name: str):
+    """A free choice (1: go ahead) that is 0 for at most ``stall`` clocks in a row while ``waiting``:
+    arbitrary stalls, but none forever (the fairness a bounded liveness check needs)."""
+    stalled = Signal(range(stall + 1), name=f"{name}_stalled")
+    go = any_seq(1)
+    m.d.sync += stalled.eq(Mux(waiting & ~go, stalled + 1, 0))
+    with m.If(stalled == stall):
+        m.d.comb += Assume(go)
+    return go
+
+
+def controller_proof(factory, router_factory, ap, *, timesteps: int, layers: int, stall: int, events: int,
+                     bound: int) -> Module:
+    """``factory(ap)`` makes the :class:`~cssnn.hw.controller.Controller`, ``router_factory(ap)`` the
+    :class:`~cssnn.hw.router.Router` between its output and its loopback input (as in the
+    accelerator). T = ``timesteps`` and L = ``layers`` are set, one run is started in the first clock.
+
+    The core is abstract: it takes a step config when it has no step's input pending and fewer than
+    ``MAX_INFLIGHT`` steps' outputs leaving; takes that step's input events up to its end marker;
+    then emits up to ``events`` spikes and an end marker for each step, in order, held until taken;
+    ``core_done`` as an end marker leaves. Every ready/valid choice of the core and of the router's
+    tap consumer may stall, at most ``stall`` clocks in a row. Asserted:
+
+    - every step config handed out is the next one of the schedule (modes in the order of
+      docs/SEMANTICS.md section 4), none after the last;
+    - ``done`` pulses once, after the last step was taken and all outputs have left;
+    - ``done`` comes within ``bound`` clocks of the start: the handshakes never deadlock.
+    """
+    m = Module()
+    m.submodules.ctrl = ctrl = factory(ap)
+    m.submodules.router = router = router_factory(ap)
+    T, L = timesteps, layers
+    m.d.comb += [ctrl.timesteps.eq(T), ctrl.layers.eq(L), ctrl.start.eq(initial()), ctrl.table_data.eq(0)]
+    m.d.comb += [router.i.valid.eq(ctrl.routed.valid), router.i.payload.eq(ctrl.routed.payload),
+                 ctrl.routed.ready.eq(router.i.ready), router.enable.eq(ctrl.route_enable),
+                 router.query_addr.eq(ctrl.route_addr), ctrl.route_mask.eq(router.query_mask), router.table_we.eq(0)]
+    loop, tap = router.o
+    m.d.comb += [ctrl.loopback.valid.eq(loop.valid), ctrl.loopback.payload.eq(loop.payload),
+                 loop.ready.eq(ctrl.loopback.ready), tap.ready.eq(_fair(m, tap.valid, stall=stall, name="tap"))]
+
+    # ---- the abstract core ----
+    in_busy = Signal()                          # a step taken, its input's end marker not yet
+    pending = Signal(range(MAX_INFLIGHT + 1))   # steps whose input is in and whose output is leaving
+    take = _fair(m, ctrl.step.valid, stall=stall, name="step")
+    m.d.comb += ctrl.step.ready.eq(~in_busy & (pending < MAX_INFLIGHT) & take)
+    m.d.comb += ctrl.events.ready.eq(in_busy & _fair(m, in_busy & ctrl.events.valid, stall=stall, name="events"))
+    step_fire = ctrl.step.valid & ctrl.step.ready
+    in_end = ctrl.events.valid & ctrl.events.ready & ctrl.events.payload.end
+    out = ctrl.core_out
+    n_out = Signal(range(events + 1))          # spikes of the output step leaving now, gone so far
+    o_valid, o_end, o_index = Signal(), Signal(), Signal(out.payload.index.shape())
+    m.d.comb += [out.valid.eq(o_valid), out.payload.end.eq(o_end), out.payload.index.eq(o_index)]
+    out_fire = out.valid & out.ready
+    out_end = out_fire & out.payload.end
+    n_after, pending_after = Signal.like(n_out), Signal.like(pending)
+    m.d.comb += [n_after.eq(Mux(out_fire, Mux(out.payload.end, 0, n_out + 1), n_out)),
+                 pending_after.eq(pending + in_end - out_end), ctrl.core_done.eq(out_end)]
+    offer = _fair(m, (pending != 0) & ~o_valid, stall=stall, name="offer")
+    with m.If(out_fire | ~o_valid):
+        m.d.sync += o_valid.eq(0)
+        with m.If((pending_after != 0) & offer):
+            m.d.sync += [o_valid.eq(1), o_end.eq(any_seq(1) | (n_after == events)), o_index.eq(any_seq(o_index.shape()))]
+    m.d.sync += [n_out.eq(n_after), in_busy.eq(Mux(step_fire, 1, Mux(in_end, 0, in_busy))), pending.eq(pending_after)]
+
+    # ---- the schedule, written from docs/SEMANTICS.md section 4 ----
+    rt, rl = Signal(ctrl.t.shape()), Signal(ctrl.layer.shape())   # the next (t, l) it must hand out
+    finished = Signal()
+    hi = Mux(rt < L, rt, L)
+    want = Mux(rl == L, Mux(rt == L, Mode.OUT_FIRST, Mode.OUT), Mux(rt == rl, Mode.SILENT, Mode.FIRE))
+    with m.If(step_fire):
+        m.d.comb += [Assert(~finished), Assert(ctrl.step.payload.mode == want)]
+        with m.If(rl == hi):
+            m.d.sync += [rt.eq(rt + 1), rl.eq(Mux(rt + 1 >= T, rt + 1 - T, 0)), finished.eq(rt + 1 == T + L)]
+        with m.Else():
+            m.d.sync += rl.eq(rl + 1)
+    ran, clock = Signal(), Signal(range(bound + 1))
+    m.d.sync += clock.eq(Mux(clock == bound, bound, clock + 1))
+    with m.If(ctrl.done):
+        m.d.sync += ran.eq(1)
+        m.d.comb += [Assert(~ran), Assert(finished & (pending == 0) & ~in_busy)]
+    m.d.comb += Assert((clock < bound) | ran)
+    return m
+
+
+def crc16_bitwise(crc, byte):
+    """CRC-16/CCITT-FALSE after ``byte``, by its textbook definition, one bit at a time (the
+    reference: the gateware computes it with a flat XOR network derived differently)."""
+    for i in range(8):
+        shifted = Cat(Const(0, 1), crc[:15])
+        crc = Mux(crc[15] ^ byte[7 - i], shifted ^ CRC16_POLY, shifted)
+    return crc
+
+
+def crc_proof(byte_function) -> Module:
+    """``byte_function(crc, byte)`` (the gateware's :func:`~cssnn.hw.link.crc.crc16_next`) equals the
+    textbook CRC-16/CCITT-FALSE step for every register value and byte."""
+    m = Module()
+    crc, byte = any_seq(16), any_seq(8)
+    got, want = Signal(16), Signal(16)
+    m.d.comb += [got.eq(byte_function(crc, byte)), want.eq(crc16_bitwise(crc, byte)), Assert(got == want)]
+    return m
+
+
+def receiver_proof(factory, *, max_payload: int, timeout: int, stall: int) -> Module:
+    """``factory(max_payload=..., length_bits=..., delta_max=..., buffer_depth=...)`` makes the
+    :class:`~cssnn.hw.link.receive.Receiver`; it gets its own CRC, a ``timeout``-clock timer, the
+    length register and a ``max_payload``-byte buffer, shared as in the host link. Any bytes, any
+    gaps (the producer holds an offered byte until taken), ``resume`` (the reply has been sent) at
+    most ``stall`` clocks after an outcome. The frames are parsed here from the bytes taken
+    (docs/PROTOCOL.md: SYNC while hunting, cmd, seq, len u16, payload, CRC over all after the SYNC).
+    Asserted, for every frame: exactly one outcome, ``accept`` or one reject; ``accept`` if and only
+    if the frame is complete and its CRC checks; BAD_LENGTH if and only if ``len > max_payload``
+    (once the header is in), BAD_CRC for a complete frame that does not check, TIMEOUT otherwise;
+    and inside a frame the receiver never waits more than ``timeout`` quiet clocks."""
+    length_bits, delta_max = 8, 5
+    m = Module()
+    m.submodules.dut = dut = factory(max_payload=max_payload, length_bits=length_bits, delta_max=delta_max,
+                                     buffer_depth=max_payload)
+    m.submodules.buffer = buffer = PayloadBuffer(max_payload, b"")
+    m.submodules.crc = crc_unit = Crc16()
+    m.submodules.timer = timer = Timer(timeout, timeout)
+    m.submodules.length = length_unit = Length(length_bits, delta_max)
+    for unit, port in ((buffer, dut.buf), (crc_unit, dut.crc), (timer, dut.timer), (length_unit, dut.length)):
+        share(m, unit.port, port)
+    rx = dut.rx
+    valid, byte = any_seq(1), any_seq(8)
+    held_valid, held_byte = Signal(), Signal(8)
+    m.d.sync += [held_valid.eq(rx.valid & ~rx.ready), held_byte.eq(rx.payload)]
+    m.d.comb += [rx.valid.eq(valid), rx.payload.eq(byte)]
+    with m.If(held_valid):
+        m.d.comb += [Assume(valid), Assume(byte == held_byte)]
+    # the reply: resume some clocks after an outcome
+    replying = Signal()
+    outcome = dut.accept | dut.reply.start
+    resume = replying & _fair(m, replying, stall=stall, name="reply")
+    m.d.comb += dut.resume.eq(resume)
+    m.d.sync += replying.eq(Mux(outcome, 1, Mux(resume, 0, replying)))
+    m.d.comb += Assert(~(outcome & replying))
+
+    # ---- the frames, parsed from the bytes taken ----
+    HUNT, HEADER, PAYLOAD, CRC, WAIT = range(5)
+    state = Signal(range(5))
+    hb = Signal(range(REQUEST_HEADER))
+    length, count = Signal(16), Signal(16)
+    rx_fire = rx.valid & rx.ready
+    in_frame_now = (state == HEADER) | (state == PAYLOAD) | (state == CRC)
+    # The CRC verdict is the CRC unit's (crc_proof shows its byte function is the textbook CRC;
+    # comparing a second implementation over whole frames would ask the solver to prove two XOR
+    # networks equal, which it cannot in reasonable time). Asserted here: the unit is restarted by
+    # the SYNC and shifts exactly the frame's bytes after it, each once.
+    crc_port = crc_unit.port
+    m.d.comb += Assert(crc_port.en == (rx_fire & in_frame_now))
+    with m.If(crc_port.en):
+        m.d.comb += Assert(crc_port.data == rx.payload)
+    m.d.comb += Assert(crc_port.init == (rx_fire & (state == HUNT) & (rx.payload == SYNC_REQUEST)))
+    complete_good = Signal()
+    m.d.comb += [complete_good.eq(0)]
+    quiet = Signal(range(timeout + 2))
+    m.d.sync += quiet.eq(Mux(rx_fire | ~in_frame_now, 0, Mux(quiet == timeout + 1, quiet, quiet + 1)))
+    want = Signal(Status)   # the outcome this clock's byte (or quiet) must give, when `due`
+    due = Signal()
+    with m.Switch(state):
+        with m.Case(HUNT):
+            with m.If(rx_fire & (rx.payload == SYNC_REQUEST)):
+                m.d.sync += [state.eq(HEADER), hb.eq(0), count.eq(0)]
+        with m.Case(HEADER, PAYLOAD, CRC):
+            with m.If(rx_fire):
+                with m.If(state == HEADER):
+                    m.d.sync += hb.eq(hb + 1)
+                    with m.If(hb == 2):
+                        m.d.sync += length[:8].eq(rx.payload)
+                    with m.If(hb == 3):
+                        new_len = Cat(length[:8], rx.payload)
+                        m.d.sync += [length[8:].eq(rx.payload),
+                                     state.eq(Mux(new_len == 0, CRC, PAYLOAD))]
+                        with m.If(new_len > max_payload):
+                            m.d.comb += [due.eq(1), want.eq(Status.BAD_LENGTH)]
+                with m.Elif(state == PAYLOAD):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count + 1 == length):
+                        m.d.sync += [state.eq(CRC), count.eq(0)]
+                with m.Else():
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count == CRC_BYTES - 1):
+                        m.d.comb += [due.eq(1), complete_good.eq(crc_port.residue_zero), want.eq(Status.BAD_CRC)]
+            with m.Elif(quiet == timeout - 1):
+                m.d.comb += [due.eq(1), want.eq(Status.TIMEOUT)]
+            with m.If(due):
+                m.d.sync += state.eq(WAIT)
+        with m.Case(WAIT):
+            m.d.comb += Assert(~rx_fire)     # nothing is taken between a frame's outcome and its reply
+            with m.If(resume):
+                m.d.sync += state.eq(HUNT)
+    # exactly the outcome due, in the clock it is due, and none otherwise
+    m.d.comb += [Assert(dut.accept == (due & complete_good)),
+                 Assert(dut.reply.start == (due & ~complete_good))]
+    with m.If(dut.reply.start):
+        m.d.comb += Assert(dut.reply.status == want)
+    m.d.comb += Assert(quiet <= timeout)
+    return m
+
