@@ -23,7 +23,7 @@ def cmd_report(args) -> None:
     if args.ann is not None:
         compares.append(_compare(args))
     result = write_report(args.out, compares=compares, builds=builds, sims=sims, command=command_line(args))
-    emit(args, result, f"wrote {result['report']} ({len(result['files']) - 1} figures)")
+    emit(args, result, f"wrote {result['report']} and {len(result['files']) - 1} files beside it")
 
 
 def _compare(args) -> dict:

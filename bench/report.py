@@ -56,7 +56,7 @@ def load_input(path: str | Path, kind: str) -> dict:
 
 
 def write_report(out: str | Path, *, compares=(), builds=(), sims=(), command: str = "cssnn report") -> dict:
-    """Write ``out/report.md`` and its figures; returns the paths written."""
+    """Write ``out/report.md`` and its files; returns the paths written."""
     out = Path(out)
     if not (compares or builds or sims):
         raise ReportInputError("nothing to report: give an ANN, or --compare, --build or --sim JSON files")
@@ -67,9 +67,9 @@ def write_report(out: str | Path, *, compares=(), builds=(), sims=(), command: s
         scratch = Path(scratch)
         lines = ["# cssnn report", "", f"Written by `{command}`. Every figure and table below names the command that "
                  "regenerates it.", ""]
-        figures = []
+        files = []  # written besides report.md: figures, and the data of a comparison made here
         for i, c in enumerate(compares, start=1):
-            lines += _compare_section(c, i, len(compares), scratch, figures)
+            lines += _compare_section(c, i, len(compares), scratch, files)
         if builds or sims:
             lines += ["## Hardware", ""]
         if builds:
@@ -79,24 +79,31 @@ def write_report(out: str | Path, *, compares=(), builds=(), sims=(), command: s
         (scratch / REPORT).write_text("\n".join(lines).rstrip() + "\n")
         out.mkdir(exist_ok=True)
         written = []
-        for f in [REPORT, *figures]:
+        for f in [REPORT, *files]:
             shutil.move(scratch / f, out / f)
             written.append(str(out / f))
     return {"report": str(out / REPORT), "files": written}
 
 
-def _compare_section(c: dict, i: int, n: int, scratch: Path, figures: list) -> list[str]:
+def _compare_section(c: dict, i: int, n: int, scratch: Path, files: list) -> list[str]:
     suffix = f"-{i}" if n > 1 else ""
     agreement, spikes = f"agreement{suffix}.png", f"spikes{suffix}.png"
     plot_compare(c, scratch / agreement)
     _plot_spikes(c, scratch / spikes)
-    figures += [agreement, spikes]
-    cmd = c.get("command") or f"cssnn compare ... --json  (from {c['_source']}; its command was not recorded)"
+    files += [agreement, spikes]
+    data = ""
+    if c["_source"] == "--ann":   # compared for this report: its data goes with it
+        name = f"compare{suffix}.json"
+        (scratch / name).write_text(json.dumps({k: v for k, v in c.items() if k != "_source"}, indent=2))
+        files.append(name)
+        data = f" ([{name}]({name}))"
+    cmd = c.get("command")
+    where = f"`{cmd}`" if cmd else f"{c['_source']} (its command was not recorded)"
     lines = [f"## {c['dataset']}: CSS against rate coding" + (f" ({i})" if n > 1 else ""), "",
-             f"The ANN scores {c['ann_accuracy']:.2%} on {c['samples']} test samples. Data: `{cmd}`.", "",
+             f"The ANN scores {c['ann_accuracy']:.2%} on {c['samples']} test samples. Data: {where}{data}.", "",
              "### Accuracy, agreement with the ANN and synaptic operations against T", "",
              f"![agreement and synaptic operations against T]({agreement})", "",
-             f"Figure: `{_with_plot(cmd, agreement)}`.", "",
+             (f"Figure: `{_with_plot(cmd, agreement)}`." if cmd else "Figure: drawn by `cssnn report`."), "",
              "| tool | coding | T | steps | accuracy | agreement | synaptic ops / sample | analog MACs / sample |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in c["runs"]:
@@ -124,12 +131,13 @@ def _compare_section(c: dict, i: int, n: int, scratch: Path, figures: list) -> l
                   f"({len(c['spikingjelly']['settings'])} tried); every row shows the best one at that T."]
     lines += ["", "### Spikes per layer", "", f"![spikes per layer]({spikes})", "",
               "Each series at its operating point, the smallest T reaching 99.5% agreement (its largest T if none "
-              f"does); drawn by `cssnn report` from the data of `{cmd}`.", ""]
+              "does); drawn by `cssnn report` from the same data.", ""]
     return lines
 
 
 def _with_plot(cmd: str, png: str) -> str:
-    return cmd.replace(" --json", "") + f" --plot {png}" if "--plot" not in cmd else cmd
+    """The compare command that draws ``png`` (its ``--json`` dropped, ``--plot`` added unless there)."""
+    return cmd if "--plot" in cmd else cmd.replace(" --json", "") + f" --plot {png}"
 
 
 def operating_points(c: dict) -> dict[str, dict]:

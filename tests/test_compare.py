@@ -167,3 +167,17 @@ def test_report_errors_write_nothing(tmp_path, capsys):
         err = capsys.readouterr().err
         assert msg in err and len(err.strip().splitlines()) == 1
         assert not out.exists()
+
+
+def test_report_compares_an_ann_itself(tmp_path, tiny, capsys):
+    ann, _ = tiny
+    save_ann(ann, tmp_path / "ann.npz")
+    out = tmp_path / "rep"
+    assert main(["report", "--out", str(out), "--ann", str(tmp_path / "ann.npz"), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    md = (out / "report.md").read_text()
+    data = json.loads((out / "compare.json").read_text())
+    assert {"runs", "steps_to_agreement", "command"} <= data.keys() and "](compare.json)" in md
+    assert f"`cssnn compare {tmp_path / 'ann.npz'} --dataset digits --plot agreement.png`" in md
+    assert data["command"] in md and sorted(r["files"]) == sorted(str(out / f) for f in
+                                                                ("report.md", "agreement.png", "spikes.png", "compare.json"))
