@@ -83,3 +83,19 @@ def test_console_script_help():
     for args in ([], ["train"], ["convert"], ["eval"], ["sweep"], ["info"]):
         r = subprocess.run([sys.executable, "-m", "cssnn", *args, "--help"], capture_output=True, text=True)
         assert r.returncode == 0 and "usage: cssnn" in r.stdout
+
+
+def test_serial_commands_without_pyserial_say_how_to_install(capsys, workdir, monkeypatch):
+    """`--port` without the serial extra: the one-line install hint, not a traceback."""
+    from cssnn.boards.sanity import tiny_network
+    from cssnn.sw.spec.network import save_network
+
+    monkeypatch.setitem(sys.modules, "serial", None)   # import serial -> ImportError
+    net = tiny_network()
+    snn = save_network(net, workdir / "tiny.npz")
+    (workdir / "x.txt").write_text(" ".join(["0.5"] * net.n_inputs))
+    for argv in (("infer", snn, "--input", workdir / "x.txt", "--port", "/dev/ttyUSB9"),
+                 ("selftest", "--port", "/dev/ttyUSB9")):
+        code, out, err = cli(capsys, *argv)
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+        assert "pip install 'cssnn[serial]'" in err
