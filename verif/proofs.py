@@ -340,7 +340,6 @@ def receiver_proof(factory, *, max_payload: int, timeout: int, stall: int) -> Mo
         m.d.comb += Assert(crc_port.data == rx.payload)
     m.d.comb += Assert(crc_port.init == (rx_fire & (state == HUNT) & (rx.payload == SYNC_REQUEST)))
     complete_good = Signal()
-    m.d.comb += [complete_good.eq(0)]
     quiet = Signal(range(timeout + 2))
     m.d.sync += quiet.eq(Mux(rx_fire | ~in_frame_now, 0, Mux(quiet == timeout + 1, quiet, quiet + 1)))
     want = Signal(Status)   # the outcome this clock's byte (or quiet) must give, when `due`
