@@ -21,6 +21,7 @@ from cssnn.verif.proofs import (
     ROUTER_TABLE,
     controller_proof,
     crc_proof,
+    credit_fifo_proof,
     receiver_proof,
     router_proof,
     skid_buffer_proof,
@@ -205,3 +206,30 @@ def test_formal_receiver_one_outcome_per_frame(mutant, tmp_path):
     factory = receive.Receiver if mutant is None else _mutant(receive, *RECEIVER_MUTANTS[mutant])["Receiver"]
     proof = receiver_proof(factory, max_payload=4, timeout=2, stall=1)
     _check(prove(proof, "receiver", mode="bmc", depth=RECEIVER_DEPTH, workdir=tmp_path), passes=mutant is None)
+
+
+# ---- the core's credit-based word FIFO (bounded) ----
+
+#: BMC depths. The FIFO can be full from clock 12 (eight words issued from clock 0 reach it from
+#: clock 4); with one credit too many it overflows at clock 14, so 16 clocks show the design does
+#: not. The event scoreboard is far costlier for the solver (16 clocks: 260 s, measured), so it runs
+#: 12 clocks: several words through the FIFO, the serializer and the skid buffer, with stalls.
+CREDIT_DEPTH, CREDIT_SCOREBOARD_DEPTH = 16, 12
+
+
+@pytest.mark.parametrize("mutant, scoreboard, passes", [
+    (None, False, True), (None, True, True), ("one-credit-too-many", False, False),
+    ("reads-past-the-serializer", True, False)],
+    ids=["design-fill", "design-events", "mutant-one-credit-too-many", "mutant-reads-past-the-serializer"])
+def test_formal_credit_fifo_never_overflows_and_keeps_the_events(mutant, scoreboard, passes, monkeypatch, tmp_path):
+    import cssnn.hw.core.output as output
+    import cssnn.hw.core.update as update
+
+    output_stage = output.OutputStage
+    if mutant == "one-credit-too-many":
+        monkeypatch.setattr(update, "WORD_FIFO_DEPTH", output.WORD_FIFO_DEPTH + 1)
+    if mutant == "reads-past-the-serializer":
+        output_stage = _mutant(output, "word_fifo.r_en.eq(ser.i.ready)", "word_fifo.r_en.eq(1)")["OutputStage"]
+    proof = credit_fifo_proof(update.UpdateStage, output_stage, P, scoreboard=scoreboard)
+    depth = CREDIT_SCOREBOARD_DEPTH if scoreboard else CREDIT_DEPTH
+    _check(prove(proof, "credit", mode="bmc", depth=depth, workdir=tmp_path), passes=passes)

@@ -15,13 +15,17 @@ can hand it a planted mutant and expect a counterexample.
   against request frames parsed independently from the bytes it takes: exactly one outcome per
   frame, ``accept`` exactly for a complete frame whose CRC checks, the reject status the protocol
   gives otherwise, and no byte sequence keeps it inside a frame beyond the frame timeout.
+- :func:`credit_fifo_proof`: the core's update stage and output stage: with words issued only on
+  a credit, the word FIFO never holds more than its depth (a word can never be lost), and the
+  events leaving are the words' spikes and end markers, each once, in order.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Assume, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Assert, Assume, Cat, Const, Module, Mux, Signal, Value, signed
 
 from cssnn.hw.core.core import MAX_INFLIGHT
+from cssnn.hw.core.output import WORD_FIFO_DEPTH
 from cssnn.hw.link.crc import CRC16_POLY, Crc16
 from cssnn.hw.link.shared import Length, PayloadBuffer, Timer, share
 from cssnn.hw.link.wire import CRC_BYTES, REQUEST_HEADER, SYNC_REQUEST, Status
@@ -29,7 +33,7 @@ from cssnn.hw.params import CoreParams, Mode
 from cssnn.verif.formal import any_const, any_seq, initial
 
 __all__ = ["skid_buffer_proof", "tsa_lane_proof", "router_proof", "ROUTER_TABLE", "controller_proof", "receiver_proof",
-           "crc16_bitwise", "crc_proof"]
+           "crc16_bitwise", "crc_proof", "credit_fifo_proof"]
 
 
 def _stream_scoreboard(m: Module, i_fire, i_data, o_fire, o_data, *, capacity: int, width: int, bits: int = 5):
@@ -382,5 +386,51 @@ def receiver_proof(factory, *, max_payload: int, timeout: int, stall: int) -> Mo
     with m.If(dut.reply.start):
         m.d.comb += Assert(dut.reply.status == want)
     m.d.comb += Assert(quiet <= timeout)
+    return m
+
+
+def credit_fifo_proof(update_factory, output_factory, p: CoreParams, *, scoreboard: bool, bits: int = 6) -> Module:
+    """``update_factory(p)`` / ``output_factory(p)`` make the core's
+    :class:`~cssnn.hw.core.update.UpdateStage` and :class:`~cssnn.hw.core.output.OutputStage`,
+    connected as in the core (``p.lanes`` must be 1: a word holds at most one spike). Every input
+    of the update stage is free, except that a word is issued only with a ``credit`` (the core's
+    rule); the consumer's ``ready`` is free. Asserted: the words in the FIFO (words entering minus
+    words the serializer takes) never exceed its depth; with ``scoreboard``, the events leaving are
+    exactly the words' spikes (index, sign) and end markers, in order, each once."""
+    assert p.lanes == 1
+    m = Module()
+    m.submodules.upd = upd = update_factory(p)
+    m.submodules.out = out = output_factory(p)
+    m.d.comb += [out.words.valid.eq(upd.words.valid), out.words.payload.eq(upd.words.payload),
+                 upd.word_taken.eq(out.word_taken), out.end_ok.eq(upd.argmax_idle)]
+    for name in ("update", "load", "issue", "last", "group", "x_addr", "mode", "threshold", "count", "state", "acc",
+                 "bias"):
+        value = Value.cast(getattr(upd, name))
+        m.d.comb += value.eq(any_seq(len(value)))
+    m.d.comb += [Assume(~(upd.update & upd.issue) | upd.credit), out.out.ready.eq(any_seq(1))]
+    w, o = upd.words, out.out
+    inside = Signal(range(WORD_FIFO_DEPTH + 2))
+    m.d.sync += inside.eq(inside + w.valid - out.word_taken)
+    m.d.comb += Assert(inside <= WORD_FIFO_DEPTH)
+    if not scoreboard:
+        return m
+    # events numbered in the order their words enter (a word: its spike, then its end marker)
+    entered, left, k = Signal(bits), Signal(bits), any_const(bits)
+    seen, r_end, r_index, r_neg = Signal(), Signal(), Signal(len(o.payload.index)), Signal()
+    spike = w.payload.pos[0] | w.payload.neg[0]
+    with m.If(w.valid):
+        m.d.sync += entered.eq(entered + spike + w.payload.end)
+        with m.If(spike & (entered == k)):
+            m.d.sync += [seen.eq(1), r_end.eq(0), r_index.eq(w.payload.group), r_neg.eq(w.payload.neg[0])]
+        with m.If(w.payload.end & (entered + spike == k)):
+            m.d.sync += [seen.eq(1), r_end.eq(1)]
+    with m.If(o.valid & o.ready):
+        m.d.sync += left.eq(left + 1)
+        m.d.comb += Assert(left != entered)                 # nothing leaves that did not enter
+        with m.If(left == k):
+            m.d.comb += [Assert(seen), Assert(o.payload.end == r_end)]
+            with m.If(~r_end):
+                m.d.comb += [Assert(o.payload.index == r_index), Assert(o.payload.neg == r_neg)]
+    m.d.comb += [Assume(entered < (1 << bits) - 2), Assume(k < (1 << bits) - 2)]   # no wrap in the trace
     return m
 
