@@ -28,13 +28,10 @@ def cmd_report(args) -> None:
 
 def _compare(args) -> dict:
     """Compare the ANN given with ``--ann`` (as ``cssnn compare`` does with its defaults)."""
+    from cssnn.sw.analysis.commands import load_ann_and_dataset
     from cssnn.sw.analysis.comparison import compare
-    from cssnn.sw.frontends.datasets import load_dataset
-    from cssnn.sw.frontends.importers import load_ann
 
-    ann, data = load_ann(args.ann), load_dataset(args.dataset)
-    if data.n_features != ann.n_inputs:
-        raise CLIError(f"the dataset has {data.n_features} features but the ANN expects {ann.n_inputs}")
+    ann, data = load_ann_and_dataset(args.ann, args.dataset)
     result = compare(ann, data)
     result["command"] = shlex.join(["cssnn", "compare", str(args.ann), "--dataset", args.dataset, "--json"])
     for s in result["skipped_tools"]:

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from cssnn.boards.report import MAIN_RESOURCES
-from cssnn.sw.analysis.comparison import LEVELS, SERIES, plot_compare
+from cssnn.sw.analysis.comparison import LEVELS, SERIES, plot_compare, steps_cell
 from cssnn.sw.spec.errors import InputError
 
 __all__ = ["ReportInputError", "KINDS", "load_input", "write_report"]
@@ -121,9 +121,7 @@ def _compare_section(c: dict, i: int, n: int, scratch: Path, files: list) -> lis
     for tool, coding in SERIES:
         mine = {r["level"]: r for r in c["steps_to_agreement"] if (r["tool"], r["coding"]) == (tool, coding)}
         if mine:
-            cells = ["not reached" if mine[l]["steps"] is None else f"{mine[l]['steps']} (T={mine[l]['timesteps']})"
-                     for l in LEVELS]
-            lines.append(f"| {tool} | {coding} | " + " | ".join(cells) + " |")
+            lines.append(f"| {tool} | {coding} | " + " | ".join(steps_cell(mine[l]) for l in LEVELS) + " |")
     for s in c.get("skipped_tools", []):
         lines += ["", f"Not run: {s['tool']}: {s['reason']}"]
     if "spikingjelly" in c:

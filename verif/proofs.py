@@ -60,6 +60,24 @@ def _stream_scoreboard(m: Module, i_fire, i_data, o_fire, o_data, *, capacity: i
     return entered, left, inside, k, seen_k, data_k
 
 
+def _producer(m: Module, stream, payload, *also) -> None:
+    """Drive ``stream`` with a free ``valid`` and ``payload`` under the stream rules: an offered item
+    stays offered, unchanged, until it is taken; so do the signals in ``also`` (pairs of a signal
+    and the free value driving it, e.g. a router's ``enable``, which belongs to the offered item)."""
+    valid = any_seq(1)
+    m.d.comb += [stream.valid.eq(valid), stream.payload.eq(payload)]
+    m.d.comb += [sig.eq(value) for sig, value in also]
+    waiting = Signal()
+    m.d.sync += waiting.eq(stream.valid & ~stream.ready)
+    for sig, value in ((stream.payload, payload), *also):
+        held = Signal(len(Value.cast(sig)))
+        m.d.sync += held.eq(sig)
+        with m.If(waiting):
+            m.d.comb += Assume(Value.cast(value) == held)
+    with m.If(waiting):
+        m.d.comb += Assume(valid)
+
+
 def skid_buffer_proof(factory, *, width: int = 4) -> Module:
     """``factory(width)`` makes the buffer (``i``/``o`` streams of ``width`` bits): arbitrary valid,
     payload and ready every clock (the producer holds an offered item until taken, as the stream
@@ -67,13 +85,10 @@ def skid_buffer_proof(factory, *, width: int = 4) -> Module:
     m = Module()
     m.submodules.dut = dut = factory(width)
     m.submodules.twin = twin = factory(width)
-    valid, data, ready = any_seq(1), any_seq(width), any_seq(1)
-    # stream rules for the producer: an offered item stays offered, unchanged, until it is taken
-    held_valid, held_data = Signal(), Signal(width)
-    m.d.sync += [held_valid.eq(dut.i.valid & ~dut.i.ready), held_data.eq(dut.i.payload)]
-    m.d.comb += [dut.i.valid.eq(valid), dut.i.payload.eq(data), dut.o.ready.eq(ready)]
-    with m.If(held_valid):
-        m.d.comb += [Assume(valid), Assume(data == held_data)]
+    data, ready = any_seq(width), any_seq(1)
+    _producer(m, dut.i, data)
+    m.d.comb += dut.o.ready.eq(ready)
+    valid = dut.i.valid
     entered, left, inside, *_tracked = _stream_scoreboard(m, dut.i.valid & dut.i.ready, dut.i.payload,
                                                           dut.o.valid & dut.o.ready, dut.o.payload, capacity=2,
                                                           width=width)
@@ -167,15 +182,10 @@ def router_proof(factory, *, depths=(2, 3), width: int = 3) -> Module:
     m = Module()
     m.submodules.dut = dut = factory(depths)
     lay = dut.i.payload.shape()
-    valid, src, low, enable = any_seq(1), any_seq(2), any_seq(width), any_seq(len(depths))
+    src, low, enable = any_seq(2), any_seq(width), any_seq(len(depths))
     payload = Signal(lay)
-    m.d.comb += [payload.source.eq(src), payload.event.as_value()[:width].eq(low)]
-    held_valid, held_payload, held_enable = Signal(), Signal(lay), Signal(len(depths))
-    m.d.sync += [held_valid.eq(dut.i.valid & ~dut.i.ready), held_payload.eq(dut.i.payload),
-                 held_enable.eq(dut.enable)]
-    m.d.comb += [dut.i.valid.eq(valid), dut.i.payload.eq(payload), dut.enable.eq(enable), dut.table_we.eq(0)]
-    with m.If(held_valid):
-        m.d.comb += [Assume(valid), Assume(payload.as_value() == held_payload.as_value()), Assume(enable == held_enable)]
+    m.d.comb += [payload.source.eq(src), payload.event.as_value()[:width].eq(low), dut.table_we.eq(0)]
+    _producer(m, dut.i, payload, (dut.enable, enable))
     mask = Signal(len(depths))
     m.d.comb += mask.eq(Mux(src == 0, ROUTER_TABLE[0], Mux(src == 1, ROUTER_TABLE[1],
                                                             Mux(src == 2, ROUTER_TABLE[2], ROUTER_TABLE[3]))) & enable)
@@ -313,12 +323,7 @@ def receiver_proof(factory, *, max_payload: int, timeout: int, stall: int) -> Mo
     for unit, port in ((buffer, dut.buf), (crc_unit, dut.crc), (timer, dut.timer), (length_unit, dut.length)):
         share(m, unit.port, port)
     rx = dut.rx
-    valid, byte = any_seq(1), any_seq(8)
-    held_valid, held_byte = Signal(), Signal(8)
-    m.d.sync += [held_valid.eq(rx.valid & ~rx.ready), held_byte.eq(rx.payload)]
-    m.d.comb += [rx.valid.eq(valid), rx.payload.eq(byte)]
-    with m.If(held_valid):
-        m.d.comb += [Assume(valid), Assume(byte == held_byte)]
+    _producer(m, rx, any_seq(8))
     # the reply: resume some clocks after an outcome
     replying = Signal()
     outcome = dut.accept | dut.reply.start

@@ -9,7 +9,7 @@ from pathlib import Path
 from cssnn.command import CLIError, add_command, command_line, emit, int_list, progress_bar, str_list
 from cssnn.sw.frontends.commands import add_conversion_args, conversion_config
 
-__all__ = ["register"]
+__all__ = ["register", "load_ann_and_dataset"]
 
 
 def cmd_info(args) -> None:
@@ -48,7 +48,7 @@ def cmd_eval(args) -> None:
 def cmd_sweep(args) -> None:
     from cssnn.sw.analysis.evaluate import plot_sweep, sweep
 
-    ann, data = _load_ann_and_data(args)
+    ann, data = load_ann_and_dataset(args.ann, args.dataset, unsafe_pickle=args.unsafe_pickle)
     for c in args.codings:
         if c not in ("css", "rate"):
             raise CLIError(f"unknown coding {c!r} (expected css and/or rate)")
@@ -64,12 +64,13 @@ def cmd_sweep(args) -> None:
     emit(args, results, text)
 
 
-def _load_ann_and_data(args):
+def load_ann_and_dataset(ann_path, dataset: str, *, unsafe_pickle: bool = False):
+    """The ANN and dataset a command works on, checked against each other."""
     from cssnn.sw.frontends.datasets import load_dataset
     from cssnn.sw.frontends.importers import load_ann
 
-    ann = load_ann(args.ann, unsafe_pickle=args.unsafe_pickle)
-    data = load_dataset(args.dataset)
+    ann = load_ann(ann_path, unsafe_pickle=unsafe_pickle)
+    data = load_dataset(dataset)
     if data.n_features != ann.n_inputs:
         raise CLIError(f"the dataset has {data.n_features} features but the ANN expects {ann.n_inputs}")
     return ann, data
@@ -79,7 +80,7 @@ def cmd_compare(args) -> None:
     from cssnn.sw.analysis.comparison import compare, compare_table, plot_compare
     from cssnn.sw.analysis.spikingjelly_rate import SETTINGS
 
-    ann, data = _load_ann_and_data(args)
+    ann, data = load_ann_and_dataset(args.ann, args.dataset, unsafe_pickle=args.unsafe_pickle)
     sj = not args.no_spikingjelly
     with progress_bar(2 * len(set(args.timesteps)) + (len(SETTINGS) if sj else 0), "compare") as bar:
         def progress(what):

@@ -18,7 +18,8 @@ from cssnn.sw.frontends.convert import ConversionConfig
 from cssnn.sw.frontends.datasets import Dataset
 from cssnn.sw.spec.ann import ANN
 
-__all__ = ["DEFAULT_TIMESTEPS", "LEVELS", "SERIES", "compare", "compare_table", "plot_compare", "steps_to_agreement"]
+__all__ = ["DEFAULT_TIMESTEPS", "LEVELS", "SERIES", "compare", "compare_table", "plot_compare", "steps_to_agreement",
+           "steps_cell", "steps_table"]
 
 DEFAULT_TIMESTEPS = (1, 2, 4, 6, 8, 16, 32, 64, 128, 256)
 #: Agreement levels of ``steps_to_agreement``.
@@ -104,11 +105,12 @@ def steps_table(rows: list[dict]) -> str:
     for tool, coding in SERIES:
         mine = {r["level"]: r for r in rows if (r["tool"], r["coding"]) == (tool, coding)}
         if mine:
-            lines.append(f"{tool:12} {coding:6} " + " ".join(f"{_steps(mine[l]):>16}" for l in LEVELS))
+            lines.append(f"{tool:12} {coding:6} " + " ".join(f"{steps_cell(mine[l]):>16}" for l in LEVELS))
     return "\n".join(lines)
 
 
-def _steps(r: dict) -> str:
+def steps_cell(r: dict) -> str:
+    """One entry of ``steps_to_agreement`` as a table cell: its steps (and T), or "not reached"."""
     return "not reached" if r["steps"] is None else f"{r['steps']} (T={r['timesteps']})"
 
 
