@@ -39,8 +39,10 @@ RESOURCE_NAMES = {
 }
 
 #: Largest logic fill the automatic lane choice accepts (estimate), leaving room for routing and for
-#: later additions; an explicit ``lanes`` is only held to the device's size.
-LOGIC_FILL = 0.85
+#: later additions; an explicit ``lanes`` is only held to the device's size. 0.85 until the batch link
+#: (protocol 4) took the digits network's 2-lane iCEBreaker build to 86.6 %, which still meets 30 MHz
+#: (30.6 MHz post-route); 1 lane would halve its compute.
+LOGIC_FILL = 0.87
 
 # RAM primitive geometries: (depth, width) configurations.
 _EBR_ICE40 = ((256, 16), (512, 8), (1024, 4), (2048, 2))          # SB_RAM40_4K, 4 kbit
@@ -79,9 +81,21 @@ def ram_blocks(family: str, width: int, depth: int, *, masked: bool = False, lan
     return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in modes)
 
 
-def memories(ap: AccelParams, *, max_payload: int = 256, table_ram: str | None = None) -> list[dict]:
-    """The design's memories (accelerator and host link with a ``max_payload``-byte buffer, the layer
-    table in block RAM if ``table_ram`` is ``"block"``): ``name``, ``width``, ``depth``, ``masked``
+#: Bytes the host link queues in each direction on a board (:class:`~cssnn.hw.link.HostLink`'s
+#: ``fifo_depth``): a block RAM each, room for six digits INFER requests sent ahead.
+LINK_FIFO_DEPTH = 512
+
+
+#: Logic the batch link added (INFER, SETUP, two :class:`~cssnn.hw.link.fifo.ByteFIFO`): measured on the
+#: digits network's iCEBreaker build, 4,250 -> 4,573 LC (yosys alone: 649 -> 888 LUT4 for the link).
+LINK_BATCH_LOGIC = 320
+
+
+def memories(ap: AccelParams, *, max_payload: int = 256, table_ram: str | None = None,
+             fifo_depth: int = LINK_FIFO_DEPTH) -> list[dict]:
+    """The design's memories (accelerator and host link with a ``max_payload``-byte buffer and
+    ``fifo_depth``-byte queues, the layer table in block RAM if ``table_ram`` is ``"block"``):
+    ``name``, ``width``, ``depth``, ``masked``
     (lane writes; ``lane``: their width), ``copies`` (one per extra read port), ``kind`` ("block",
     "spram", "forced": block RAM whatever its size, "small fifo": block RAM on the iCE40 only)."""
     from cssnn.hw.link.wire import IDENTIFY_BYTES
@@ -108,6 +122,8 @@ def memories(ap: AccelParams, *, max_payload: int = 256, table_ram: str | None =
         {"name": "word FIFO", "width": p.group_bits + 2 * n + 1, "depth": WORD_FIFO_DEPTH - 1, "masked": False,
          "copies": 1, "kind": "small fifo"},
         {"name": "host link buffer", "width": 8, "depth": max_payload + IDENTIFY_BYTES, "masked": False, "copies": 1},
+        *({"name": f"host link {d} FIFO", "width": 8, "depth": fifo_depth - 1, "masked": False, "copies": 1}
+          for d in ("rx", "tx") if fifo_depth),   # SyncFIFOBuffered: one entry is its output register
     ]
     if ap.learn is not None:   # the learning engine: one memory per LearnMem, TABLE as two
         lp = ap.learn
@@ -177,13 +193,14 @@ def estimate_logic(ap: AccelParams, board) -> int:
     counters, step control) plus a per-lane datapath that grows with the lane's widths. Calibrated on
     the digits network (iCE40UP5K: 3090 / 3651 / 4889 LCs for 1 / 2 / 4 lanes after packing; ECP5:
     14170 LUT4s for 16 lanes), and on the iCE40 again for the sparse lists (the digits network and a
-    784-256-10, within 2%); the ECP5 part is now ~15% above the result (12,205 LUT4)."""
+    784-256-10, within 2%); the ECP5 part is now ~15% above the result (12,205 LUT4). Protocol 4's
+    batch link (SETUP/INFER and the two FIFOs) added :data:`LINK_BATCH_LOGIC`."""
     board = get_board(board)
     p = ap.core
     lane = ap.elem_bits
     lane_bits = lane(Sel.SYNAPSE) + 2 * lane(Sel.ACC) + 2 * lane(Sel.STATE) + lane(Sel.BIAS)
     per_lane = 7.0 * lane_bits + 30
-    fixed = 1900 + 12 * p.counter_bits + 4 * (p.row_bits + p.index_bits + p.group_bits)
+    fixed = 1900 + LINK_BATCH_LOGIC + 12 * p.counter_bits + 4 * (p.row_bits + p.index_bits + p.group_bits)
     if board.family == "ecp5":
         per_lane *= 1.2
     else:   # the sparse event path, the index and the overlapping steps (session 7 builds, 2 lanes: the

@@ -23,14 +23,15 @@ from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from cssnn.boards.fit import table_ram
+from cssnn.boards.fit import LINK_FIFO_DEPTH, table_ram
 from cssnn.boards.pll import PLLConfig
 from cssnn.boards.targets import get_board
 from cssnn.hw.memmap import AccelParams
+from cssnn.sw.host.protocol import DEFAULT_BAUD
 
 __all__ = ["BoardLogic", "BoardTop", "uart_divisor", "DEFAULT_BAUD"]
 
-DEFAULT_BAUD = 115200
+
 #: Largest baud-rate error the UART tolerates (the receiver samples mid-bit over 10 bits).
 MAX_BAUD_ERROR = 0.02
 #: Reset is held this long after the PLL locks (iCE40 block RAMs read zeros for ~3 us after configuration).
@@ -79,7 +80,9 @@ class BoardLogic(wiring.Component):
     on an LED), ``leds`` (``n_leds`` bits: heartbeat, busy, rx activity, tx activity, locked).
     ``clk_hz``: the sync clock; ``baud``: the serial rate (the divisor is ``round(clk_hz / baud)``).
     ``table_ram``: where the layer table goes (:data:`~cssnn.hw.accelerator.TABLE_RAMS`). Extra keywords
-    go to the host link (:class:`~cssnn.hw.link.HostLink`)."""
+    go to the host link (:class:`~cssnn.hw.link.HostLink`); its ``fifo_depth`` defaults to
+    :data:`~cssnn.boards.fit.LINK_FIFO_DEPTH` (full duplex: bytes arriving while it executes or
+    replies are queued, not dropped)."""
 
     def __init__(self, ap: AccelParams, *, clk_hz: float, baud: int = DEFAULT_BAUD, n_leds: int = 2,
                  table_ram: str | None = None, **link_kwargs):
@@ -93,7 +96,7 @@ class BoardLogic(wiring.Component):
         self.divisor = uart_divisor(self.clk_hz, baud)
         self.n_leds = n_leds
         self.table_ram = table_ram
-        self.link_kwargs = link_kwargs
+        self.link_kwargs = {"fifo_depth": LINK_FIFO_DEPTH, **link_kwargs}
         super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "locked": In(1, init=1),
                           "leds": Out(max(1, n_leds))})
 

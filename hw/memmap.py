@@ -34,7 +34,7 @@ __all__ = ["Sel", "Reg", "RunMode", "Counter", "Route", "AccelParams", "layer_la
            "PROTOCOL_VERSION", "CORE_SELS", "LEARN_SELS", "learn_mem", "MODE_BITS"]
 
 #: Version of the memory map and the host protocol built on it (reported by IDENTIFY).
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 
 

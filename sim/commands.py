@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from cssnn.command import CLIError, add_command, command_line, emit, progress_bar
+from cssnn.sw.host.protocol import DEFAULT_BAUD
 
 __all__ = ["register"]
 
@@ -130,10 +131,12 @@ def cmd_infer(args) -> None:
     from cssnn.sw.spec.network import load_network
 
     net = load_network(args.network)
+    if args.samples is not None and (args.samples < 1 or args.input is not None):
+        raise CLIError("--samples must be at least 1" if args.samples < 1 else "--samples and --input exclude each other")
     if args.input is not None:
         x = _read_input(args.input)
     else:
-        xs, _ = _test_inputs(net, args.dataset)
+        xs, ys = _test_inputs(net, args.dataset)
         if not 0 <= args.index < len(xs):
             raise CLIError(f"--index must be in [0, {len(xs) - 1}] for the {args.dataset} test split, not {args.index}")
         x = xs[args.index]
@@ -146,6 +149,9 @@ def cmd_infer(args) -> None:
         _, transport = _simulated(args, net)
         where = f"{args.backend} simulation"
     with Accelerator(transport) as acc:
+        if args.samples is not None:
+            return _infer_batch(args, acc, net, xs[args.index:args.index + args.samples],
+                                ys[args.index:args.index + args.samples], where)
         acc.load(net)
         r = acc.infer(x)
         codes = acc.encode(x)
@@ -155,6 +161,44 @@ def cmd_infer(args) -> None:
     emit(args, payload, f"class {r.cls}  logits {r.logits.tolist()}\n"
                          f"{r.cycles} cycles, {r.events} events, {r.synops} synaptic ops on {where}"
                          f" ({'matches' if payload['matches_golden'] else 'DIFFERS FROM'} the golden model)")
+
+
+def _infer_batch(args, acc, net, xs, ys, where: str) -> None:
+    """``cssnn infer --samples N``: the batch through :meth:`Accelerator.infer_batch` (INFER requests sent
+    ahead), every class (and logit, unless ``--no-logits``) compared with the golden model."""
+    import time
+
+    from cssnn.sw.host.compare import compare_with_golden
+
+    stats = acc.client.stats
+    t0 = time.perf_counter()
+    acc.load(net)
+    t1, before = time.perf_counter(), dict(stats)
+    with progress_bar(len(xs), "infer") as bar:
+        batch = acc.infer_batch(xs, counters=False, logits=args.logits, progress=bar)
+    wall = time.perf_counter() - t1
+    delta = {k: stats[k] - before[k] for k in ("bytes_sent", "bytes_received", "requests", "retries")}
+    cmp = compare_with_golden(net, xs, batch, membrane_bits=acc.params.core.membrane_bits)
+    n = len(xs)
+    payload = {
+        "samples": n, "accuracy": float((batch.classes == ys).mean()), "bit_exact": cmp.bit_exact,
+        "compared": ["class", "logits"] if args.logits else ["class"], "mismatches": len(cmp.mismatches),
+        "inferences_per_second": n / wall if wall > 0 else None, "seconds": wall,
+        "bytes_per_inference": (delta["bytes_sent"] + delta["bytes_received"]) / n,
+        "bytes_sent_per_inference": delta["bytes_sent"] / n, "bytes_received_per_inference": delta["bytes_received"] / n,
+        "requests": delta["requests"], "retries": delta["retries"], "pipelined": acc.batchable(),
+        "load_seconds": t1 - t0, "load_bytes": before["bytes_sent"] + before["bytes_received"],
+        "device": where, "command": command_line(args),
+    }
+    verdict = "BIT-EXACT" if cmp.bit_exact else f"{len(cmp.mismatches)} MISMATCHES"
+    emit(args, payload, f"{verdict}: {n} samples on {where} ({' and '.join(payload['compared'])} compared with the "
+                         f"golden model), accuracy {payload['accuracy']:.2%}\n"
+                         f"{payload['inferences_per_second']:,.1f} inferences/s, {payload['bytes_per_inference']:.1f} "
+                         f"bytes per inference ({payload['bytes_sent_per_inference']:.0f} sent, "
+                         f"{payload['bytes_received_per_inference']:.0f} received), {payload['requests']} requests, "
+                         f"{payload['retries']} retries; network loaded in {payload['load_seconds']:.2f} s")
+    if not cmp.bit_exact:
+        raise SystemExit(1)
 
 
 def _read_input(path: Path) -> np.ndarray:
@@ -253,8 +297,13 @@ def register(subparsers) -> None:
     p.add_argument("network", type=Path, help="converted network .npz")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--port", help="serial port of a board running the cssnn bitstream, e.g. /dev/ttyUSB1")
-    p.add_argument("--baud", type=int, default=115200, help="serial baud rate (default 115200)")
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"serial baud rate (default {DEFAULT_BAUD})")
     add_backend_args(p, default="amaranth", group=where)
     p.add_argument("--input", type=Path, help="one sample: .npy or text; integers are input codes, floats features in [0, 1]")
     p.add_argument("--dataset", default="digits", help="without --input: take a test sample of this dataset")
     p.add_argument("--index", type=int, default=0, help="without --input: which test sample (default 0)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="run a batch of this many test samples from --index on (INFER requests sent ahead of their "
+                        "replies) and report accuracy, bit-exactness, inferences/s and bytes per inference")
+    p.add_argument("--logits", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --samples: read every logit back (default) or the classes alone")

@@ -19,7 +19,7 @@ from cssnn.sim.bytestream import LossyTransport, SimTransport
 from cssnn.sw.host import protocol as pr
 from cssnn.sw.host.protocol import Client, LinkError, Reply, ReplyParser, encode_request, read_payload, write_payload
 from cssnn.verif.bus_model import LinkRig
-from cssnn.verif.device_model import DeviceModel, counter_init
+from cssnn.verif.device_model import DeviceModel, ModelTransport, counter_init
 
 P = AccelParams(CoreParams(lanes=2, neurons=16, synapse_rows=32))
 LINK = dict(max_payload=64, timeout_cycles=100, run_timeout_cycles=150)
@@ -125,7 +125,27 @@ def frames_under_test(rng):
         ("read max", encode_request(Cmd.READ, 12, read_payload(Sel.ROUTE, 0, P.depth(Sel.ROUTE)))),
         ("run", encode_request(Cmd.RUN, 13)),
         ("unknown 0x00", encode_request(0x00, 3)),
-        ("unknown 0x06", encode_request(0x06, 4, b"xyz")),
+        ("unknown 0x08", encode_request(0x08, 4, b"xyz")),
+        ("infer before setup: the class alone", encode_request(Cmd.INFER, 30, write_payload(Sel.BIAS, 3, [7, 0xFF], 1))),
+        ("setup", encode_request(Cmd.SETUP, 31, read_payload(Sel.BIAS, 2, 3))),
+        ("infer", encode_request(Cmd.INFER, 32, write_payload(Sel.BIAS, 2, [1, 2, 0x80], 1))),
+        ("infer to the last element", encode_request(Cmd.INFER, 33, write_payload(Sel.BIAS, P.depth(Sel.BIAS) - 1, [9], 1))),
+        ("infer beyond", encode_request(Cmd.INFER, 33, write_payload(Sel.BIAS, P.depth(Sel.BIAS) - 1, [9, 9], 1))),
+        ("infer no element", encode_request(Cmd.INFER, 34, write_payload(Sel.BIAS, 0, [], 1))),
+        ("infer to COUNTER", encode_request(Cmd.INFER, 35, write_payload(Sel.COUNTER, 0, [1], 1))),
+        ("infer sel 9", encode_request(Cmd.INFER, 35, write_payload(len(Sel), 0, [1], 1))),
+        ("infer short", encode_request(Cmd.INFER, 35, b"\x02\x00")),
+        ("setup count 0", encode_request(Cmd.SETUP, 36, read_payload(Sel.BIAS, 0, 0))),
+        ("infer, the class alone again", encode_request(Cmd.INFER, 36, write_payload(Sel.BIAS, 0, [3], 1))),
+        ("setup count 0 beyond", encode_request(Cmd.SETUP, 36, read_payload(Sel.BIAS, P.depth(Sel.BIAS) + 1, 0))),
+        ("setup over max_payload", encode_request(Cmd.SETUP, 36, read_payload(Sel.STATE, 0, 64 // 5 + 1))),
+        ("setup at max_payload", encode_request(Cmd.SETUP, 37, read_payload(Sel.STATE, 0, 64 // 5))),
+        ("infer with the longest reply", encode_request(Cmd.INFER, 38, write_payload(Sel.ACC, 0, [5] * 20, 1))),
+        ("setup beyond", encode_request(Cmd.SETUP, 39, read_payload(Sel.SYNAPSE, 60, 5))),
+        ("setup sel 0xff", encode_request(Cmd.SETUP, 39, read_payload(0xFF, 0, 1))),
+        ("setup long", encode_request(Cmd.SETUP, 39, read_payload(Sel.BIAS, 0, 1) + b"\x00")),
+        ("setup a counter window", encode_request(Cmd.SETUP, 40, read_payload(Sel.COUNTER, 0, 6))),
+        ("infer after", encode_request(Cmd.INFER, 41, write_payload(Sel.SYNAPSE, 5, list(range(30)), 1))),
         ("unknown 0xff", encode_request(0xFF, 5)),
         ("identify with payload", encode_request(Cmd.IDENTIFY, 6, b"\x00")),
         ("run with payload", encode_request(Cmd.RUN, 6, b"\x00\x01")),
@@ -159,7 +179,7 @@ def frames_under_test(rng):
     for i in range(12):  # garbage with SYNC bytes in it
         cases.append((f"noise {i}", bytes(rng.choice([0xA5, rng.randrange(256)]) for _ in range(rng.randrange(1, 30)))))
     for i in range(12):  # random CRC-valid frames: random commands, selectors, addresses, lengths
-        cmd = rng.choice([Cmd.WRITE, Cmd.READ, Cmd.ECHO, Cmd.IDENTIFY, rng.randrange(256)])
+        cmd = rng.choice([Cmd.WRITE, Cmd.READ, Cmd.ECHO, Cmd.IDENTIFY, Cmd.SETUP, Cmd.INFER, rng.randrange(256)])
         sel = rng.choice([rng.randrange(8), rng.randrange(256)])
         payload = bytes([sel]) + rng.randrange(80).to_bytes(4, "little")
         payload += bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 2, 5, 13, 40])))
@@ -332,3 +352,63 @@ def test_frame_timeout_and_watchdog_fire_on_the_exact_clock(timeout):
         == timeout + 1
     run = encode_request(Cmd.RUN, 0, b"")
     assert _clocks_to_reply(dict(max_payload=64, timeout_cycles=500, run_timeout_cycles=timeout), run) == timeout + 3
+
+
+# ---- full duplex: the link's FIFOs ----
+
+@pytest.mark.parametrize("fifo_depth", [0, 128])
+def test_with_fifos_the_link_takes_requests_while_it_replies(fifo_depth):
+    """A long READ's reply is held up (tx not ready); the next requests arrive meanwhile, a byte per
+    clock with no regard for ready, as from a UART: with FIFOs none is lost, and all are answered in order."""
+    r = LinkRig(P, dict(LINK, fifo_depth=fifo_depth), dict(run_cycles=RUN_CYCLES))
+    frames = [encode_request(Cmd.READ, 1, read_payload(Sel.BIAS, 0, 16)),
+              encode_request(Cmd.WRITE, 2, write_payload(Sel.ACC, 0, [5, 6], 2)),
+              encode_request(Cmd.SETUP, 3, read_payload(Sel.ACC, 0, 2)),
+              encode_request(Cmd.INFER, 4, write_payload(Sel.ACC, 1, [9], 1)),
+              encode_request(Cmd.ECHO, 5, b"last")]
+    stream = b"".join(frames)
+    assert len(stream) < fifo_depth or not fifo_depth
+    out = {"dropped": 0, "tx": bytearray()}
+
+    async def tb(ctx):
+        ctx.set(r.tx.ready, 0)
+        for b in stream:            # one byte per clock, taken or not (a UART's overrun)
+            ctx.set(r.rx.payload, b)
+            ctx.set(r.rx.valid, 1)
+            out["dropped"] += not ctx.get(r.rx.ready)
+            await ctx.tick()
+        ctx.set(r.rx.valid, 0)
+        ctx.set(r.tx.ready, 1)
+        for _ in range(3000):
+            if ctx.get(r.tx.valid):
+                out["tx"].append(ctx.get(r.tx.payload))
+            await ctx.tick()
+
+    sim = Simulator(r)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    replies = ReplyParser().feed(bytes(out["tx"]))
+    if not fifo_depth:   # without FIFOs the link drops what arrives while it works: the reason they exist
+        assert out["dropped"] > 0 and len(replies) < len(frames)
+        return
+    assert out["dropped"] == 0
+    cb = P.elem_bytes(Sel.COUNTER)
+    assert [(x.status, x.seq) for x in replies] == [(Status.OK, i) for i in range(1, 6)]
+    assert replies[3].payload == counter_init(P)[Counter.ARGMAX_INDEX].to_bytes(cb, "little") + bytes([5, 0, 9, 0])
+    assert replies[4].payload == b"last"
+
+
+def test_the_client_pipelines_infer_into_the_gateware():
+    """Client.infer on the link with FIFOs: requests sent ahead, each reply the model's, under gaps and stalls."""
+    _, t = rig(gap=0.2, stall=0.3, seed=5, link=dict(LINK, fifo_depth=64))
+    dev = DeviceModel(P, **LINK, fifo_depth=64)
+    c, cm = Client(t), Client(ModelTransport(dev))
+    rng = random.Random(5)
+    samples = [[rng.randrange(256) for _ in range(rng.randrange(1, 9))] for _ in range(12)]
+    for cl in (c, cm):
+        assert cl.identify().send_ahead() == 64
+        cl.setup(Sel.BIAS, 0, 8)
+    assert c.infer(Sel.BIAS, 3, samples) == cm.infer(Sel.BIAS, 3, samples)
+    assert c.read(Sel.BIAS, 0, 16) == dev.mem[Sel.BIAS]
+    assert t.watched["runs"] == dev.runs == 12

@@ -181,13 +181,15 @@ def test_identity_block_is_the_documented_byte_layout():
                                 threshold_bits=9, neurons=64, synapse_rows=300, counter_bits=24, synapse_ram="spram"),
                      max_layers=5, timestep_bits=6, fifo_depth=33, tap_depth=3)
     c = ap.core
-    want = struct.pack("<4sHHII" + "I" * 21, b"CSNN", PROTOCOL_VERSION, 384, 123456, 2**32 - 1,
+    want = struct.pack("<4sHHII" + "I" * 22, b"CSNN", PROTOCOL_VERSION, 384, 123456, 2**32 - 1,
                        c.lanes, c.weight_bits, c.membrane_bits, c.output_bits, c.acc_bits, c.bias_bits,
                        c.threshold_bits, c.neurons, c.synapse_rows, c.counter_bits, 1, c.layer_words, c.acc_words,
-                       ap.max_layers, ap.timestep_bits, ap.fifo_depth, ap.tap_depth, 0, 0, 0, 0)
-    assert encode_identity(Identity(ap, 384, 123456, 2**32 - 1)) == want and len(want) == wire.IDENTIFY_BYTES == 100
+                       ap.max_layers, ap.timestep_bits, ap.fifo_depth, ap.tap_depth, 0, 0, 0, 0, 512)
+    ident = Identity(ap, 384, 123456, 2**32 - 1, fifo_depth=512)
+    assert encode_identity(ident) == want and len(want) == wire.IDENTIFY_BYTES == 104
+    assert decode_identity(want) == ident
     learning = replace(ap, learn=LearnParams(inputs=64, neurons=32, window=8, weight_bits=8))
-    assert encode_identity(Identity(learning, 384, 123456, 2**32 - 1))[-16:] == struct.pack("<IIII", 64, 32, 8, 8)
+    assert encode_identity(Identity(learning, 384, 123456, 2**32 - 1))[-20:-4] == struct.pack("<IIII", 64, 32, 8, 8)
     with pytest.raises(ValueError, match="does not fit"):
         encode_identity(Identity(ap, 2**16, 1, 1))
 
@@ -205,6 +207,9 @@ def test_identity_rejects_foreign_or_broken_blocks():
         decode_identity(b"XXXX" + bytes(blob[4:]))
     with pytest.raises(ProtocolError, match="version"):
         decode_identity(bytes(blob[:4]) + struct.pack("<H", PROTOCOL_VERSION + 1) + bytes(blob[6:]))
+    # a version-3 device (a 100-byte block) is named by its version, not by its length
+    with pytest.raises(ProtocolError, match="protocol version 3, this host version 4: rebuild"):
+        decode_identity(bytes(blob[:4]) + struct.pack("<H", 3) + bytes(blob[6:100]))
     with pytest.raises(ProtocolError, match="at least"):
         decode_identity(bytes(blob[:-1]))
     blob[16:20] = struct.pack("<I", 3)  # lanes = 3
@@ -227,8 +232,15 @@ def test_model_error_replies():
     eb = P.elem_bytes(Sel.BIAS)
     cases = [
         (encode_request(0x00, 1), Status.UNKNOWN_CMD),
-        (encode_request(0x06, 1), Status.UNKNOWN_CMD),
+        (encode_request(0x08, 1), Status.UNKNOWN_CMD),
         (encode_request(Cmd.IDENTIFY, 1, b"\x00"), Status.BAD_LENGTH),
+        (encode_request(Cmd.SETUP, 1, b"\x00" * 6), Status.BAD_LENGTH),
+        (encode_request(Cmd.SETUP, 1, pr.read_payload(Sel.BIAS, 0, 64 // eb + 1)), Status.BAD_LENGTH),
+        (encode_request(Cmd.SETUP, 1, pr.read_payload(Sel.BIAS, 15, 2)), Status.BAD_ADDRESS),
+        (encode_request(Cmd.INFER, 1, b"\x00" * 4), Status.BAD_LENGTH),
+        (encode_request(Cmd.INFER, 1, pr.write_payload(Sel.BIAS, 0, [], 1)), Status.BAD_LENGTH),
+        (encode_request(Cmd.INFER, 1, pr.write_payload(Sel.BIAS, 15, [1, 2], 1)), Status.BAD_ADDRESS),
+        (encode_request(Cmd.INFER, 1, pr.write_payload(Sel.COUNTER, 0, [1], 1)), Status.BAD_ADDRESS),
         (encode_request(Cmd.RUN, 1, b"\x00"), Status.BAD_LENGTH),
         (encode_request(Cmd.READ, 1, b"\x00" * 6), Status.BAD_LENGTH),
         (encode_request(Cmd.WRITE, 1, b"\x00" * 4), Status.BAD_LENGTH),
@@ -404,3 +416,82 @@ def test_serial_transport_needs_pyserial_or_works_on_a_loopback():
     with pr.SerialTransport("loop://", timeout=0.01) as t:
         t.send(b"\xa5hello")
         assert t.recv() == b"\xa5hello" and t.recv() == b""
+
+
+# ---- INFER requests sent ahead (Client.pipeline) ----
+
+class SlowDevice:
+    """A device that takes in ``rate`` request bytes per ``recv()``: requests the host sends ahead wait in
+    its receive queue, whose size is checked against the device's FIFO on every send."""
+
+    def __init__(self, dev: DeviceModel, rate: int = 9):
+        self.dev, self.rate, self.queue, self.peak = dev, rate, bytearray(), 0
+
+    def send(self, data: bytes) -> None:
+        self.queue += data
+        self.peak = max(self.peak, len(self.queue))
+
+    def recv(self) -> bytes:
+        if not self.queue:
+            return self.dev.idle()
+        chunk, self.queue = bytes(self.queue[:self.rate]), self.queue[self.rate:]
+        return self.dev.feed(chunk)
+
+    def close(self) -> None:
+        pass
+
+
+def _infer_expected(dev: DeviceModel, samples, addr: int) -> list[bytes]:
+    """What each INFER of ``samples`` (to BIAS at ``addr``) returns on a model with the BIAS[0:8] window."""
+    cb = P.elem_bytes(Sel.COUNTER)
+    bias, out = list(dev.mem[Sel.BIAS]), []
+    for x in samples:
+        bias[addr:addr + len(x)] = x
+        out.append(dev.mem[Sel.COUNTER][Counter.ARGMAX_INDEX].to_bytes(cb, "little")
+                   + b"".join(v.to_bytes(P.elem_bytes(Sel.BIAS), "little") for v in bias[:8]))
+    return out
+
+
+@pytest.mark.parametrize("fifo_depth", [0, 64, 256])
+def test_infer_requests_go_ahead_as_far_as_the_device_queues(fifo_depth):
+    dev = model(fifo_depth=fifo_depth)
+    line = SlowDevice(dev)
+    c = Client(line)
+    c.setup(Sel.BIAS, 0, 8)
+    rng = random.Random(fifo_depth)
+    samples = [[rng.randrange(256) for _ in range(rng.randrange(1, 9))] for _ in range(40)]
+    want = _infer_expected(dev, samples, 2)
+    line.peak = 0
+    assert c.infer(Sel.BIAS, 2, samples) == want and dev.runs == 40
+    frame = len(encode_request(Cmd.INFER, 0, pr.write_payload(Sel.BIAS, 2, [0] * 8, 1)))
+    # one request at a time without a FIFO; otherwise up to the FIFO, and well beyond one frame
+    assert line.peak <= max(fifo_depth, frame) and (fifo_depth < 2 * frame or line.peak > 2 * frame)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_infer_requests_sent_ahead_survive_a_damaged_line(seed):
+    dev = model(fifo_depth=128)
+    link = LossyTransport(ModelTransport(dev), drop=0.004, corrupt=0.004, garbage=0.004, seed=seed)
+    c = Client(link, retries=16)
+    c.setup(Sel.BIAS, 0, 8)
+    rng = random.Random(seed)
+    samples = [[rng.randrange(256) for _ in range(8)] for _ in range(60)]
+    got = c.infer(Sel.BIAS, 0, samples)
+    # every sample writes the whole window, so its reply does not depend on the order of retries
+    assert got == [_infer_expected(dev, [x], 0)[0] for x in samples]
+    assert link.damaged > 0 and c.stats["retries"] > 0
+
+
+def test_infer_checks_its_samples_and_the_device():
+    c = Client(ModelTransport(model(fifo_depth=64)))
+    for bad in ([[]], [[256]], [[-1]], [[1] * 60]):
+        with pytest.raises(ValueError):
+            c.infer(Sel.BIAS, 0, bad)
+    with pytest.raises(ValueError, match="beyond"):
+        c.infer(Sel.BIAS, 15, [[1, 2]])
+    with pytest.raises(ValueError, match="at most"):
+        c.setup(Sel.STATE, 0, 64 // P.elem_bytes(Sel.STATE) + 1)
+    old = Client(ModelTransport(model()))
+    old.identity = replace(old._ident(), protocol_version=3)
+    with pytest.raises(ProtocolError, match="no INFER"):
+        old.infer(Sel.BIAS, 0, [[1]])

@@ -42,15 +42,16 @@ class DeviceModel:
     HUNT, HEADER, PAYLOAD, CRC = range(4)
 
     def __init__(self, ap: AccelParams, *, max_payload: int = 256, timeout_cycles: int = 1 << 20,
-                 run_timeout_cycles: int = 1 << 24, hang: bool = False):
+                 run_timeout_cycles: int = 1 << 24, fifo_depth: int = 0, hang: bool = False):
         self.ap, self.max_payload, self.hang = ap, max_payload, hang
-        self.identity = Identity(ap, max_payload, timeout_cycles, run_timeout_cycles)
+        self.identity = Identity(ap, max_payload, timeout_cycles, run_timeout_cycles, fifo_depth=fifo_depth)
         self.ident_bytes = encode_identity(self.identity)
         assert len(self.ident_bytes) == IDENTIFY_BYTES
         self.mem = {s: [0] * ap.depth(s) for s in Sel}
         self.mem[Sel.COUNTER] = counter_init(ap)
         self.busy = False
         self.runs = 0
+        self.window = (Sel.COUNTER, 0, 0)   # SETUP's: what INFER sends after the class (none after reset)
         self.executed: list[tuple[int, bytes]] = []  # (cmd, payload) of every request that passed its CRC
         self._state = self.HUNT
 
@@ -109,46 +110,64 @@ class DeviceModel:
         ap, n = self.ap, len(p)
         if cmd not in set(Cmd):
             return Status.UNKNOWN_CMD, b""
-        if (cmd in (Cmd.IDENTIFY, Cmd.RUN) and n != 0 or cmd == Cmd.READ and n != READ_PAYLOAD
-                or cmd == Cmd.WRITE and n < WRITE_HEADER):
+        reads, writes = (Cmd.READ, Cmd.SETUP), (Cmd.WRITE, Cmd.INFER)
+        if (cmd in (Cmd.IDENTIFY, Cmd.RUN) and n != 0 or cmd in reads and n != READ_PAYLOAD
+                or cmd in writes and n < WRITE_HEADER):
             return Status.BAD_LENGTH, b""
         if cmd == Cmd.IDENTIFY:
             return Status.OK, self.ident_bytes
         if cmd == Cmd.ECHO:
             return Status.OK, p
-        if cmd in (Cmd.READ, Cmd.WRITE):
+        if cmd in reads + writes:
             if p[0] >= len(Sel):
                 return Status.BAD_ADDRESS, b""
             sel = Sel(p[0])
             addr = int.from_bytes(p[1:5], "little")
             eb = ap.elem_bytes(sel)
-            if cmd == Cmd.WRITE:
-                count, rest = divmod(n - WRITE_HEADER, eb)
+            wide = 1 if cmd == Cmd.INFER else eb   # INFER: one byte per element
+            if cmd in writes:
+                count, rest = divmod(n - WRITE_HEADER, wide)
                 if rest or count == 0:
                     return Status.BAD_LENGTH, b""
             else:
                 count = int.from_bytes(p[5:7], "little")
-                if count == 0 or count > self.max_payload // eb:
+                if count == 0 and cmd == Cmd.READ or count > self.max_payload // eb:
                     return Status.BAD_LENGTH, b""
             if addr + count > ap.depth(sel):
                 return Status.BAD_ADDRESS, b""
-            if cmd == Cmd.WRITE and not ap.writable(sel):
+            if cmd in writes and not ap.writable(sel):
                 return Status.BAD_ADDRESS, b""
         if self.busy:
             return Status.BUSY, b""
-        if cmd == Cmd.RUN:
+        if cmd == Cmd.SETUP:
+            self.window = (sel, addr, count)
+            return Status.OK, b""
+        if cmd in (Cmd.WRITE, Cmd.INFER):
+            mask = 2 ** ap.elem_bits(sel) - 1
+            for i in range(count):
+                self.mem[sel][addr + i] = int.from_bytes(p[WRITE_HEADER + i * wide:WRITE_HEADER + (i + 1) * wide],
+                                                         "little") & mask
+            if cmd == Cmd.WRITE:
+                return Status.OK, b""
+        if cmd in (Cmd.RUN, Cmd.INFER):
             if self.hang:
                 self.busy = True
                 return Status.WATCHDOG, b""
             self._complete_run()
-            return Status.OK, b""
-        mask = 2 ** ap.elem_bits(sel) - 1
-        if cmd == Cmd.WRITE:
-            for i in range(count):
-                self.mem[sel][addr + i] = int.from_bytes(p[WRITE_HEADER + i * eb:WRITE_HEADER + (i + 1) * eb],
-                                                         "little") & mask
-            return Status.OK, b""
-        return Status.OK, b"".join(v.to_bytes(eb, "little") for v in self.mem[sel][addr:addr + count])
+            if cmd == Cmd.RUN:
+                return Status.OK, b""
+            return Status.OK, self._read(Sel.COUNTER, Counter.ARGMAX_INDEX, 1) + self._read(*self.window)
+        return Status.OK, self._read(sel, addr, count)
+
+    def _read(self, sel: Sel, addr: int, count: int) -> bytes:
+        eb = self.ap.elem_bytes(sel)
+        return b"".join(v.to_bytes(eb, "little") for v in self.mem[sel][addr:addr + count])
+
+    def reset(self) -> None:
+        """The board's reset: registers (the link's state and SETUP window, REG, busy) return to their
+        reset values; memories keep their contents, as block RAM does."""
+        self._state, self.busy, self.window = self.HUNT, False, (Sel.COUNTER, 0, 0)
+        self.mem[Sel.REG] = [0] * self.ap.depth(Sel.REG)
 
     def _complete_run(self):
         self.runs += 1

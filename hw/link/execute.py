@@ -8,7 +8,9 @@ executes it: IDENTIFY and ECHO point the reply at the buffer; WRITE moves one el
 ``elem_bytes + 1`` clocks from the buffer to ``bus``; RUN pulses ``start`` and waits for ``done``
 under the watchdog (the shared :class:`~.shared.Timer`); READ computes its reply length by repeated
 addition (no multiplier), then, once the reply header is out, streams the elements byte by byte to
-the reply emitter (``read``). Every outcome ends in a reply request.
+the reply emitter (``read``). SETUP is checked like a READ and keeps its window; INFER is a WRITE of
+one byte per element (zero-extended), a RUN, then a READ of the class (COUNTER ``ARGMAX_INDEX``)
+followed by the SETUP window. Every outcome ends in a reply request.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 from cssnn.hw.link.reply import reply_request_signature
 from cssnn.hw.link.shared import buffer_signature, length_signature, timer_signature
 from cssnn.hw.link.wire import IDENTIFY_BYTES, NO_CMD, READ_PAYLOAD, READ_PAYLOAD_LAYOUT, WRITE_HEADER, Cmd, Status, byte_offset
-from cssnn.hw.memmap import AccelParams, Sel, bus_signature
+from cssnn.hw.memmap import AccelParams, Counter, Sel, bus_signature
 from cssnn.hw.params import READ_LATENCY
 
 __all__ = ["Executor"]
@@ -67,12 +69,19 @@ class Executor(wiring.Component):
             count_big=Signal(),              # READ count >= 2**len(count)
             ebc=Signal(range(max(2, ebmax))),  # byte within an element
             wdata=Signal(8 * ebmax),
+            # INFER: the SETUP window (a checked READ payload; after reset the empty window), whether
+            # the reply is being assembled, and whether the class element is being read (then the window)
+            win_sel=Signal(8, init=Sel.COUNTER), win_addr=Signal(self.ap.bus_addr_bits), win_count=Signal(range(mp + 1)),
+            reading=Signal(), first=Signal(),
         )
-        f.is_read, f.is_write = self.cmd == Cmd.READ, self.cmd == Cmd.WRITE
+        cmd = self.cmd
+        f.is_read, f.is_write, f.is_setup, f.is_infer = (cmd == c for c in (Cmd.READ, Cmd.WRITE, Cmd.SETUP, Cmd.INFER))
+        f.is_rlike, f.is_wlike = f.is_read | f.is_setup, f.is_write | f.is_infer   # checked as a READ / a WRITE
         f.count_step = (f.count + Mux(self.in_payload, 1, -1))[:len(f.count)]  # one adder, both directions
         k = self._selector_constants(m, f.sel_raw[:SEL_BITS])
-        f.last_byte = f.ebc == k.eb - 1
-        f.byte_mask = Mux(f.last_byte, k.lastmask, 0xFF)
+        narrow = f.is_infer & ~f.reading     # INFER's input: one byte per element, zero-extended
+        f.last_byte = narrow | (f.ebc == k.eb - 1)
+        f.byte_mask = Mux(f.last_byte, Mux(narrow & (k.eb != 1), 0xFF, k.lastmask), 0xFF)
         m.d.comb += [self.bus.sel.eq(f.sel_raw[:SEL_BITS]), self.bus.addr.eq(f.addr[:self.ap.bus_addr_bits]),
                      self.bus.wdata.eq(f.wdata[:self.ap.bus_data_bits])]
         self._capture(m, f)
@@ -98,17 +107,17 @@ class Executor(wiring.Component):
         """The READ/WRITE payload header as it passes (LE: shift in from the top), WRITE elements counted."""
         ptr, byte, cw = self.buf.ptr, self.pbyte, len(f.count)
         with m.If(self.sof):
-            m.d.sync += [f.count.eq(0), f.count_big.eq(0), f.ebc.eq(0)]
+            m.d.sync += [f.count.eq(0), f.count_big.eq(0), f.ebc.eq(0), f.reading.eq(0), f.first.eq(0)]
         with m.If(self.pvalid):
             with m.If(ptr == SEL_AT):
                 m.d.sync += f.sel_raw.eq(byte)
             with m.If((ptr >= ADDR_AT) & (ptr < ADDR_AT + ADDR_BYTES)):
                 m.d.sync += f.addr.eq(Cat(f.addr[8:], byte))
-            with m.If(f.is_read & (ptr == COUNT_AT)):
+            with m.If(f.is_rlike & (ptr == COUNT_AT)):
                 m.d.sync += [f.count[:8].eq(byte), f.count_big.eq(byte[cw:].any() if cw < 8 else 0)]
-            with m.If(f.is_read & (ptr == COUNT_AT + 1)):
+            with m.If(f.is_rlike & (ptr == COUNT_AT + 1)):
                 m.d.sync += [f.count[8:].eq(byte), f.count_big.eq(f.count_big | byte[max(0, cw - 8):].any())]
-            with m.If(f.is_write & (ptr >= WRITE_HEADER)):  # count whole elements
+            with m.If(f.is_wlike & (ptr >= WRITE_HEADER)):  # count whole elements
                 with m.If(f.last_byte):
                     m.d.sync += [f.ebc.eq(0), f.count.eq(f.count_step)]
                 with m.Else():
@@ -123,9 +132,9 @@ class Executor(wiring.Component):
         c = SimpleNamespace(bad_length=Signal(), bad_count=Signal(), out_of_range=Signal())
         m.d.sync += [
             c.bad_length.eq((((cmd == Cmd.IDENTIFY) | (cmd == Cmd.RUN)) & (length != 0))
-                            | (f.is_read & (length != READ_PAYLOAD)) | (f.is_write & (length < WRITE_HEADER))),
-            c.bad_count.eq((f.is_write & ((f.ebc != 0) | (f.count == 0)))
-                           | (f.is_read & ((f.count == 0) | f.count_big | (k.maxcount < f.count)))),
+                            | (f.is_rlike & (length != READ_PAYLOAD)) | (f.is_wlike & (length < WRITE_HEADER))),
+            c.bad_count.eq((f.is_wlike & ((f.ebc != 0) | (f.count == 0))) | (f.is_read & (f.count == 0))
+                           | (f.is_rlike & (f.count_big | (k.maxcount < f.count)))),   # SETUP: count 0 is the class alone
             c.out_of_range.eq((f.addr[A:].any() if A < 32 else 0) | (k.depth < end)),
         ]
         assert sorted(Cmd) == list(range(min(Cmd), max(Cmd) + 1)), "command codes must be contiguous"
@@ -134,7 +143,7 @@ class Executor(wiring.Component):
 
     def _sequence(self, m, f, k, c):
         bus, buf, cmd = self.bus, self.buf, self.cmd
-        is_rw = f.is_read | f.is_write
+        is_rw = f.is_rlike | f.is_wlike
 
         def reply(status, then="IDLE", *, payload=False):   # without payload: length 0
             m.d.comb += [self.reply.start.eq(1), self.reply.status.eq(status)]
@@ -165,16 +174,19 @@ class Executor(wiring.Component):
                     reply(Status.BAD_ADDRESS)
                 with m.Elif(c.bad_count):
                     reply(Status.BAD_LENGTH)
-                with m.Elif((is_rw & c.out_of_range) | (f.is_write & ~k.writable)):
+                with m.Elif((is_rw & c.out_of_range) | (f.is_wlike & ~k.writable)):
                     reply(Status.BAD_ADDRESS)
                 with m.Elif(bus.busy):
                     reply(Status.BUSY)
                 with m.Elif(cmd == Cmd.RUN):
                     m.next = "RUN_START"
-                with m.Elif(f.is_write):
+                with m.Elif(f.is_wlike):
                     m.d.comb += [buf.seek.eq(1), buf.seek_to.eq(WRITE_HEADER)]
                     m.d.sync += [f.ebc.eq(0), f.wdata.eq(0)]
                     m.next = "W_FETCH"
+                with m.Elif(f.is_setup):   # keep the checked window for INFER's replies
+                    m.d.sync += [f.win_sel.eq(f.sel_raw), f.win_addr.eq(f.addr), f.win_count.eq(f.count)]
+                    reply(Status.OK)
                 with m.Else():
                     m.d.comb += self.length.clear.eq(1)
                     m.next = "R_LEN"
@@ -191,7 +203,12 @@ class Executor(wiring.Component):
             m.d.sync += done_q.eq(bus.done)
             with m.State("RUN_WAIT"):
                 m.d.comb += self.timer.watchdog.eq(1)
-                with m.If(done_q):
+                with m.If(done_q & f.is_infer):   # the reply: the window's length first, then the class's
+                    m.d.sync += [f.reading.eq(1), f.sel_raw.eq(f.win_sel), f.addr.eq(f.win_addr),
+                                 f.count.eq(f.win_count)]
+                    m.d.comb += self.length.clear.eq(1)
+                    m.next = "R_LEN"
+                with m.Elif(done_q):
                     reply(Status.OK)
                 with m.Elif(self.timer.expired):
                     reply(Status.WATCHDOG)
@@ -201,11 +218,18 @@ class Executor(wiring.Component):
     def _read_states(self, m, f, k, reply):
         A, bus = self.ap.bus_addr_bits, self.bus
         with m.State("R_LEN"):  # reply length = count * elem_bytes by repeated addition (no multiplier)
-            with m.If(f.count == 0):
+            with m.If((f.count == 0) & f.reading):   # INFER: the class element goes first
+                m.d.sync += [f.sel_raw.eq(Sel.COUNTER), f.addr.eq(Counter.ARGMAX_INDEX), f.first.eq(1)]
+                m.next = "R_CLASS"
+            with m.Elif(f.count == 0):
                 reply(Status.OK, then="R_HOLD", payload=True)
             with m.Else():
                 m.d.comb += [self.length.up.eq(1), self.length.delta.eq(k.eb)]
                 m.d.sync += f.count.eq(f.count_step)
+
+        with m.State("R_CLASS"):   # k is COUNTER's now
+            m.d.comb += [self.length.up.eq(1), self.length.delta.eq(k.eb)]
+            reply(Status.OK, then="R_HOLD", payload=True)
 
         with m.State("R_HOLD"):  # while the reply header goes out
             with m.If(self.hdr_done):
@@ -232,6 +256,8 @@ class Executor(wiring.Component):
             with m.If(self.read.ready):
                 with m.If(f.last_byte):
                     m.d.sync += [f.ebc.eq(0), f.addr[:A].eq(f.addr[:A] + 1)]
+                    with m.If(f.first):   # INFER: the class is out, the window follows
+                        m.d.sync += [f.first.eq(0), f.sel_raw.eq(f.win_sel), f.addr.eq(f.win_addr)]
                     with m.If(self.reply_last):
                         m.next = "IDLE"
                     with m.Else():
@@ -261,7 +287,9 @@ class Executor(wiring.Component):
             # hold: the read port keeps the next element's first byte, read in the last W_BYTE clock.
             m.d.comb += [self.bus.we.eq(1), buf.hold.eq(1)]
             m.d.sync += [f.addr[:A].eq(f.addr[:A] + 1), f.count.eq(f.count_step)]
-            with m.If(f.count == 1):
+            with m.If((f.count == 1) & f.is_infer):
+                m.next = "RUN_START"
+            with m.Elif(f.count == 1):
                 reply(Status.OK)
             with m.Else():
                 m.next = "W_BYTE"

@@ -29,6 +29,7 @@ from amaranth.utils import bits_for
 
 from cssnn.hw.link.crc import Crc16
 from cssnn.hw.link.execute import Executor
+from cssnn.hw.link.fifo import ByteFIFO
 from cssnn.hw.link.receive import Receiver
 from cssnn.hw.link.reply import ReplyEmitter
 from cssnn.hw.link.shared import Length, PayloadBuffer, Timer, share
@@ -47,15 +48,18 @@ class HostLink(wiring.Component):
     Parameters: ``ap`` the accelerator's :class:`AccelParams`; ``max_payload`` the largest request
     payload (the buffer size; a READ reply carries at most this many bytes); ``timeout_cycles`` the
     largest gap between two bytes of a frame before the link gives up on it (TIMEOUT);
-    ``run_timeout_cycles`` the RUN watchdog (WATCHDOG).
+    ``run_timeout_cycles`` the RUN watchdog (WATCHDOG); ``fifo_depth`` bytes of queue on ``rx`` and on
+    ``tx`` (0: none; a power of two otherwise, announced by IDENTIFY): with it the link takes in the
+    next requests while it executes and replies, so a host may send that many bytes ahead.
 
     Ports: ``rx`` In(stream.Signature(8)), ``tx`` Out(stream.Signature(8)), ``bus``
-    Out(:func:`bus_signature`). ``rx`` is only ready while a frame is being received (or hunted for):
-    with a back-pressured byte source, requests may be pipelined; a UART drops what arrives meanwhile.
+    Out(:func:`bus_signature`). Without a FIFO ``rx`` is only ready while a frame is being received
+    (or hunted for): with a back-pressured byte source, requests may be pipelined; a UART drops what
+    arrives meanwhile (up to ``fifo_depth`` bytes are queued instead).
     """
 
     def __init__(self, ap: AccelParams, *, max_payload: int = 256, timeout_cycles: int = 1 << 20,
-                 run_timeout_cycles: int = 1 << 24):
+                 run_timeout_cycles: int = 1 << 24, fifo_depth: int = 0):
         if not isinstance(ap, AccelParams):
             raise TypeError(f"ap must be an AccelParams, not {ap!r}")
         ebmax = max(ap.elem_bytes(s) for s in Sel)
@@ -66,13 +70,17 @@ class HostLink(wiring.Component):
         for name, v in (("timeout_cycles", timeout_cycles), ("run_timeout_cycles", run_timeout_cycles)):
             if not isinstance(v, int) or isinstance(v, bool) or not 2 <= v <= CYCLES_LIMIT:
                 raise ValueError(f"{name} must be an int in [2, 2**32 - 1], not {v!r}")
+        if (not isinstance(fifo_depth, int) or isinstance(fifo_depth, bool) or fifo_depth < 0 or fifo_depth == 1
+                or fifo_depth & (fifo_depth - 1) or fifo_depth > MAX_PAYLOAD_LIMIT):
+            raise ValueError(f"fifo_depth must be 0 or a power of two in [2, {MAX_PAYLOAD_LIMIT}], not {fifo_depth!r}")
         if ap.bus_addr_bits > 32:
             raise ValueError(f"bus_addr_bits={ap.bus_addr_bits}: addresses beyond 32 bits do not fit the protocol")
         self.ap = ap
         self.max_payload = max_payload
         self.timeout_cycles = timeout_cycles
         self.run_timeout_cycles = run_timeout_cycles
-        self.identity = Identity(ap, max_payload, timeout_cycles, run_timeout_cycles)
+        self.fifo_depth = fifo_depth
+        self.identity = Identity(ap, max_payload, timeout_cycles, run_timeout_cycles, fifo_depth=fifo_depth)
         self.identity_bytes = encode_identity(self.identity)
         assert len(self.identity_bytes) == IDENTIFY_BYTES
         super().__init__({
@@ -84,23 +92,31 @@ class HostLink(wiring.Component):
     def elaborate(self, platform):
         mp = self.max_payload
         depth = mp + IDENTIFY_BYTES      # the buffer: payload, then the IDENTIFY reply
-        # Lengths never exceed max(max_payload, IDENTIFY_BYTES) once the header is checked, so they
-        # are kept only that wide.
-        length_bits = max(8, bits_for(max(mp, IDENTIFY_BYTES)))
+        ebmax = max(self.ap.elem_bytes(s) for s in Sel)
+        # Lengths never exceed max(max_payload, IDENTIFY_BYTES) once the header is checked (an INFER
+        # reply: a READ's and one element more), so they are kept only that wide.
+        length_bits = max(8, bits_for(max(mp, IDENTIFY_BYTES) + ebmax))
         m = Module()
         m.submodules.buffer = buffer = PayloadBuffer(mp, self.identity_bytes)
         m.submodules.timer = timer = Timer(self.timeout_cycles, self.run_timeout_cycles)
         m.submodules.crc = crc = Crc16()
-        ebmax = max(self.ap.elem_bytes(s) for s in Sel)
         m.submodules.length = length = Length(length_bits, ebmax)
         kw = dict(length_bits=length_bits, buffer_depth=depth)
         m.submodules.receive = rcv = Receiver(max_payload=mp, delta_max=ebmax, **kw)
         m.submodules.execute = exe = Executor(self.ap, max_payload=mp, **kw)
         m.submodules.reply = rpl = ReplyEmitter(delta_max=ebmax, **kw)
 
-        connect(m, flipped(self.rx), rcv.rx)
+        if self.fifo_depth:   # full duplex: bytes arriving while the link executes or replies wait here
+            m.submodules.rx_fifo = rx_fifo = ByteFIFO(self.fifo_depth)
+            m.submodules.tx_fifo = tx_fifo = ByteFIFO(self.fifo_depth)
+            connect(m, flipped(self.rx), rx_fifo.w)
+            connect(m, rx_fifo.r, rcv.rx)
+            connect(m, rpl.tx, tx_fifo.w)
+            connect(m, tx_fifo.r, flipped(self.tx))
+        else:
+            connect(m, flipped(self.rx), rcv.rx)
+            connect(m, rpl.tx, flipped(self.tx))
         connect(m, exe.bus, flipped(self.bus))
-        connect(m, rpl.tx, flipped(self.tx))
         # The phases never overlap: their requests to the shared units are ORed.
         share(m, buffer.port, rcv.buf, exe.buf, rpl.buf)
         share(m, crc.port, rcv.crc, rpl.crc)

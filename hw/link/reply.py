@@ -106,7 +106,7 @@ class ReplyEmitter(wiring.Component):
                         m.d.comb += [buf.step.eq(1), self.hdr_done.eq(1)]
                         with m.If(length == 0):
                             m.next = "CRC"
-                        with m.Elif(self.cmd == Cmd.READ):
+                        with m.Elif((self.cmd == Cmd.READ) | (self.cmd == Cmd.INFER)):
                             m.next = "READ"
                         with m.Else():
                             m.next = "BUFFER"
@@ -118,7 +118,7 @@ class ReplyEmitter(wiring.Component):
                     m.d.comb += buf.step.eq(1)
                     payload_byte(buf.rdata)
 
-            with m.State("READ"):  # READ: bytes from the executor
+            with m.State("READ"):  # READ, INFER: bytes from the executor
                 m.d.comb += self.read.ready.eq(emit_rdy)
                 with m.If(self.read.valid & emit_rdy):
                     payload_byte(self.read.payload)

@@ -48,6 +48,8 @@ class Cmd(enum.IntEnum, shape=8):
     READ = 0x03      #: sel u8, addr u32, count u16 -> elements
     RUN = 0x04       #: pulse start, wait for done (watchdog) -> (empty)
     ECHO = 0x05      #: any payload -> the same payload
+    SETUP = 0x06     #: sel u8, addr u32, count u16 (a READ payload) -> (empty): INFER's reply window
+    INFER = 0x07     #: sel u8, addr u32, one byte per element -> class, then the SETUP window
 
 
 class Status(enum.IntEnum, shape=8):
@@ -120,7 +122,7 @@ ACCEL_FIELDS = ("max_layers", "timestep_bits", "fifo_depth", "tap_depth")
 LEARN_FIELDS = ("inputs", "neurons", "window", "weight_bits")
 ENUM_FIELDS = {"synapse_ram": SYNAPSE_RAMS}
 
-#: The identity block (protocol version 3, 100 bytes), little-endian.
+#: The identity block (protocol version 4, 104 bytes), little-endian.
 IDENTITY_LAYOUT = data.StructLayout({
     "magic": 32,
     "protocol_version": 16,
@@ -130,8 +132,9 @@ IDENTITY_LAYOUT = data.StructLayout({
     "core": data.StructLayout({name: 32 for name in CORE_FIELDS}),
     "accel": data.StructLayout({name: 32 for name in ACCEL_FIELDS}),
     "learn": data.StructLayout({name: 32 for name in LEARN_FIELDS}),
+    "fifo_depth": 32,           # bytes the link queues in each direction (0: none; version 4)
 })
-IDENTIFY_BYTES = IDENTITY_LAYOUT.size // 8  #: 100 for protocol version 3
+IDENTIFY_BYTES = IDENTITY_LAYOUT.size // 8  #: 104 for protocol version 4
 MAGIC_VALUE = int.from_bytes(MAGIC, "little")
 
 
@@ -155,6 +158,17 @@ class Identity:
     timeout_cycles: int       #: the link's frame (inter-byte) timeout, clocks
     run_timeout_cycles: int   #: the RUN watchdog, clocks
     protocol_version: int = PROTOCOL_VERSION
+    fifo_depth: int = 0       #: bytes the link queues per direction: how far a host may send ahead
+
+    @property
+    def pipelined(self) -> bool:
+        """SETUP/INFER exist and requests may be sent ahead, up to :meth:`send_ahead` bytes."""
+        return self.protocol_version >= 4
+
+    def send_ahead(self) -> int:
+        """Request bytes a host may have outstanding (sent, reply not yet in) without the link dropping
+        any: its receive queue (or one frame at a time without one)."""
+        return self.fifo_depth
 
     def max_write(self, sel: Sel) -> int:
         """Elements of ``sel`` in one WRITE frame."""
@@ -177,6 +191,7 @@ def encode_identity(ident: Identity) -> bytes:
             "timeout_cycles": ident.timeout_cycles, "run_timeout_cycles": ident.run_timeout_cycles,
             "core": core, "accel": {n: getattr(ap, n) for n in ACCEL_FIELDS},
             "learn": {n: getattr(ap.learn, n) if ap.learn else 0 for n in LEARN_FIELDS},
+            "fifo_depth": ident.fifo_depth,
         })
     except ValueError as e:
         raise ValueError(f"identity does not fit the identity block: {e}") from None

@@ -18,7 +18,7 @@ does not fit the hardware is rejected with :class:`DoesNotFit` before anything i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,11 @@ from cssnn.sw.spec.stdp import LearningLayer, load_learning, sample_order, ttfs_
 LEARN_COUNTERS = (Counter.LEARN_CYCLES, Counter.LEARN_SYNOPS, Counter.WINNER, Counter.FIRE_TIME, Counter.PRUNED)
 assert list(LEARN_COUNTERS) == list(range(Counter.LEARN_CYCLES, Counter.PRUNED + 1))
 
-__all__ = ["Accelerator", "Inference", "BatchInference", "LearningRun", "Features", "runs"]
+__all__ = ["Accelerator", "Inference", "BatchInference", "LearningRun", "Features", "DeviceReset", "runs"]
+
+
+class DeviceReset(RuntimeError):
+    """The accelerator lost the loaded network (it was reset); :meth:`Accelerator.load` it again."""
 
 
 @dataclass(frozen=True)
@@ -62,11 +66,14 @@ class Inference:
 
 @dataclass(frozen=True)
 class BatchInference:
-    logits: np.ndarray   # (B, n_outputs) int64
-    classes: np.ndarray  # (B,)
-    cycles: np.ndarray   # (B,) RUN_CYCLES per sample
-    events: np.ndarray
-    synops: np.ndarray
+    """A batch's answers; what was not read back (:meth:`Accelerator.infer_batch`'s ``counters`` and
+    ``logits``) is None."""
+
+    logits: np.ndarray | None   # (B, n_outputs) int64
+    classes: np.ndarray         # (B,)
+    cycles: np.ndarray | None   # (B,) RUN_CYCLES per sample
+    events: np.ndarray | None
+    synops: np.ndarray | None
 
     @classmethod
     def of(cls, results: list[Inference], n_outputs: int) -> BatchInference:
@@ -119,6 +126,7 @@ class Accelerator:
         self.image: NetworkImage | None = None
         self.learning: LearningLayer | None = None
         self._mode: RunMode | None = None  # Reg.MODE as last written (None: unknown, write it)
+        self._window: tuple | None = None  # INFER's reply window as last SETUP (None: unknown)
 
     # ---- hardware ----
     def identify(self) -> Identity:
@@ -147,10 +155,21 @@ class Accelerator:
         self.check(net)
         image = place_network(net, self.params.core)
         self.image = None  # a half-loaded network must not be used if a write fails
-        for sel, addr, values in runs(image.bus_writes(self.params)):
-            self.client.write(sel, addr, values)
+        if self.identify().pipelined:
+            # SETUP first: a reset from here on clears the window, and the next INFER's reply shows it
+            self._window = self._reply_window(image, logits=True)
+            self.client.setup(*self._window)
+        self.client.write_many(runs(image.bus_writes(self.params)))
         self.image = image
         return image
+
+    def _reply_window(self, image: NetworkImage, *, logits: bool) -> tuple[Sel, int, int]:
+        """INFER's reply window: the output layer's states, or ARGMAX_VALUE alone. Never empty, so that
+        it differs from the window after a reset (the class alone)."""
+        out = image.layers[-1]
+        if logits:
+            return Sel.STATE, out.neuron_base * self.params.core.lanes, out.count
+        return Sel.COUNTER, int(Counter.ARGMAX_VALUE), 1
 
     @property
     def net(self) -> SpikingNetwork:
@@ -189,14 +208,63 @@ class Accelerator:
         return Inference(logits, int(c[Counter.ARGMAX_INDEX]), int(c[Counter.RUN_CYCLES]), int(c[Counter.CORE_CYCLES]),
                          int(c[Counter.EVENTS]), int(c[Counter.SYNOPS]), int(c[Counter.SPIKES]), int(c[Counter.STEPS]))
 
-    def infer_batch(self, xs, *, progress=None) -> BatchInference:
-        """Run every sample of ``xs`` (B, n_inputs); ``progress`` (e.g. a tqdm bar) is updated per sample."""
-        results = []
-        for x in xs:
-            results.append(self.infer(x))
-            if progress is not None:
-                progress.update(1)
-        return BatchInference.of(results, self.net.n_outputs)
+    def infer_batch(self, xs, *, counters: bool = True, logits: bool = True, progress=None) -> BatchInference:
+        """Run every sample of ``xs`` (B, n_inputs); ``progress`` (e.g. a tqdm bar) is updated per sample.
+
+        ``counters``: also read each sample's counters (cycles, events, synaptic ops): four round
+        trips per sample. Without them, on a protocol-4 device, the batch is one SETUP (the reply
+        window: the logits, or nothing with ``logits=False``) and then every sample as an INFER
+        request sent ahead of the replies (:meth:`Client.infer <cssnn.sw.host.protocol.Client.infer>`),
+        so the line stays busy: two round trips whatever the batch size."""
+        if counters or not self.batchable():
+            results = []
+            for x in xs:
+                results.append(self.infer(x))
+                if progress is not None:
+                    progress.update(1)
+            batch = BatchInference.of(results, self.net.n_outputs)
+            return batch if logits else replace(batch, logits=None)
+        image, p = self.image, self.params
+        if p.learn:
+            self._set_mode(RunMode.INFER)
+        codes = [[raw for _s, _a, raw in image.bus_input_writes(self.encode(x))] for x in xs]
+        if not codes:
+            return BatchInference(np.zeros((0, self.net.n_outputs), np.int64) if logits else None,
+                                  np.zeros(0, np.int64), None, None, None)
+        window = self._reply_window(image, logits=logits)
+        if window != self._window:   # another window: SETUP, and check the network is still there
+            self._window = None
+            self.client.setup(*window)
+            self._check_loaded()
+            self._window = window
+        ((sel, addr, _),) = runs(image.bus_input_writes(codes[0]))
+        payloads = self.client.infer(sel, addr, codes, progress=progress)
+        cb, wb = p.elem_bytes(Sel.COUNTER), p.elem_bytes(window[0])
+        if any(len(r) != cb + window[2] * wb for r in payloads):
+            self.image = self._window = None
+            raise DeviceReset("the accelerator was reset during the batch (an INFER reply came without its window): "
+                              "load the network again")
+        classes = np.array([int.from_bytes(r[:cb], "little") for r in payloads], np.int64)
+        lg = None
+        if logits:
+            lg = np.array([[unpack_state(p.core, int.from_bytes(r[cb + j * wb:cb + (j + 1) * wb], "little"))[0]
+                            for j in range(window[2])] for r in payloads], np.int64).reshape(len(payloads), window[2])
+        return BatchInference(lg, classes, None, None, None)
+
+    def _check_loaded(self) -> None:
+        """Raise :class:`DeviceReset` if the network's T and L registers no longer hold what was loaded."""
+        want = [v for sel, _a, v in self.image.bus_writes(self.params) if sel == Sel.REG][:2]
+        if self.client.read(Sel.REG, int(Reg.TIMESTEPS), 2) != want:
+            self.image = None
+            raise DeviceReset("the accelerator was reset since the network was loaded: load it again")
+
+    def batchable(self) -> bool:
+        """Whether :meth:`infer_batch` can send the loaded network's inputs as INFER requests: a
+        protocol-4 device, inputs of one byte (the INFER element) written to consecutive addresses."""
+        if self.image is None:
+            raise RuntimeError("no network loaded: call load() first")
+        return (self.identify().pipelined and self.net.input_limit <= 0xFF
+                and len(runs(self.image.bus_input_writes(np.zeros(self.net.n_inputs, np.int64)))) == 1)
 
     # ---- on-chip learning ----
     def load_learning(self, layer: LearningLayer | str | Path) -> None:

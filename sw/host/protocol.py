@@ -34,7 +34,6 @@ from cssnn.hw.link.wire import (
     IDENTITY_LAYOUT,
     LEARN_FIELDS,
     MAGIC,
-    MAGIC_VALUE,
     MAX_LEN,
     READ_PAYLOAD,
     READ_PAYLOAD_LAYOUT,
@@ -248,16 +247,19 @@ def _dec_field(name, v):
 
 
 def decode_identity(payload: bytes) -> Identity:
-    """Parse an IDENTIFY reply payload (later protocol versions may append fields: ignored)."""
+    """Parse an IDENTIFY reply payload (later protocol versions may append fields: ignored). The
+    magic and the version come first, so a device of another protocol version is named as such."""
+    head = 6  # magic u32, protocol_version u16: the same in every version
+    if len(payload) < head or payload[:len(MAGIC)] != MAGIC:
+        raise ProtocolError(f"bad identity magic {bytes(payload[:len(MAGIC)])!r} (expected {MAGIC!r}): "
+                            f"not a cssnn accelerator")
+    version = int.from_bytes(payload[len(MAGIC):head], "little")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(f"the device speaks protocol version {version}, this host version {PROTOCOL_VERSION}: "
+                            f"rebuild the bitstream with this cssnn (cssnn build)")
     if len(payload) < IDENTIFY_BYTES:
         raise ProtocolError(f"identity block of {len(payload)} bytes, expected at least {IDENTIFY_BYTES}")
     block = unpack_bytes(IDENTITY_LAYOUT, payload)
-    if block["magic"] != MAGIC_VALUE:
-        magic = payload[:len(MAGIC)]
-        raise ProtocolError(f"bad identity magic {magic!r} (expected {MAGIC!r}): not a cssnn accelerator")
-    version = block["protocol_version"]
-    if version != PROTOCOL_VERSION:
-        raise ProtocolError(f"device speaks protocol version {version}, this host version {PROTOCOL_VERSION}")
     core_vals = {n: _dec_field(n, block["core"][n]) for n in CORE_FIELDS}
     accel_vals = {n: block["accel"][n] for n in ACCEL_FIELDS}
     learn_vals = {n: block["learn"][n] for n in LEARN_FIELDS}
@@ -266,7 +268,8 @@ def decode_identity(payload: bytes) -> Identity:
         ap = AccelParams(core=CoreParams(**core_vals), learn=learn, **accel_vals)
     except ValueError as e:
         raise ProtocolError(f"device reports invalid parameters: {e}") from None
-    return Identity(ap, block["max_payload"], block["timeout_cycles"], block["run_timeout_cycles"], version)
+    return Identity(ap, block["max_payload"], block["timeout_cycles"], block["run_timeout_cycles"], version,
+                    block["fifo_depth"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -373,7 +376,8 @@ class Client:
         self.parser = ReplyParser()
         self.identity: Identity | None = None
         self._seq = 0
-        self.stats = {"requests": 0, "attempts": 0, "retries": 0, "stale": 0, "silences": 0, "errors": 0}
+        self.stats = {"requests": 0, "attempts": 0, "retries": 0, "stale": 0, "silences": 0, "errors": 0,
+                      "bytes_sent": 0, "bytes_received": 0}
 
     # ---- context manager ----
     def __enter__(self):
@@ -400,6 +404,27 @@ class Client:
 
     def write(self, sel: Sel | int, addr: int, values: Sequence[int]) -> None:
         """Write raw unsigned element values ``values`` to ``sel`` from element ``addr`` on."""
+        for payload in self._write_payloads(sel, addr, values):
+            self.transact(Cmd.WRITE, payload)
+
+    def write_many(self, writes: Iterable[tuple[Sel | int, int, Sequence[int]]]) -> None:
+        """Every ``(sel, addr, values)`` of ``writes``, all checked before any is sent. On a protocol-4
+        device whose writes touch each element once, the WRITE requests are sent ahead of their
+        replies (:meth:`pipeline`: a network loads in about one round trip); otherwise one by one."""
+        payloads, seen, overlap = [], set(), False
+        for sel, addr, values in writes:
+            payloads += self._write_payloads(sel, addr, values)
+            span = {(int(sel), a) for a in range(addr, addr + len(values))}
+            overlap |= not seen.isdisjoint(span)
+            seen |= span
+        if self._ident().pipelined and not overlap:
+            self.pipeline(Cmd.WRITE, payloads)
+        else:
+            for payload in payloads:
+                self.transact(Cmd.WRITE, payload)
+
+    def _write_payloads(self, sel: Sel | int, addr: int, values: Sequence[int]) -> list[bytes]:
+        """The WRITE payloads (at most ``max_payload`` bytes each) of one write, checked first."""
         ident = self._ident()
         sel = self._sel(sel)
         values = [int(v) for v in values]
@@ -412,8 +437,7 @@ class Client:
             if not 0 <= v < 2**bits:
                 raise ValueError(f"{sel.name} element {addr + i}: {v} is not a raw {bits}-bit value")
         eb, per = ap.elem_bytes(sel), ident.max_write(sel)
-        for off in range(0, len(values), per):
-            self.transact(Cmd.WRITE, write_payload(sel, addr + off, values[off:off + per], eb))
+        return [write_payload(sel, addr + off, values[off:off + per], eb) for off in range(0, len(values), per)]
 
     def read(self, sel: Sel | int, addr: int, count: int) -> list[int]:
         """Read ``count`` raw elements of ``sel`` from element ``addr`` on."""
@@ -435,6 +459,98 @@ class Client:
         """Run one inference; returns when the device reports done."""
         self.transact(Cmd.RUN, silence=self.run_silence)
 
+    def setup(self, sel: Sel | int, addr: int, count: int) -> None:
+        """SETUP: what every INFER sends back after the class, ``count`` elements of ``sel`` from
+        ``addr`` on (0: the class alone)."""
+        ident = self._ident()
+        sel = self._sel(sel)
+        self._range(ident.params, sel, addr, count)
+        if count > ident.max_read(sel):
+            raise ValueError(f"an INFER reply holds at most {ident.max_read(sel)} {sel.name} elements, not {count}")
+        self.transact(Cmd.SETUP, read_payload(sel, addr, count))
+
+    def infer(self, sel: Sel | int, addr: int, samples: Sequence[Sequence[int]], *, progress=None) -> list[bytes]:
+        """INFER every sample (one byte per element, written to ``sel`` from ``addr`` on, then a run)
+        and return each reply's payload (the class element, then the SETUP window), in order. The
+        requests are sent ahead of their replies, as far as the device's receive queue allows
+        (:meth:`~cssnn.hw.link.wire.Identity.send_ahead`), so the line stays busy. ``progress`` (e.g.
+        a tqdm bar) is updated per reply."""
+        ident = self._ident()
+        sel = self._sel(sel)
+        if not ident.pipelined:
+            raise ProtocolError(f"the device speaks protocol version {ident.protocol_version}, which has no INFER")
+        payloads = []
+        for x in samples:
+            x = [int(v) for v in x]
+            self._range(ident.params, sel, addr, len(x))
+            if not x or len(x) > ident.max_payload - WRITE_HEADER or min(x) < 0 or max(x) > 0xFF:
+                raise ValueError(f"an INFER sample is 1 .. {ident.max_payload - WRITE_HEADER} values in [0, 255]")
+            payloads.append(write_payload(sel, addr, x, 1))
+        return [r.payload for r in self.pipeline(Cmd.INFER, payloads, progress=progress)]
+
+    def pipeline(self, cmd: int, payloads: Sequence[bytes], *, progress=None) -> list[Reply]:
+        """Send one ``cmd`` request per payload, ahead of the replies: at most
+        :meth:`~cssnn.hw.link.wire.Identity.send_ahead` request bytes (and 128 requests) outstanding,
+        or one request at a time when the device queues nothing. Returns the OK replies in order.
+        Requests that get a retryable error, or no reply before the line has been quiet for
+        ``silence + 2`` receive timeouts, are sent again (up to ``retries`` times each); the commands
+        must be idempotent, and each must finish within a receive timeout or two (INFER's run does)."""
+        ident = self._ident()
+        budget = ident.send_ahead()
+        todo = list(range(len(payloads)))[::-1]   # a stack: the next request last
+        tries = [0] * len(payloads)
+        replies: list[Reply | None] = [None] * len(payloads)
+        outstanding: dict[int, tuple[int, int]] = {}   # seq -> (request index, frame bytes)
+        in_flight = quiet = 0
+        self.stats["requests"] += len(payloads)
+        while todo or outstanding:
+            while todo and len(outstanding) < 128:
+                i = todo[-1]
+                frame = encode_request(cmd, self._seq, payloads[i])
+                if outstanding and in_flight + len(frame) > budget:
+                    break
+                todo.pop()
+                outstanding[self._seq] = (i, len(frame))
+                in_flight += len(frame)
+                self._seq = (self._seq + 1) & 0xFF
+                self.stats["attempts"] += 1
+                self._send(frame)
+            data = self._recv()
+            quiet = 0 if data else quiet + 1
+            for r in self.parser.feed(data) if data else self.parser.flush():
+                if r.cmd != cmd or r.seq not in outstanding:
+                    self.stats["stale"] += 1
+                    continue
+                i, n = outstanding.pop(r.seq)
+                in_flight -= n
+                if r.status == Status.OK:
+                    replies[i] = r
+                    if progress is not None:
+                        progress.update(1)
+                    continue
+                self.stats["errors"] += 1
+                if r.status not in RETRYABLE:
+                    raise LinkError(f"{_name(cmd)}: device replied {_name(r.status)}", r.status, r)
+                todo.append(self._retry(i, tries, _name(r.status), cmd, r))
+            if quiet >= self.silence + 2 and outstanding:   # the rest are lost: resync, send them again
+                self.stats["silences"] += 1
+                self.resync()
+                for i, _n in sorted(outstanding.values(), reverse=True):
+                    todo.append(self._retry(i, tries, "silence", cmd, None))
+                outstanding.clear()
+                in_flight = quiet = 0
+        return replies
+
+    def _retry(self, i: int, tries: list[int], why: str, cmd: int, reply: Reply | None) -> int:
+        tries[i] += 1
+        if tries[i] > self.retries:
+            what = f"{_name(cmd)} request {i} failed after {self.retries + 1} attempts (last: {why})"
+            if reply is None:
+                raise LinkTimeout(what)
+            raise LinkError(what, reply.status, reply)
+        self.stats["retries"] += 1
+        return i
+
     # ---- machinery ----
     def transact(self, cmd: int, payload: bytes = b"", *, silence: int | None = None) -> Reply:
         """Send one command (with retries) and return its OK reply."""
@@ -447,7 +563,7 @@ class Client:
             seq = self._seq
             self._seq = (self._seq + 1) & 0xFF
             self.stats["attempts"] += 1
-            self.transport.send(encode_request(cmd, seq, payload))
+            self._send(encode_request(cmd, seq, payload))
             reply = self._await(cmd, seq, silence or self.silence)
             if reply is None:
                 self.stats["silences"] += 1
@@ -470,14 +586,14 @@ class Client:
         has then passed too, so it is hunting for a SYNC again)."""
         self.parser.reset()
         for _ in range(self.max_polls):
-            if not self.transport.recv():
+            if not self._recv():
                 break
         self.parser.reset()
 
     def _await(self, cmd: int, seq: int, silence: int) -> Reply | None:
         quiet = 0
         for _ in range(self.max_polls):
-            data = self.transport.recv()
+            data = self._recv()
             if data:
                 quiet = 0
                 replies = self.parser.feed(data)
@@ -491,6 +607,15 @@ class Client:
             if quiet >= silence:
                 return None
         return None
+
+    def _send(self, frame: bytes) -> None:
+        self.stats["bytes_sent"] += len(frame)
+        self.transport.send(frame)
+
+    def _recv(self) -> bytes:
+        data = self.transport.recv()
+        self.stats["bytes_received"] += len(data)
+        return data
 
     def _ident(self) -> Identity:
         return self.identity if self.identity is not None else self.identify()
@@ -514,6 +639,12 @@ def _name(v: int) -> str:
     return getattr(v, "name", None) or f"0x{int(v):02x}"
 
 
+#: The serial rate of a board's build and of the host's serial port unless told otherwise: the fastest
+#: that both boards' USB-UARTs run (FT2232H on the iCEBreaker, FT231X on the ULX3S: 3 Mbaud) and that
+#: their default clocks make closely (30 MHz: 10 clocks per bit, exact; 100 MHz: 33, +1.0 %).
+DEFAULT_BAUD = 3_000_000
+
+
 class SerialTransport:
     """A :class:`Transport` over a serial port (pyserial, the ``cssnn[serial]`` extra).
 
@@ -521,7 +652,7 @@ class SerialTransport:
     (seconds) is how long ``recv`` waits for a first byte: make it longer than the device's frame
     timeout (``timeout_cycles / f_clk``; IDENTIFY reports the cycles)."""
 
-    def __init__(self, port: str, baudrate: int = 115200, *, timeout: float = 0.2, **kwargs):
+    def __init__(self, port: str, baudrate: int = DEFAULT_BAUD, *, timeout: float = 0.2, **kwargs):
         serial = require("serial", extra="serial", purpose="a board on a serial port (SerialTransport)")
         if not timeout > 0:
             raise ValueError(f"timeout must be positive seconds, not {timeout!r}")

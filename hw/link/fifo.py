@@ -1,0 +1,56 @@
+"""The host link's byte queues: a block-RAM FIFO as small as a FIFO gets.
+
+:class:`ByteFIFO` sits on the link's ``rx`` and ``tx`` (``HostLink(fifo_depth=...)``), so that bytes
+arriving while the link executes or replies wait instead of being dropped by the UART, and a reply
+drains to the UART while the next request is taken in (full duplex). It is two pointers and one
+block RAM: no level counter, no output register beyond the RAM's own read latch (Amaranth's
+``SyncFIFOBuffered`` costs about twice the logic: the link shares an iCE40UP5K with the accelerator).
+
+- ``w`` In(stream.Signature(8)): ready while fewer than ``depth`` bytes are queued;
+- ``r`` Out(stream.Signature(8)): a byte is offered from the second clock after it was written
+  (the RAM's synchronous read), in order; each byte once.
+
+The pointers are one bit wider than the address: equal means empty, differing in that bit alone full.
+The read port's address is the *next* read pointer, so the RAM's data register holds the byte at the
+head of the queue; ``r.valid`` is registered from the queue state of the clock the address was set
+in, because a byte written in that same clock is not yet visible to the read.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+__all__ = ["ByteFIFO"]
+
+
+class ByteFIFO(wiring.Component):
+    """A ``depth``-byte FIFO (a power of two, at least 2) in one memory; ports ``w`` and ``r``."""
+
+    def __init__(self, depth: int):
+        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 2 or depth & (depth - 1):
+            raise ValueError(f"depth must be a power of two >= 2, not {depth!r}")
+        self.depth = depth
+        super().__init__({"w": In(stream.Signature(8)), "r": Out(stream.Signature(8))})
+
+    def elaborate(self, platform):
+        m = Module()
+        a = ceil_log2(self.depth)
+        m.submodules.mem = mem = memory.Memory(shape=8, depth=self.depth, init=[])
+        wr, rd = mem.write_port(), mem.read_port(transparent_for=())
+        wptr, rptr = Signal(a + 1), Signal(a + 1)
+        full = (wptr[:a] == rptr[:a]) & (wptr[a] != rptr[a])
+        take = self.r.valid & self.r.ready
+        rnext = Signal(a + 1)
+        m.d.comb += [
+            self.w.ready.eq(~full),
+            wr.addr.eq(wptr[:a]), wr.data.eq(self.w.payload), wr.en.eq(self.w.valid & ~full),
+            rnext.eq(rptr + take),
+            rd.addr.eq(rnext[:a]), self.r.payload.eq(rd.data),
+        ]
+        with m.If(wr.en):
+            m.d.sync += wptr.eq(wptr + 1)
+        m.d.sync += [rptr.eq(rnext), self.r.valid.eq(wptr != rnext)]
+        return m
