@@ -43,7 +43,7 @@ from cssnn.boards.fit import board_params, check_synth, estimate
 from cssnn.boards.pll import pll_config
 from cssnn.boards.report import parse_report, parse_yosys_stat
 from cssnn.boards.targets import get_board
-from cssnn.boards.top import DEFAULT_BAUD, MAX_BAUD_ERROR, BoardTop, uart_divisor
+from cssnn.boards.top import DEFAULT_BAUD, BoardTop, uart_divisor
 from cssnn.hw.learn import LearnParams
 from cssnn.hw.memmap import AccelParams
 from cssnn.sw.mapping.requirements import DoesNotFit
@@ -184,20 +184,20 @@ def _run_flow(top, board, build_dir: Path, env: dict, *, seed: int, progress) ->
     return {"seconds": times, "cells": cells}
 
 
-def clock_for(board, f_req_mhz: float, baud: int):
-    """The PLL's fastest clock not above ``f_req_mhz`` that makes ``baud`` within the UART's tolerance
-    (:func:`~cssnn.boards.top.uart_divisor`); ``ValueError`` if none within 25 % below it does."""
+def clock_for(board, f_req_mhz: float, baud: int, *, search: bool = False):
+    """The PLL's fastest clock not above ``f_req_mhz``, which must make ``baud`` within the UART's
+    tolerance (:func:`~cssnn.boards.top.uart_divisor`, whose ``ValueError`` says why not). With
+    ``search`` (rebuilding under a failed Fmax) slower clocks down to 75 % are tried first."""
     board = get_board(board)
-    f = f_req_mhz
-    while f >= 0.75 * f_req_mhz:
-        pll = pll_config(board.family, board.clk_in_mhz, f)
+    pll = pll_config(board.family, board.clk_in_mhz, f_req_mhz)
+    while search and pll.f_out_mhz >= 0.75 * f_req_mhz:
         try:
             uart_divisor(pll.f_out_mhz * 1e6, baud)
             return pll
         except ValueError:
-            f = pll.f_out_mhz - 0.01
-    raise ValueError(f"no {board.name} clock up to {f_req_mhz:g} MHz makes {baud} baud within "
-                     f"{MAX_BAUD_ERROR:.0%}: choose another --baud")
+            pll = pll_config(board.family, board.clk_in_mhz, pll.f_out_mhz - 0.01)
+    uart_divisor((pll_config(board.family, board.clk_in_mhz, f_req_mhz) if search else pll).f_out_mhz * 1e6, baud)
+    return pll
 
 
 def build(network, board, build_dir=None, *, freq_mhz: float | None = None, lanes: int | None = None,
@@ -267,7 +267,7 @@ def build(network, board, build_dir=None, *, freq_mhz: float | None = None, lane
         if fmax is None or fmax >= pll.f_out_mhz or not retime or freq_mhz is not None or attempt:
             break
         try:
-            lower = clock_for(board, fmax * 0.98, baud)
+            lower = clock_for(board, fmax * 0.98, baud, search=True)
         except ValueError:
             progress(f"timing failed at {pll.f_out_mhz:g} MHz (Fmax {fmax:.1f} MHz) and no slower clock is "
                      f"available on the {board.name}")

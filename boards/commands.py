@@ -1,8 +1,10 @@
-"""The board subcommands of the ``cssnn`` command line: ``build`` and ``selftest``.
+"""The board subcommands of the ``cssnn`` command line: ``build``, ``selftest`` and ``board-sim``.
 
 ``cssnn.cli`` calls :func:`register` with its subparsers. Conventions (:mod:`cssnn.command`):
 ``--json`` prints one JSON document on stdout and nothing else there; progress goes to stderr;
-errors are one line naming the problem (``cssnn build: error: ...``) and exit code 2.
+errors are one line naming the problem (``cssnn build: error: ...``) and exit code 2. ``board-sim``
+serves until it is stopped, so it prints two lines (its port when it is ready, its report when it
+stops), each one JSON object with ``--json``.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from pathlib import Path
 
 from cssnn.boards.report import MAIN_RESOURCES
 from cssnn.boards.targets import BOARDS
-from cssnn.command import add_command, command_line, emit, one_line
+from cssnn.boards.top import DEFAULT_BAUD
+from cssnn.command import CLIError, add_command, command_line, emit, one_line
 
-__all__ = ["register", "cmd_build", "cmd_selftest"]
+__all__ = ["register", "cmd_build", "cmd_selftest", "cmd_board_sim"]
 
 
 def _progress(args):
@@ -121,8 +124,51 @@ def cmd_selftest(args) -> None:
         raise SystemExit(1)
 
 
+def _board_sim_text(board, final: dict) -> str:
+    leds = "; ".join(f"{led['name']} ({led['role'] or 'unused'}) {'on' if led['on'] else 'off'}, {led['toggles']} toggles"
+                     for led in final["leds"])
+    return (f"simulated {final['cycles']:,} cycles = {final['seconds']:.4f} s of {board} time; {final['rx_bytes']:,} "
+            f"bytes in, {final['tx_bytes']:,} bytes out\nLEDs: {leds}")
+
+
+def cmd_board_sim(args) -> None:
+    import json
+    import signal
+    import threading
+
+    from cssnn.boards.virtual import VirtualBoard
+    from cssnn.sw.spec.network import load_network
+
+    def say(msg: str) -> None:
+        print(f"cssnn board-sim: {msg}", file=sys.stderr, flush=True)
+
+    net = load_network(args.network)
+    try:
+        vb = VirtualBoard(net, args.board, baud=args.baud, progress=say)
+    except (ValueError, RuntimeError) as e:   # does not fit, a baud rate the clock cannot make, a failed build
+        raise one_line(str(e)) from None
+    stop = threading.Event()
+    handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        ready = {"port": vb.port, "board": vb.board.name, "clock_hz": vb.clk_hz, "baud": vb.baud,
+                 "divisor": vb.divisor, "idle_cycles": vb.idle_cycles}
+        print(json.dumps(ready) if args.json else vb.port, flush=True)   # one line each, even with --json
+        say(f"virtual {vb.board.name} at {vb.clk_hz / 1e6:g} MHz, {vb.baud} baud ({vb.divisor} clocks per bit) on "
+            f"{vb.port}; Ctrl-C stops it")
+        while vb.running and not stop.wait(0.2):
+            pass
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        final = vb.close()
+    if final is None:
+        raise CLIError(f"the simulated board stopped by itself (exit code {vb.proc.returncode})")
+    print(json.dumps(dict(final, clock_hz=vb.clk_hz)) if args.json else _board_sim_text(vb.board.name, final),
+          flush=True)
+
+
 def register(subparsers) -> None:
-    """Add ``build`` and ``selftest`` to the ``cssnn`` subcommands (``subparsers`` from
+    """Add ``build``, ``selftest`` and ``board-sim`` to the ``cssnn`` subcommands (``subparsers`` from
     ``argparse.ArgumentParser.add_subparsers``)."""
     def add(name, func, help_):
         return add_command(subparsers, name, func, help_)
@@ -136,7 +182,7 @@ def register(subparsers) -> None:
                    help="system clock in MHz (default: the board's, 30 for icebreaker, 100 for ulx3s-85f; "
                         "the PLL makes the highest frequency not above it)")
     p.add_argument("--lanes", type=int, default=None, help="neuron lanes (default: the most that fit)")
-    p.add_argument("--baud", type=int, default=115200, help="UART baud rate (default 115200)")
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART baud rate (default {DEFAULT_BAUD})")
     p.add_argument("--seed", type=int, default=1, help="place-and-route seed (default 1)")
     p.add_argument("--samples", type=int, default=5,
                    help="inferences simulated for the latency (default 5; 0 skips the simulation)")
@@ -157,6 +203,14 @@ def register(subparsers) -> None:
                                       "bitstream, run a tiny network, compare with the golden model")
     p.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyUSB1 (iCEBreaker: the "
                                                  "second FTDI channel)")
-    p.add_argument("--baud", type=int, default=115200, help="UART baud rate of the bitstream (default 115200)")
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART baud rate of the bitstream (default {DEFAULT_BAUD})")
     p.add_argument("--samples", type=int, default=4, help="tiny-network inferences (default 4)")
     p.add_argument("--timeout", type=float, default=0.5, help="serial read timeout in seconds (default 0.5)")
+
+    p = add("board-sim", cmd_board_sim, "simulate a board running a network's bitstream (cycle-accurate, Verilator) "
+                                        "behind a pseudo-terminal: infer/selftest --port talk to it as to the board")
+    p.add_argument("network", type=Path, help="converted network .npz (the accelerator is sized for it as by 'cssnn build')")
+    p.add_argument("--board", required=True, choices=list(BOARDS), help="the board to simulate")
+    p.add_argument("--baud", type=int, default=None,
+                   help="UART baud rate (default: the board's default, as 'cssnn build'); a higher rate simulates "
+                        "faster, as the simulation runs far slower than the board")

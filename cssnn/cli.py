@@ -6,7 +6,7 @@ Each area registers its own subcommands (conventions in :mod:`cssnn.command`):
 ``cssnn.sw.frontends.commands``  train, convert, info
 ``cssnn.sw.analysis.commands``   eval, sweep, compare
 ``cssnn.sim.commands``           sim, infer
-``cssnn.boards.commands``        build, selftest
+``cssnn.boards.commands``        build, selftest, board-sim
 ``cssnn.bench.commands``         report
 =============================  =========================================
 """
@@ -28,6 +28,8 @@ from cssnn.sim import commands as sim_commands
 from cssnn.sw.analysis import commands as analysis_commands
 from cssnn.sw.frontends import commands as frontend_commands
 from cssnn.sw.frontends.datasets import DatasetError
+from cssnn.sw.host.accelerator import DeviceReset
+from cssnn.sw.host.protocol import LinkError, ProtocolError
 from cssnn.sw.spec.ann import ANNError
 from cssnn.sw.spec.network import NetworkError
 
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. piped into `head`
         sys.stderr.close()
         return 0
-    except (CLIError, MissingExtra, ANNError, DatasetError, NetworkError, ValueError, OSError) as e:
+    except (CLIError, MissingExtra, ANNError, DatasetError, NetworkError, ValueError, OSError,
+            LinkError, ProtocolError, DeviceReset) as e:   # a board that does not answer, or not as a cssnn board
         print(f"cssnn {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -143,7 +143,7 @@ def cmd_infer(args) -> None:
     if args.port:
         from cssnn.sw.host.protocol import SerialTransport
 
-        transport = SerialTransport(args.port, baudrate=args.baud)
+        transport = SerialTransport(args.port, baudrate=args.baud, timeout=args.timeout)
         where = args.port
     else:
         _, transport = _simulated(args, net)
@@ -298,6 +298,8 @@ def register(subparsers) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--port", help="serial port of a board running the cssnn bitstream, e.g. /dev/ttyUSB1")
     p.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"serial baud rate (default {DEFAULT_BAUD})")
+    p.add_argument("--timeout", type=float, default=0.5,
+                   help="serial read timeout in seconds (default 0.5; more for a virtual board, which runs slower)")
     add_backend_args(p, default="amaranth", group=where)
     p.add_argument("--input", type=Path, help="one sample: .npy or text; integers are input codes, floats features in [0, 1]")
     p.add_argument("--dataset", default="digits", help="without --input: take a test sample of this dataset")

@@ -64,6 +64,7 @@ def test_wheel_holds_every_module(wheel_tree):
                 missing.append(str(path.relative_to(ROOT)))
     assert not missing, f"modules missing from the wheel: {missing}"
     assert (wheel_tree / "cssnn" / "sim" / "harness.cpp").exists()
+    assert (wheel_tree / "cssnn" / "boards" / "virtual_harness.cpp").exists()
 
 
 def test_layers_import_one_way():

@@ -262,7 +262,8 @@ def test_byte_fifo_keeps_every_byte_in_order_under_random_handshakes(depth):
             ctx.set(dut.w.valid, v)
             ctx.set(dut.w.payload, b)
             ctx.set(dut.r.ready, r)
-            assert ctx.get(dut.w.ready) == (queued < depth)
+            assert ctx.get(dut.w.ready) or queued >= depth   # ready until the RAM holds depth bytes
+            assert queued <= depth + 2                           # and two more in the skid buffer
             took_w = v and ctx.get(dut.w.ready)
             took_r = r and ctx.get(dut.r.valid)
             if took_r:
@@ -276,4 +277,4 @@ def test_byte_fifo_keeps_every_byte_in_order_under_random_handshakes(depth):
     sim.add_clock(1e-6)
     sim.add_testbench(tb)
     sim.run()
-    assert got == sent[:len(got)] and len(sent) - len(got) <= depth and len(got) > 200
+    assert got == sent[:len(got)] and len(sent) - len(got) <= depth + 2 and len(got) > 200

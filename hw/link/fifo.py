@@ -2,13 +2,16 @@
 
 :class:`ByteFIFO` sits on the link's ``rx`` and ``tx`` (``HostLink(fifo_depth=...)``), so that bytes
 arriving while the link executes or replies wait instead of being dropped by the UART, and a reply
-drains to the UART while the next request is taken in (full duplex). It is two pointers and one
-block RAM: no level counter, no output register beyond the RAM's own read latch (Amaranth's
+drains to the UART while the next request is taken in (full duplex). It is two pointers, one
+block RAM and a :class:`~cssnn.hw.core.skid.SkidBuffer` on the output: no level counter (Amaranth's
 ``SyncFIFOBuffered`` costs about twice the logic: the link shares an iCE40UP5K with the accelerator).
+The skid buffer keeps the RAM's slow clock-to-output out of the logic that takes the bytes (without
+it the ECP5 build's critical path ran from the RAM through the receiver: 68.8 MHz).
 
-- ``w`` In(stream.Signature(8)): ready while fewer than ``depth`` bytes are queued;
-- ``r`` Out(stream.Signature(8)): a byte is offered from the second clock after it was written
-  (the RAM's synchronous read), in order; each byte once.
+- ``w`` In(stream.Signature(8)): ready while fewer than ``depth`` bytes are in the RAM (up to two
+  more wait in the skid buffer);
+- ``r`` Out(stream.Signature(8)): a byte is offered from the third clock after it was written
+  (the RAM's synchronous read, the skid buffer's register), in order; each byte once.
 
 The pointers are one bit wider than the address: equal means empty, differing in that bit alone full.
 The read port's address is the *next* read pointer, so the RAM's data register holds the byte at the
@@ -22,6 +25,8 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
+
+from cssnn.hw.core.skid import SkidBuffer
 
 __all__ = ["ByteFIFO"]
 
@@ -39,18 +44,21 @@ class ByteFIFO(wiring.Component):
         m = Module()
         a = ceil_log2(self.depth)
         m.submodules.mem = mem = memory.Memory(shape=8, depth=self.depth, init=[])
+        m.submodules.skid = skid = SkidBuffer(8)
+        r = skid.i   # the RAM side; skid.o is the FIFO's output
+        wiring.connect(m, skid.o, wiring.flipped(self.r))
         wr, rd = mem.write_port(), mem.read_port(transparent_for=())
         wptr, rptr = Signal(a + 1), Signal(a + 1)
         full = (wptr[:a] == rptr[:a]) & (wptr[a] != rptr[a])
-        take = self.r.valid & self.r.ready
+        take = r.valid & r.ready
         rnext = Signal(a + 1)
         m.d.comb += [
             self.w.ready.eq(~full),
             wr.addr.eq(wptr[:a]), wr.data.eq(self.w.payload), wr.en.eq(self.w.valid & ~full),
             rnext.eq(rptr + take),
-            rd.addr.eq(rnext[:a]), self.r.payload.eq(rd.data),
+            rd.addr.eq(rnext[:a]), r.payload.eq(rd.data),
         ]
         with m.If(wr.en):
             m.d.sync += wptr.eq(wptr + 1)
-        m.d.sync += [rptr.eq(rnext), self.r.valid.eq(wptr != rnext)]
+        m.d.sync += [rptr.eq(rnext), r.valid.eq(wptr != rnext)]
         return m

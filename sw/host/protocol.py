@@ -492,19 +492,23 @@ class Client:
         """Send one ``cmd`` request per payload, ahead of the replies: at most
         :meth:`~cssnn.hw.link.wire.Identity.send_ahead` request bytes (and 128 requests) outstanding,
         or one request at a time when the device queues nothing. Returns the OK replies in order.
-        Requests that get a retryable error, or no reply before the line has been quiet for
-        ``silence + 2`` receive timeouts, are sent again (up to ``retries`` times each); the commands
-        must be idempotent, and each must finish within a receive timeout or two (INFER's run does)."""
+        The device answers in order, so a reply also says that every request sent before it and
+        still unanswered was lost. Those, requests that get a retryable error, and the rest when the
+        line has been quiet for ``silence + 2`` receive timeouts are sent again (up to ``retries``
+        times each); the commands must be idempotent, and each must finish within a receive timeout
+        or two (INFER's run does)."""
         ident = self._ident()
         budget = ident.send_ahead()
         todo = list(range(len(payloads)))[::-1]   # a stack: the next request last
         tries = [0] * len(payloads)
         replies: list[Reply | None] = [None] * len(payloads)
-        outstanding: dict[int, tuple[int, int]] = {}   # seq -> (request index, frame bytes)
+        outstanding: dict[int, tuple[int, int]] = {}   # seq -> (request index, frame bytes), in send order
         in_flight = quiet = 0
         self.stats["requests"] += len(payloads)
         while todo or outstanding:
             while todo and len(outstanding) < 128:
+                while self._seq in outstanding:   # a lost request's seq is not reused while it waits
+                    self._seq = (self._seq + 1) & 0xFF
                 i = todo[-1]
                 frame = encode_request(cmd, self._seq, payloads[i])
                 if outstanding and in_flight + len(frame) > budget:
@@ -521,6 +525,12 @@ class Client:
                 if r.cmd != cmd or r.seq not in outstanding:
                     self.stats["stale"] += 1
                     continue
+                for seq in list(outstanding):   # sent before r: lost (the device answers in order)
+                    if seq == r.seq:
+                        break
+                    j, n = outstanding.pop(seq)
+                    in_flight -= n
+                    todo.append(self._retry(j, tries, "no reply", cmd, None))
                 i, n = outstanding.pop(r.seq)
                 in_flight -= n
                 if r.status == Status.OK:
