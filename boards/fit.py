@@ -40,8 +40,8 @@ RESOURCE_NAMES = {
 
 #: Largest logic fill the automatic lane choice accepts (estimate), leaving room for routing and for
 #: later additions; an explicit ``lanes`` is only held to the device's size. 0.85 until the batch link
-#: (protocol 4) took the digits network's 2-lane iCEBreaker build to 86.6 %, which still meets 30 MHz
-#: (30.6 MHz post-route); 1 lane would halve its compute.
+#: (protocol 4) took the digits network's 2-lane iCEBreaker build to 87.2 % (estimate 86.5 %), which
+#: still meets 30 MHz (32.75 MHz post-route); 1 lane would halve its compute.
 LOGIC_FILL = 0.87
 
 # RAM primitive geometries: (depth, width) configurations.
@@ -87,7 +87,7 @@ LINK_FIFO_DEPTH = 512
 
 
 #: Logic the batch link added (INFER, SETUP, two :class:`~cssnn.hw.link.fifo.ByteFIFO`): measured on the
-#: digits network's iCEBreaker build, 4,250 -> 4,573 LC (yosys alone: 649 -> 888 LUT4 for the link).
+#: digits network's iCEBreaker build, 4,250 -> 4,602 LC (yosys alone: 649 -> 925 LUT4 for the link).
 LINK_BATCH_LOGIC = 320
 
 

@@ -331,3 +331,16 @@ def test_a_device_of_another_protocol_version_is_one_line(net, tmp_path, capsys)
         os.close(master)
     err = capsys.readouterr().err
     assert "protocol version 3, this host version 4: rebuild the bitstream" in err and err.count("\n") == 1
+
+
+@needs_sim
+def test_the_link_benchmark_measures_a_batch_at_the_link_limit():
+    """``python -m cssnn.bench.link`` on a short digits batch: bit-exact, one request per sample, and at
+    least 85 % of the lower limit even for 24 samples (the first request's and last reply's line time
+    are the overhead)."""
+    from cssnn.bench.link import TARGET, measure
+
+    r = measure("icebreaker", DEFAULT_BAUD, 24)
+    assert r["bit_exact"] and r["requests"] == 24 and r["retries"] == 0
+    assert r["bytes_sent_per_inference"] == 7 + 5 + 64 and r["link_limit"] < r["compute_limit"]
+    assert TARGET <= r["efficiency"] <= 1.0, r

@@ -245,13 +245,14 @@ def test_core_has_no_multiplier_and_no_slow_compares():
 
 # ---- the host link's byte FIFO ----
 
+@pytest.mark.parametrize("skid", [True, False])
 @pytest.mark.parametrize("depth", [2, 4, 16])
-def test_byte_fifo_keeps_every_byte_in_order_under_random_handshakes(depth):
+def test_byte_fifo_keeps_every_byte_in_order_under_random_handshakes(depth, skid):
     """Random writes (offered whatever ``ready`` says, as a UART does) and random reads: the bytes read
     are exactly the bytes accepted, in order; ``ready`` falls only when ``depth`` bytes are queued."""
     from cssnn.hw.link.fifo import ByteFIFO
 
-    dut = ByteFIFO(depth)
+    dut = ByteFIFO(depth, skid=skid)
     rng = random.Random(depth)
     got, sent = [], []
 
@@ -263,7 +264,7 @@ def test_byte_fifo_keeps_every_byte_in_order_under_random_handshakes(depth):
             ctx.set(dut.w.payload, b)
             ctx.set(dut.r.ready, r)
             assert ctx.get(dut.w.ready) or queued >= depth   # ready until the RAM holds depth bytes
-            assert queued <= depth + 2                           # and two more in the skid buffer
+            assert queued <= depth + 2 * skid                    # and two more in the skid buffer
             took_w = v and ctx.get(dut.w.ready)
             took_r = r and ctx.get(dut.r.valid)
             if took_r:
@@ -277,4 +278,4 @@ def test_byte_fifo_keeps_every_byte_in_order_under_random_handshakes(depth):
     sim.add_clock(1e-6)
     sim.add_testbench(tb)
     sim.run()
-    assert got == sent[:len(got)] and len(sent) - len(got) <= depth + 2 and len(got) > 200
+    assert got == sent[:len(got)] and len(sent) - len(got) <= depth + 2 * skid and len(got) > 200

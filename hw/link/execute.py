@@ -75,7 +75,13 @@ class Executor(wiring.Component):
             reading=Signal(), first=Signal(),
         )
         cmd = self.cmd
-        f.is_read, f.is_write, f.is_setup, f.is_infer = (cmd == c for c in (Cmd.READ, Cmd.WRITE, Cmd.SETUP, Cmd.INFER))
+        # The command decoded into registers (timing: an 8-bit compare off the critical paths): ``cmd``
+        # is set with the header's first byte, two bytes before the payload's first.
+        is_cmd = {c: Signal(name=f"is_{c.name.lower()}") for c in Cmd}
+        for c, flag in is_cmd.items():
+            m.d.sync += flag.eq(cmd == c)
+        f.is_read, f.is_write, f.is_setup, f.is_infer, f.is_identify, f.is_run, f.is_echo = (
+            is_cmd[c] for c in (Cmd.READ, Cmd.WRITE, Cmd.SETUP, Cmd.INFER, Cmd.IDENTIFY, Cmd.RUN, Cmd.ECHO))
         f.is_rlike, f.is_wlike = f.is_read | f.is_setup, f.is_write | f.is_infer   # checked as a READ / a WRITE
         f.count_step = (f.count + Mux(self.in_payload, 1, -1))[:len(f.count)]  # one adder, both directions
         k = self._selector_constants(m, f.sel_raw[:SEL_BITS])
@@ -131,18 +137,19 @@ class Executor(wiring.Component):
         m.d.comb += end.eq(f.addr[:A] + f.count)
         c = SimpleNamespace(bad_length=Signal(), bad_count=Signal(), out_of_range=Signal())
         m.d.sync += [
-            c.bad_length.eq((((cmd == Cmd.IDENTIFY) | (cmd == Cmd.RUN)) & (length != 0))
+            c.bad_length.eq(((f.is_identify | f.is_run) & (length != 0))
                             | (f.is_rlike & (length != READ_PAYLOAD)) | (f.is_wlike & (length < WRITE_HEADER))),
             c.bad_count.eq((f.is_wlike & ((f.ebc != 0) | (f.count == 0))) | (f.is_read & (f.count == 0))
                            | (f.is_rlike & (f.count_big | (k.maxcount < f.count)))),   # SETUP: count 0 is the class alone
             c.out_of_range.eq((f.addr[A:].any() if A < 32 else 0) | (k.depth < end)),
         ]
         assert sorted(Cmd) == list(range(min(Cmd), max(Cmd) + 1)), "command codes must be contiguous"
-        c.known = (cmd >= min(Cmd)) & (cmd < max(Cmd) + 1)
+        c.known = Signal()
+        m.d.sync += c.known.eq((cmd >= min(Cmd)) & (cmd < max(Cmd) + 1))
         return c
 
     def _sequence(self, m, f, k, c):
-        bus, buf, cmd = self.bus, self.buf, self.cmd
+        bus, buf = self.bus, self.buf
         is_rw = f.is_rlike | f.is_wlike
 
         def reply(status, then="IDLE", *, payload=False):   # without payload: length 0
@@ -165,10 +172,10 @@ class Executor(wiring.Component):
                     reply(Status.UNKNOWN_CMD)
                 with m.Elif(c.bad_length):
                     reply(Status.BAD_LENGTH)
-                with m.Elif(cmd == Cmd.IDENTIFY):   # the identity image, above the payload
+                with m.Elif(f.is_identify):   # the identity image, above the payload
                     m.d.comb += [self.length.set.eq(1), self.length.set_to.eq(IDENTIFY_BYTES)]
                     reply_from_buffer(self.max_payload)
-                with m.Elif(cmd == Cmd.ECHO):   # the payload, as long as the request's
+                with m.Elif(f.is_echo):   # the payload, as long as the request's
                     reply_from_buffer(0)
                 with m.Elif(is_rw & (f.sel_raw[SEL_BITS:].any() | ~k.known)):
                     reply(Status.BAD_ADDRESS)
@@ -178,7 +185,7 @@ class Executor(wiring.Component):
                     reply(Status.BAD_ADDRESS)
                 with m.Elif(bus.busy):
                     reply(Status.BUSY)
-                with m.Elif(cmd == Cmd.RUN):
+                with m.Elif(f.is_run):
                     m.next = "RUN_START"
                 with m.Elif(f.is_wlike):
                     m.d.comb += [buf.seek.eq(1), buf.seek_to.eq(WRITE_HEADER)]

@@ -108,7 +108,7 @@ class HostLink(wiring.Component):
 
         if self.fifo_depth:   # full duplex: bytes arriving while the link executes or replies wait here
             m.submodules.rx_fifo = rx_fifo = ByteFIFO(self.fifo_depth)
-            m.submodules.tx_fifo = tx_fifo = ByteFIFO(self.fifo_depth)
+            m.submodules.tx_fifo = tx_fifo = ByteFIFO(self.fifo_depth, skid=False)   # into a UART register
             connect(m, flipped(self.rx), rx_fifo.w)
             connect(m, rx_fifo.r, rcv.rx)
             connect(m, rpl.tx, tx_fifo.w)

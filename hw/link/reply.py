@@ -56,6 +56,7 @@ class ReplyEmitter(wiring.Component):
         m = Module()
         tx, buf, crc = self.tx, self.buf, self.crc
         status = Signal(Status)
+        from_read = Signal()   # the payload comes from the executor (READ, INFER), not the buffer
         length = self.length.value
         hb = Signal(range(REPLY_HEADER))   # byte index within the header / the CRC
 
@@ -91,7 +92,8 @@ class ReplyEmitter(wiring.Component):
         with m.FSM(init="IDLE"):
             with m.State("IDLE"):
                 with m.If(self.request.start):
-                    m.d.sync += status.eq(self.request.status)
+                    m.d.sync += [status.eq(self.request.status),
+                                 from_read.eq((self.cmd == Cmd.READ) | (self.cmd == Cmd.INFER))]
                     m.next = "HEADER"
 
             with m.State("HEADER"):  # the read port prefetches buf[ptr]
@@ -106,7 +108,7 @@ class ReplyEmitter(wiring.Component):
                         m.d.comb += [buf.step.eq(1), self.hdr_done.eq(1)]
                         with m.If(length == 0):
                             m.next = "CRC"
-                        with m.Elif((self.cmd == Cmd.READ) | (self.cmd == Cmd.INFER)):
+                        with m.Elif(from_read):
                             m.next = "READ"
                         with m.Else():
                             m.next = "BUFFER"
