@@ -189,15 +189,15 @@ def clock_for(board, f_req_mhz: float, baud: int, *, search: bool = False):
     tolerance (:func:`~cssnn.boards.top.uart_divisor`, whose ``ValueError`` says why not). With
     ``search`` (rebuilding under a failed Fmax) slower clocks down to 75 % are tried first."""
     board = get_board(board)
-    pll = pll_config(board.family, board.clk_in_mhz, f_req_mhz)
+    first = pll = pll_config(board.family, board.clk_in_mhz, f_req_mhz)
     while search and pll.f_out_mhz >= 0.75 * f_req_mhz:
         try:
             uart_divisor(pll.f_out_mhz * 1e6, baud)
             return pll
         except ValueError:
             pll = pll_config(board.family, board.clk_in_mhz, pll.f_out_mhz - 0.01)
-    uart_divisor((pll_config(board.family, board.clk_in_mhz, f_req_mhz) if search else pll).f_out_mhz * 1e6, baud)
-    return pll
+    uart_divisor(first.f_out_mhz * 1e6, baud)   # raises, saying why the requested clock cannot
+    return first
 
 
 def build(network, board, build_dir=None, *, freq_mhz: float | None = None, lanes: int | None = None,

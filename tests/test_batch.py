@@ -90,3 +90,21 @@ def test_infer_samples_cli(tmp_path, capsys, digits):
     for argv, msg in [(["--samples", "0"], "at least 1"), (["--samples", "2", "--input", str(path)], "exclude")]:
         assert main(["infer", str(path), *argv]) == 2
         assert msg in capsys.readouterr().err
+
+
+def test_a_batch_of_inputs_that_do_not_fill_the_last_lane_word():
+    """9 inputs on 8 lanes: the encoder's padding lane is written (0) with every sample, on Verilator
+    bit-exact with the golden model and with the per-sample path."""
+    from cssnn.hw.params import CoreParams
+    from cssnn.verif.netgen import random_inputs, random_network
+
+    net = random_network(np.random.default_rng(2), CoreParams(membrane_bits=12), max_layers=2, max_size=20)
+    assert net.n_inputs % 8
+    xs = random_inputs(np.random.default_rng(3), net, 6)
+    ap = params_for(net, lanes=8)
+    with Accelerator(VerilatorTransport(ap)) as acc:
+        acc.load(net)
+        assert acc.batchable()
+        fast, slow = acc.infer_batch(xs, counters=False), acc.infer_batch(xs)
+    assert np.array_equal(fast.logits, slow.logits) and np.array_equal(fast.classes, slow.classes)
+    assert compare_with_golden(net, xs, fast, membrane_bits=ap.core.membrane_bits).bit_exact

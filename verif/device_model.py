@@ -40,6 +40,8 @@ class DeviceModel:
     """
 
     HUNT, HEADER, PAYLOAD, CRC = range(4)
+    #: INFER's reply window after reset: nothing after the class (the gateware's ``win_*`` init values)
+    RESET_WINDOW = (Sel.COUNTER, 0, 0)
 
     def __init__(self, ap: AccelParams, *, max_payload: int = 256, timeout_cycles: int = 1 << 20,
                  run_timeout_cycles: int = 1 << 24, fifo_depth: int = 0, hang: bool = False):
@@ -51,7 +53,7 @@ class DeviceModel:
         self.mem[Sel.COUNTER] = counter_init(ap)
         self.busy = False
         self.runs = 0
-        self.window = (Sel.COUNTER, 0, 0)   # SETUP's: what INFER sends after the class (none after reset)
+        self.window = self.RESET_WINDOW   # SETUP's: what INFER sends after the class
         self.executed: list[tuple[int, bytes]] = []  # (cmd, payload) of every request that passed its CRC
         self._state = self.HUNT
 
@@ -166,7 +168,7 @@ class DeviceModel:
     def reset(self) -> None:
         """The board's reset: registers (the link's state and SETUP window, REG, busy) return to their
         reset values; memories keep their contents, as block RAM does."""
-        self._state, self.busy, self.window = self.HUNT, False, (Sel.COUNTER, 0, 0)
+        self._state, self.busy, self.window = self.HUNT, False, self.RESET_WINDOW
         self.mem[Sel.REG] = [0] * self.ap.depth(Sel.REG)
 
     def _complete_run(self):

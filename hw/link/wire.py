@@ -167,7 +167,7 @@ class Identity:
 
     def send_ahead(self) -> int:
         """Request bytes a host may have outstanding (sent, reply not yet in) without the link dropping
-        any: its receive queue (or one frame at a time without one)."""
+        any: its receive queue. 0: none, send one frame at a time."""
         return self.fifo_depth
 
     def max_write(self, sel: Sel) -> int:

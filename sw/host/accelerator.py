@@ -212,10 +212,11 @@ class Accelerator:
         """Run every sample of ``xs`` (B, n_inputs); ``progress`` (e.g. a tqdm bar) is updated per sample.
 
         ``counters``: also read each sample's counters (cycles, events, synaptic ops): four round
-        trips per sample. Without them, on a protocol-4 device, the batch is one SETUP (the reply
-        window: the logits, or nothing with ``logits=False``) and then every sample as an INFER
-        request sent ahead of the replies (:meth:`Client.infer <cssnn.sw.host.protocol.Client.infer>`),
-        so the line stays busy: two round trips whatever the batch size."""
+        trips per sample. Without them, on a protocol-4 device, every sample is an INFER request
+        sent ahead of the replies (:meth:`Client.infer <cssnn.sw.host.protocol.Client.infer>`), so
+        the line stays busy and the host waits once whatever the batch size. Its reply window (the
+        logits, or ``ARGMAX_VALUE`` with ``logits=False``) was set by :meth:`load`; a batch that
+        changes it first sends SETUP and reads T and L back (two round trips more)."""
         if counters or not self.batchable():
             results = []
             for x in xs:
@@ -227,8 +228,8 @@ class Accelerator:
         image, p = self.image, self.params
         if p.learn:
             self._set_mode(RunMode.INFER)
-        codes = [[raw for _s, _a, raw in image.bus_input_writes(self.encode(x))] for x in xs]
-        if not codes:
+        writes = [image.bus_input_writes(self.encode(x)) for x in xs]
+        if not writes:
             return BatchInference(np.zeros((0, self.net.n_outputs), np.int64) if logits else None,
                                   np.zeros(0, np.int64), None, None, None)
         window = self._reply_window(image, logits=logits)
@@ -237,8 +238,8 @@ class Accelerator:
             self.client.setup(*window)
             self._check_loaded()
             self._window = window
-        ((sel, addr, _),) = runs(image.bus_input_writes(codes[0]))
-        payloads = self.client.infer(sel, addr, codes, progress=progress)
+        ((sel, addr, _),) = runs(writes[0])
+        payloads = self.client.infer(sel, addr, [[raw for _s, _a, raw in w] for w in writes], progress=progress)
         cb, wb = p.elem_bytes(Sel.COUNTER), p.elem_bytes(window[0])
         if any(len(r) != cb + window[2] * wb for r in payloads):
             self.image = self._window = None
@@ -253,8 +254,8 @@ class Accelerator:
 
     def _check_loaded(self) -> None:
         """Raise :class:`DeviceReset` if the network's T and L registers no longer hold what was loaded."""
-        want = [v for sel, _a, v in self.image.bus_writes(self.params) if sel == Sel.REG][:2]
-        if self.client.read(Sel.REG, int(Reg.TIMESTEPS), 2) != want:
+        regs = {a: v for sel, a, v in self.image.bus_writes(self.params) if sel == Sel.REG}
+        if self.client.read(Sel.REG, int(Reg.TIMESTEPS), 2) != [regs[Reg.TIMESTEPS], regs[Reg.LAYERS]]:
             self.image = None
             raise DeviceReset("the accelerator was reset since the network was loaded: load it again")
 

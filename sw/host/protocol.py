@@ -503,7 +503,7 @@ class Client:
         tries = [0] * len(payloads)
         replies: list[Reply | None] = [None] * len(payloads)
         outstanding: dict[int, tuple[int, int]] = {}   # seq -> (request index, frame bytes), in send order
-        in_flight = quiet = 0
+        quiet = 0
         self.stats["requests"] += len(payloads)
         while todo or outstanding:
             while todo and len(outstanding) < 128:
@@ -511,11 +511,10 @@ class Client:
                     self._seq = (self._seq + 1) & 0xFF
                 i = todo[-1]
                 frame = encode_request(cmd, self._seq, payloads[i])
-                if outstanding and in_flight + len(frame) > budget:
+                if outstanding and sum(n for _i, n in outstanding.values()) + len(frame) > budget:
                     break
                 todo.pop()
                 outstanding[self._seq] = (i, len(frame))
-                in_flight += len(frame)
                 self._seq = (self._seq + 1) & 0xFF
                 self.stats["attempts"] += 1
                 self._send(frame)
@@ -528,11 +527,8 @@ class Client:
                 for seq in list(outstanding):   # sent before r: lost (the device answers in order)
                     if seq == r.seq:
                         break
-                    j, n = outstanding.pop(seq)
-                    in_flight -= n
-                    todo.append(self._retry(j, tries, "no reply", cmd, None))
-                i, n = outstanding.pop(r.seq)
-                in_flight -= n
+                    todo.append(self._retry(outstanding.pop(seq)[0], tries, "no reply", cmd, None))
+                i, _n = outstanding.pop(r.seq)
                 if r.status == Status.OK:
                     replies[i] = r
                     if progress is not None:
@@ -548,7 +544,7 @@ class Client:
                 for i, _n in sorted(outstanding.values(), reverse=True):
                     todo.append(self._retry(i, tries, "silence", cmd, None))
                 outstanding.clear()
-                in_flight = quiet = 0
+                quiet = 0
         return replies
 
     def _retry(self, i: int, tries: list[int], why: str, cmd: int, reply: Reply | None) -> int:
