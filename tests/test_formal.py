@@ -1,4 +1,4 @@
-"""Formal proofs (SymbiYosys + z3 from PyPI; ``pytest -k formal``): each property is proven on the
+"""Formal proofs (SymbiYosys + Yices from PyPI; ``pytest -k formal``): each property is proven on the
 real design and, once, shown to fail on a planted mutant (a proof that cannot fail is no proof).
 The properties are in :mod:`cssnn.verif.proofs`; docs/HARDWARE.md "Formal proofs" says what each
 covers, and which are unbounded (k-induction) or bounded (and why that depth)."""
@@ -19,9 +19,11 @@ from cssnn.hw.router import Router
 from cssnn.verif.formal import FormalToolsMissing, formal_tools, prove
 from cssnn.verif.proofs import (
     ROUTER_TABLE,
+    byte_fifo_proof,
     controller_proof,
     crc_proof,
     credit_fifo_proof,
+    hostlink_proof,
     receiver_proof,
     router_proof,
     skid_buffer_proof,
@@ -206,6 +208,63 @@ def test_formal_receiver_one_outcome_per_frame(mutant, tmp_path):
     factory = receive.Receiver if mutant is None else _mutant(receive, *RECEIVER_MUTANTS[mutant])["Receiver"]
     proof = receiver_proof(factory, max_payload=4, timeout=2, stall=1)
     _check(prove(proof, "receiver", mode="bmc", depth=RECEIVER_DEPTH, workdir=tmp_path), passes=mutant is None)
+
+
+# ---- the host link's byte FIFOs (bounded) ----
+
+FIFO_MUTANTS = {
+    "valid-from-the-old-pointer": ("r.valid.eq(wptr != rnext)", "r.valid.eq(wptr != rptr)"),
+    "ready-when-full": ("self.w.ready.eq(~full)", "self.w.ready.eq(1)"),
+}
+#: BMC depth of the FIFO proof: a 4-byte FIFO fills, stalls, drains and wraps its pointers within it.
+FIFO_DEPTH = 14
+
+
+@pytest.mark.parametrize("skid", [False, True], ids=["plain", "skid"])
+@pytest.mark.parametrize("mutant", [None, *FIFO_MUTANTS], ids=["design", *(f"mutant-{k}" for k in FIFO_MUTANTS)])
+def test_formal_byte_fifo_keeps_every_byte_in_order(mutant, skid, tmp_path):
+    import cssnn.hw.link.fifo as fifo
+
+    factory = fifo.ByteFIFO if mutant is None else _mutant(fifo, *FIFO_MUTANTS[mutant])["ByteFIFO"]
+    proof = byte_fifo_proof(factory, depth=4, skid=skid)
+    _check(prove(proof, "fifo", mode="bmc", depth=FIFO_DEPTH, workdir=tmp_path), passes=mutant is None)
+
+
+# ---- the whole host link: a reply per frame, nothing without a good CRC, no wedge (bounded) ----
+
+LINK_AP = CTRL_AP
+#: The host link proof's bounds. Frames come back to back (a byte every clock; the receiver proof
+#: covers gaps, garbage and timeouts), so in 24 clocks a RUN, SETUP, ECHO and one-element WRITE
+#: each complete with their reply, and a READ or INFER gets through its checks, writes and run.
+#: GAP: the longest stretch without progress while a reply is owed (a READ's length sum, 4
+#: elements at most here, between the check and the header); tight: 7 has a counterexample.
+LINK_DEPTH, LINK_GAP = 24, 8
+LINK_MUTANTS = {   # module, old, new
+    "executes-rejected-frames": ("hostlink", "exe.accept.eq(rcv.accept)", "exe.accept.eq(rcv.accept | rcv.reply.start)"),
+    "range-check-off-by-one": ("execute", "(k.depth < end)", "(k.depth + 1 < end)"),
+    "no-watchdog": ("execute", "with m.Elif(self.timer.expired):", "with m.Elif(0):"),
+    "crc-skips-the-status": ("reply", "emit(hbyte, hb != 0)", "emit(hbyte, hb > 1)"),
+}
+
+
+@pytest.mark.parametrize("mutant", [None, *LINK_MUTANTS], ids=["design", *(f"mutant-{k}" for k in LINK_MUTANTS)])
+def test_formal_hostlink_one_reply_per_frame_and_no_write_without_crc(mutant, monkeypatch, tmp_path):
+    import importlib
+
+    import cssnn.hw.link.hostlink as hostlink
+
+    factory = hostlink.HostLink
+    if mutant is not None:
+        name, old, new = LINK_MUTANTS[mutant]
+        module = importlib.import_module(f"cssnn.hw.link.{name}")
+        if name == "hostlink":
+            factory = _mutant(module, old, new)["HostLink"]
+        else:   # the real HostLink, built with the mutant phase
+            cls = {"execute": "Executor", "reply": "ReplyEmitter"}[name]
+            monkeypatch.setattr(hostlink, cls, _mutant(module, old, new)[cls])
+    proof = hostlink_proof(factory, LINK_AP, max_payload=16, timeout=2, watchdog=2, stall=1, gap=LINK_GAP, dense=True)
+    _check(prove(proof, "hostlink", mode="bmc", depth=LINK_DEPTH, workdir=tmp_path, map_memories=False),
+           passes=mutant is None)
 
 
 # ---- the core's credit-based word FIFO (bounded) ----

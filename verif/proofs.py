@@ -18,21 +18,43 @@ can hand it a planted mutant and expect a counterexample.
 - :func:`credit_fifo_proof`: the core's update stage and output stage: with words issued only on
   a credit, the word FIFO never holds more than its depth (a word can never be lost), and the
   events leaving are the words' spikes and end markers, each once, in order.
+- :func:`byte_fifo_proof`: the host link's byte FIFO keeps every byte, in order, refuses only when
+  full and offers a byte inside within its latency.
+- :func:`hostlink_proof`: the whole host link at its ports (with an :class:`AbstractCrc`): one
+  well-formed reply per frame, no bus write or run without a good CRC or outside the request, and
+  never a wedge while a reply is owed.
 """
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Assert, Assume, Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
 
 from cssnn.hw.core.core import MAX_INFLIGHT
 from cssnn.hw.core.output import WORD_FIFO_DEPTH
-from cssnn.hw.link.crc import CRC16_POLY, Crc16
+from cssnn.hw.link.crc import CRC16_INIT, CRC16_POLY, Crc16, crc_signature
+from cssnn.hw.link.execute import ADDR_AT, ADDR_BYTES, COUNT_AT, SEL_AT
 from cssnn.hw.link.shared import Length, PayloadBuffer, Timer, share
-from cssnn.hw.link.wire import CRC_BYTES, REQUEST_HEADER, SYNC_REQUEST, Status
+from cssnn.hw.link.wire import (
+    CRC_BYTES,
+    IDENTIFY_BYTES,
+    REPLY_HEADER,
+    REQUEST_HEADER,
+    SYNC_REPLY,
+    SYNC_REQUEST,
+    WRITE_HEADER,
+    Cmd,
+    Status,
+)
+from cssnn.hw.memmap import Sel
 from cssnn.hw.params import CoreParams, Mode
 from cssnn.verif.formal import any_const, any_seq, initial
 
-__all__ = ["skid_buffer_proof", "tsa_lane_proof", "router_proof", "ROUTER_TABLE", "controller_proof", "receiver_proof",
+__all__ = ["skid_buffer_proof", "byte_fifo_proof", "hostlink_proof", "AbstractCrc", "tsa_lane_proof", "router_proof",
+           "ROUTER_TABLE", "controller_proof", "receiver_proof",
            "crc16_bitwise", "crc_proof", "credit_fifo_proof"]
 
 
@@ -115,6 +137,27 @@ def skid_buffer_proof(factory, *, width: int = 4) -> Module:
     with m.If(~after):   # up to clock n both saw the same inputs: the same registers, the same ready
         m.d.comb += [Assert(twin.i.ready == dut.i.ready)]
         m.d.comb += [Assert(getattr(twin, r) == getattr(dut, r)) for r in ("o_valid", "o_data", "s_valid", "s_data")]
+    return m
+
+
+def byte_fifo_proof(factory, *, depth: int, skid: bool) -> Module:
+    """``factory(depth, skid=skid)`` makes the :class:`~cssnn.hw.link.fifo.ByteFIFO`: any bytes, any
+    gaps, any ``ready``. Asserted: the bytes leave exactly as they entered (no loss, no duplication,
+    order kept); it refuses a byte only when it holds at least ``depth``; at most ``depth`` (+2 in
+    the skid buffer) are inside; and a byte inside is offered after at most 2 clocks without one (3
+    with the skid buffer): the RAM's read and the registers in front of it."""
+    m = Module()
+    m.submodules.dut = dut = factory(depth, skid=skid)
+    _producer(m, dut.w, any_seq(8))
+    m.d.comb += dut.r.ready.eq(any_seq(1))
+    extra = 2 if skid else 0
+    _, _, inside, *_ = _stream_scoreboard(m, dut.w.valid & dut.w.ready, dut.w.payload, dut.r.valid & dut.r.ready,
+                                          dut.r.payload, capacity=depth + extra, width=8)
+    m.d.comb += Assert(dut.w.ready | (inside >= depth))
+    latency = 3 if skid else 2
+    starved = Signal(range(latency + 2))
+    m.d.sync += starved.eq(Mux((inside != 0) & ~dut.r.valid, starved + 1, 0))
+    m.d.comb += Assert(starved < latency)
     return m
 
 
@@ -301,17 +344,84 @@ def crc_proof(byte_function) -> Module:
     return m
 
 
+def _request_frames(m: Module, rx, residue_zero, *, max_payload: int, timeout: int, resume=0, resume_now=0):
+    """The request frames, parsed from the bytes ``rx`` takes (docs/PROTOCOL.md: SYNC while hunting,
+    cmd, seq, len u16, payload, CRC over all after the SYNC), and the outcome each must get.
+    ``residue_zero`` is the CRC unit's verdict on a frame's last byte; after an outcome the parser
+    waits for the reply: ``resume`` (hunting from the next clock) or ``resume_now`` (hunting this
+    clock). Asserts that nothing is taken while it waits. Returns a namespace: ``due`` (an outcome
+    is due this clock), ``good`` (with ``due``: the frame is complete and checks, so ``accept``),
+    ``want`` (with ``due`` and not ``good``: the reject status), ``in_frame`` (a byte taken now
+    belongs to a frame after its SYNC), ``sync`` (a SYNC starts a frame now), ``pfire``/``pidx``
+    (payload byte number ``pidx`` taken now), ``cmd``, ``seq``, ``length`` (the header's fields,
+    from the SYNC on), ``quiet`` (quiet clocks inside the frame)."""
+    HUNT, HEADER, PAYLOAD, CRC, WAIT = range(5)
+    state = Signal(range(5), name="req_state")
+    st = Signal(range(5), name="req_state_now")   # WAIT ends now with resume_now
+    m.d.comb += st.eq(Mux((state == WAIT) & resume_now, HUNT, state))
+    hb = Signal(range(REQUEST_HEADER), name="req_hb")
+    f = SimpleNamespace(due=Signal(name="req_due"), good=Signal(name="req_good"), want=Signal(Status, name="req_want"),
+                        in_frame=Signal(name="req_in_frame"), sync=Signal(name="req_sync"),
+                        pfire=Signal(name="req_pfire"), pidx=Signal(16, name="req_pidx"), cmd=Signal(8, name="req_cmd"),
+                        seq=Signal(8, name="req_seq"), length=Signal(16, name="req_len"),
+                        quiet=Signal(range(timeout + 2), name="req_quiet"))
+    count = f.pidx   # payload bytes so far, then CRC bytes so far
+    rx_fire = rx.valid & rx.ready
+    f.hunting, f.at_cmd = st == HUNT, (st == HEADER) & (hb == 0)
+    m.d.comb += [f.in_frame.eq((st == HEADER) | (st == PAYLOAD) | (st == CRC)),
+                 f.sync.eq(rx_fire & (st == HUNT) & (rx.payload == SYNC_REQUEST)),
+                 f.pfire.eq(rx_fire & (st == PAYLOAD))]
+    m.d.sync += f.quiet.eq(Mux(rx_fire | ~f.in_frame, 0, Mux(f.quiet == timeout + 1, f.quiet, f.quiet + 1)))
+    with m.Switch(st):
+        with m.Case(HUNT):
+            m.d.sync += state.eq(HUNT)   # (from WAIT, with resume_now)
+            with m.If(f.sync):
+                m.d.sync += [state.eq(HEADER), hb.eq(0), count.eq(0), f.cmd.eq(0), f.seq.eq(0)]
+        with m.Case(HEADER, PAYLOAD, CRC):
+            with m.If(rx_fire):
+                with m.If(st == HEADER):
+                    m.d.sync += hb.eq(hb + 1)
+                    with m.If(hb == 0):
+                        m.d.sync += f.cmd.eq(rx.payload)
+                    with m.If(hb == 1):
+                        m.d.sync += f.seq.eq(rx.payload)
+                    with m.If(hb == 2):
+                        m.d.sync += f.length[:8].eq(rx.payload)
+                    with m.If(hb == 3):
+                        new_len = Cat(f.length[:8], rx.payload)
+                        m.d.sync += [f.length[8:].eq(rx.payload), state.eq(Mux(new_len == 0, CRC, PAYLOAD))]
+                        with m.If(new_len > max_payload):
+                            m.d.comb += [f.due.eq(1), f.want.eq(Status.BAD_LENGTH)]
+                with m.Elif(st == PAYLOAD):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count + 1 == f.length):
+                        m.d.sync += [state.eq(CRC), count.eq(0)]
+                with m.Else():
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count == CRC_BYTES - 1):
+                        m.d.comb += [f.due.eq(1), f.good.eq(residue_zero), f.want.eq(Status.BAD_CRC)]
+            with m.Elif(f.quiet == timeout - 1):
+                m.d.comb += [f.due.eq(1), f.want.eq(Status.TIMEOUT)]
+            with m.If(f.due):
+                m.d.sync += state.eq(WAIT)
+        with m.Case(WAIT):
+            m.d.comb += Assert(~rx_fire)     # nothing is taken between a frame's outcome and its reply
+            with m.If(resume):
+                m.d.sync += state.eq(HUNT)
+    return f
+
+
 def receiver_proof(factory, *, max_payload: int, timeout: int, stall: int) -> Module:
     """``factory(max_payload=..., length_bits=..., delta_max=..., buffer_depth=...)`` makes the
     :class:`~cssnn.hw.link.receive.Receiver`; it gets its own CRC, a ``timeout``-clock timer, the
     length register and a ``max_payload``-byte buffer, shared as in the host link. Any bytes, any
     gaps (the producer holds an offered byte until taken), ``resume`` (the reply has been sent) at
     most ``stall`` clocks after an outcome. The frames are parsed here from the bytes taken
-    (docs/PROTOCOL.md: SYNC while hunting, cmd, seq, len u16, payload, CRC over all after the SYNC).
-    Asserted, for every frame: exactly one outcome, ``accept`` or one reject; ``accept`` if and only
-    if the frame is complete and its CRC checks; BAD_LENGTH if and only if ``len > max_payload``
-    (once the header is in), BAD_CRC for a complete frame that does not check, TIMEOUT otherwise;
-    and inside a frame the receiver never waits more than ``timeout`` quiet clocks."""
+    (:func:`_request_frames`). Asserted, for every frame: exactly one outcome, ``accept`` or one
+    reject; ``accept`` if and only if the frame is complete and its CRC checks; BAD_LENGTH if and
+    only if ``len > max_payload`` (once the header is in), BAD_CRC for a complete frame that does
+    not check, TIMEOUT otherwise; and inside a frame the receiver never waits more than ``timeout``
+    quiet clocks."""
     length_bits, delta_max = 8, 5
     m = Module()
     m.submodules.dut = dut = factory(max_payload=max_payload, length_bits=length_bits, delta_max=delta_max,
@@ -331,66 +441,21 @@ def receiver_proof(factory, *, max_payload: int, timeout: int, stall: int) -> Mo
     m.d.comb += dut.resume.eq(resume)
     m.d.sync += replying.eq(Mux(outcome, 1, Mux(resume, 0, replying)))
     m.d.comb += Assert(~(outcome & replying))
-
-    # ---- the frames, parsed from the bytes taken ----
-    HUNT, HEADER, PAYLOAD, CRC, WAIT = range(5)
-    state = Signal(range(5))
-    hb = Signal(range(REQUEST_HEADER))
-    length, count = Signal(16), Signal(16)
-    rx_fire = rx.valid & rx.ready
-    in_frame_now = (state == HEADER) | (state == PAYLOAD) | (state == CRC)
+    crc_port = crc_unit.port
+    f = _request_frames(m, rx, crc_port.residue_zero, max_payload=max_payload, timeout=timeout, resume=resume)
     # The CRC verdict is the CRC unit's (crc_proof shows its byte function is the textbook CRC;
     # comparing a second implementation over whole frames would ask the solver to prove two XOR
     # networks equal, which it cannot in reasonable time). Asserted here: the unit is restarted by
     # the SYNC and shifts exactly the frame's bytes after it, each once.
-    crc_port = crc_unit.port
-    m.d.comb += Assert(crc_port.en == (rx_fire & in_frame_now))
+    rx_fire = rx.valid & rx.ready
+    m.d.comb += [Assert(crc_port.en == (rx_fire & f.in_frame)), Assert(crc_port.init == f.sync)]
     with m.If(crc_port.en):
         m.d.comb += Assert(crc_port.data == rx.payload)
-    m.d.comb += Assert(crc_port.init == (rx_fire & (state == HUNT) & (rx.payload == SYNC_REQUEST)))
-    complete_good = Signal()
-    quiet = Signal(range(timeout + 2))
-    m.d.sync += quiet.eq(Mux(rx_fire | ~in_frame_now, 0, Mux(quiet == timeout + 1, quiet, quiet + 1)))
-    want = Signal(Status)   # the outcome this clock's byte (or quiet) must give, when `due`
-    due = Signal()
-    with m.Switch(state):
-        with m.Case(HUNT):
-            with m.If(rx_fire & (rx.payload == SYNC_REQUEST)):
-                m.d.sync += [state.eq(HEADER), hb.eq(0), count.eq(0)]
-        with m.Case(HEADER, PAYLOAD, CRC):
-            with m.If(rx_fire):
-                with m.If(state == HEADER):
-                    m.d.sync += hb.eq(hb + 1)
-                    with m.If(hb == 2):
-                        m.d.sync += length[:8].eq(rx.payload)
-                    with m.If(hb == 3):
-                        new_len = Cat(length[:8], rx.payload)
-                        m.d.sync += [length[8:].eq(rx.payload),
-                                     state.eq(Mux(new_len == 0, CRC, PAYLOAD))]
-                        with m.If(new_len > max_payload):
-                            m.d.comb += [due.eq(1), want.eq(Status.BAD_LENGTH)]
-                with m.Elif(state == PAYLOAD):
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count + 1 == length):
-                        m.d.sync += [state.eq(CRC), count.eq(0)]
-                with m.Else():
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count == CRC_BYTES - 1):
-                        m.d.comb += [due.eq(1), complete_good.eq(crc_port.residue_zero), want.eq(Status.BAD_CRC)]
-            with m.Elif(quiet == timeout - 1):
-                m.d.comb += [due.eq(1), want.eq(Status.TIMEOUT)]
-            with m.If(due):
-                m.d.sync += state.eq(WAIT)
-        with m.Case(WAIT):
-            m.d.comb += Assert(~rx_fire)     # nothing is taken between a frame's outcome and its reply
-            with m.If(resume):
-                m.d.sync += state.eq(HUNT)
     # exactly the outcome due, in the clock it is due, and none otherwise
-    m.d.comb += [Assert(dut.accept == (due & complete_good)),
-                 Assert(dut.reply.start == (due & ~complete_good))]
+    m.d.comb += [Assert(dut.accept == (f.due & f.good)), Assert(dut.reply.start == (f.due & ~f.good))]
     with m.If(dut.reply.start):
-        m.d.comb += Assert(dut.reply.status == want)
-    m.d.comb += Assert(quiet <= timeout)
+        m.d.comb += Assert(dut.reply.status == f.want)
+    m.d.comb += Assert(f.quiet <= timeout)
     return m
 
 
@@ -439,3 +504,235 @@ def credit_fifo_proof(update_factory, output_factory, p: CoreParams, *, scoreboa
     m.d.comb += [Assume(entered < (1 << bits) - 2), Assume(k < (1 << bits) - 2)]   # no wrap in the trace
     return m
 
+
+
+class AbstractCrc(wiring.Component):
+    """An abstract CRC unit, with the port of :class:`~cssnn.hw.link.crc.Crc16`: ``init`` restarts
+    the register at :data:`~cssnn.hw.link.crc.CRC16_INIT`, each ``en`` gives it any new value, and
+    ``residue_zero`` is free (any frame may check or not). :func:`crc_proof` covers the byte function
+    itself; this keeps the XOR networks out of the host link proof."""
+
+    def __init__(self):
+        super().__init__({"port": In(crc_signature())})
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.port
+        value = Signal(16, init=CRC16_INIT)
+        m.d.comb += [p.value.eq(value), p.residue_zero.eq(any_seq(1))]
+        with m.If(p.init):
+            m.d.sync += value.eq(CRC16_INIT)
+        with m.Elif(p.en):
+            m.d.sync += value.eq(any_seq(16))
+        return m
+
+
+def _selector_spec(m: Module, ap, sel):
+    """What the memory map (:mod:`cssnn.hw.memmap`) says of selector byte ``sel``: ``known``, and
+    for a known one its element bytes ``eb`` and bits ``bits``, ``depth`` and ``writable``."""
+    s = SimpleNamespace(known=Signal(name="spec_known"), eb=Signal(4, name="spec_eb"), bits=Signal(8, name="spec_bits"),
+                        depth=Signal(ap.bus_addr_bits + 1, name="spec_depth"), writable=Signal(name="spec_writable"))
+    with m.Switch(sel):
+        for sl in Sel:
+            with m.Case(sl):
+                m.d.comb += [s.known.eq(1), s.eb.eq(ap.elem_bytes(sl)), s.bits.eq(ap.elem_bits(sl)),
+                             s.depth.eq(ap.depth(sl)), s.writable.eq(ap.writable(sl))]
+    return s
+
+
+def hostlink_proof(factory, ap, *, max_payload: int, timeout: int, watchdog: int, stall: int, gap: int,
+                   cmds=None, dense: bool = False) -> Module:
+    """``factory(ap, max_payload=, timeout_cycles=, run_timeout_cycles=)`` makes the
+    :class:`~cssnn.hw.link.hostlink.HostLink` (no FIFOs), whole, with an :class:`AbstractCrc`. Any
+    bytes on ``rx`` with any gaps; the host takes reply bytes with stalls of at most ``stall``
+    clocks; the accelerator's ``rdata``, ``busy`` and ``done`` are free. The requests are parsed
+    from the bytes taken (:func:`_request_frames`, whose outcomes :func:`receiver_proof` shows the
+    receiver gives). Asserted at the ports:
+
+    - **one reply per frame**: after each outcome exactly one reply frame leaves on ``tx``, and
+      nothing else: SYNC, the status (a reject's own; never BAD_CRC or TIMEOUT for an accepted
+      frame), the request's cmd and seq, ``len`` (0 unless OK; for OK: IDENTIFY's size, ECHO's
+      request length, READ's count x element bytes, INFER's class element plus the SETUP window),
+      ``len`` payload bytes (ECHO's are the request's, IDENTIFY's the identity image), and the CRC:
+      the CRC unit restarted before the SYNC, fed exactly status .. payload, its value sent MSB
+      first. ``tx`` keeps an offered byte until it is taken;
+    - **nothing without a good CRC**: ``we`` and ``start`` only for an accepted frame, before its
+      reply; writes only for WRITE/INFER, at the request's selector (known, writable) and
+      consecutive addresses from its own, each inside the selector's depth and the payload, with
+      the payload's bytes as data (one arbitrary payload byte followed; bits above the element 0);
+      a WRITE either writes every element and answers OK or writes none; ``start`` once, only for
+      RUN and for INFER after all its writes;
+    - **no wedge**: while a reply is owed the link never goes ``gap`` clocks without progress (a
+      byte taken, a write, a start), the host's stalls aside."""
+    m = Module()
+    dut = factory(ap, max_payload=max_payload, timeout_cycles=timeout, run_timeout_cycles=watchdog)
+    crc = AbstractCrc()
+    dut.crc_unit = lambda: crc
+    m.submodules.dut = dut
+    rx, tx, bus, c = dut.rx, dut.tx, dut.bus, crc.port
+    _producer(m, rx, any_seq(8))
+    m.d.comb += [tx.ready.eq(_fair(m, tx.valid, stall=stall, name="tx")),
+                 bus.rdata.eq(any_seq(len(bus.rdata))), bus.busy.eq(any_seq(1)), bus.done.eq(any_seq(1))]
+
+    # ---- the reply on tx: bytes offered (first: the clock a byte is first offered) and taken ----
+    held, owed = Signal(), Signal()
+    idx, rlen = Signal(16), Signal(16)   # reply bytes taken so far; the reply's len field
+    last_payload = Signal(8)
+    m.d.sync += [held.eq(tx.valid & ~tx.ready), last_payload.eq(tx.payload)]
+    with m.If(held):
+        m.d.comb += [Assert(tx.valid), Assert(tx.payload == last_payload)]
+    first, taken = tx.valid & ~held, tx.valid & tx.ready
+    last = (idx >= REPLY_HEADER) & (idx == REPLY_HEADER + rlen + CRC_BYTES - 1)
+    f = _request_frames(m, rx, c.residue_zero, max_payload=max_payload, timeout=timeout,
+                        resume_now=owed & first & last)
+    m.d.comb += [Assert(~tx.valid | owed), Assert(~(f.due & owed))]
+    if cmds is not None:   # only these commands (the others' bytes are free otherwise)
+        with m.If(f.at_cmd):
+            m.d.comb += Assume(Cat(*(rx.payload == cm for cm in cmds)).any())
+    if dense:   # frames back to back: a byte every clock, and hunting sees only SYNC
+        m.d.comb += Assume(rx.valid)
+        with m.If(f.hunting):
+            m.d.comb += Assume(rx.payload == SYNC_REQUEST)
+
+    # ---- the request, as parsed; latched at its outcome ----
+    p_sel, p_addr, p_count = Signal(8), Signal(32), Signal(16)
+    pos, pos_byte = any_const(8), Signal(8)      # one payload byte followed into the writes / the echo
+    with m.If(f.pfire):
+        with m.Switch(f.pidx):
+            with m.Case(SEL_AT):
+                m.d.sync += p_sel.eq(rx.payload)
+            for i in range(ADDR_BYTES):
+                with m.Case(ADDR_AT + i):
+                    m.d.sync += p_addr[8 * i:8 * i + 8].eq(rx.payload)
+            for i in range(2):
+                with m.Case(COUNT_AT + i):
+                    m.d.sync += p_count[8 * i:8 * i + 8].eq(rx.payload)
+        with m.If(f.pidx == pos):
+            m.d.sync += pos_byte.eq(rx.payload)
+    o = SimpleNamespace(good=Signal(), want=Signal(Status), cmd=Signal(8), seq=Signal(8), len=Signal(16),
+                        sel=Signal(8), addr=Signal(32), count=Signal(16), status=Signal(Status))
+    with m.If(f.due):
+        m.d.sync += [owed.eq(1), idx.eq(0), o.good.eq(f.good), o.want.eq(f.want), o.cmd.eq(f.cmd), o.seq.eq(f.seq),
+                     o.len.eq(f.length), o.sel.eq(p_sel), o.addr.eq(p_addr), o.count.eq(p_count)]
+    with m.If(taken):
+        m.d.sync += idx.eq(idx + 1)
+        with m.If(last):
+            m.d.sync += owed.eq(0)
+    spec = _selector_spec(m, ap, o.sel)
+    is_cmd = {cm: o.cmd == cm for cm in Cmd}
+
+    # INFER's window, kept by an accepted SETUP answered OK (reset: the class alone)
+    win_sel, win_count = Signal(8, init=Sel.COUNTER), Signal(16)
+    with m.If(owed & first & (idx == 1) & is_cmd[Cmd.SETUP] & o.good & (tx.payload == Status.OK)):
+        m.d.sync += [win_sel.eq(o.sel), win_count.eq(o.count)]
+
+    # ---- the reply's bytes ----
+    want_len = Signal(16)
+    with m.If(o.status == Status.OK):
+        with m.If(is_cmd[Cmd.IDENTIFY]):
+            m.d.comb += want_len.eq(IDENTIFY_BYTES)
+        with m.Elif(is_cmd[Cmd.ECHO]):
+            m.d.comb += want_len.eq(o.len)
+        with m.Elif(is_cmd[Cmd.READ]):
+            with m.Switch(o.sel):
+                for sl in Sel:
+                    with m.Case(sl):
+                        m.d.comb += want_len.eq(o.count * ap.elem_bytes(sl))
+        with m.Elif(is_cmd[Cmd.INFER]):
+            with m.Switch(win_sel):
+                for sl in Sel:
+                    with m.Case(sl):
+                        m.d.comb += want_len.eq(ap.elem_bytes(Sel.COUNTER) + win_count * ap.elem_bytes(sl))
+    identity = dut.identity_bytes
+    j = idx - REPLY_HEADER    # the payload byte's number
+    with m.If(owed & first):
+        with m.Switch(idx):
+            with m.Case(0):
+                m.d.comb += Assert(tx.payload == SYNC_REPLY)
+            with m.Case(1):
+                m.d.sync += o.status.eq(tx.payload)
+                with m.If(o.good):
+                    m.d.comb += [Assert(tx.payload <= max(Status)), Assert(tx.payload != Status.BAD_CRC),
+                                 Assert(tx.payload != Status.TIMEOUT)]
+                with m.Else():
+                    m.d.comb += Assert(tx.payload == o.want)
+            with m.Case(2):
+                m.d.comb += Assert(tx.payload == o.cmd)
+            with m.Case(3):
+                m.d.comb += Assert(tx.payload == o.seq)
+            with m.Case(4):
+                m.d.sync += rlen[:8].eq(tx.payload)
+                m.d.comb += Assert(tx.payload == want_len[:8])
+            with m.Case(5):
+                m.d.sync += rlen[8:].eq(tx.payload)
+                m.d.comb += Assert(tx.payload == want_len[8:])
+        in_payload = (idx >= REPLY_HEADER) & (j < rlen)
+        with m.If(in_payload & is_cmd[Cmd.ECHO] & (j == pos)):
+            m.d.comb += Assert(tx.payload == pos_byte)
+        with m.If(in_payload & is_cmd[Cmd.IDENTIFY] & (o.status == Status.OK)):
+            with m.Switch(j):
+                for n, b in enumerate(identity):
+                    with m.Case(n):
+                        m.d.comb += Assert(tx.payload == b)
+        with m.If((idx >= REPLY_HEADER) & (j == rlen)):
+            m.d.comb += Assert(tx.payload == c.value[8:])
+        with m.If((idx >= REPLY_HEADER) & (j == rlen + 1)):
+            m.d.comb += Assert(tx.payload == c.value[:8])
+    # the CRC unit: the receiver's bytes, then the reply's status .. payload, each once
+    covered = owed & first & (idx >= 1) & ((idx < REPLY_HEADER) | (j < rlen))
+    rx_fire = rx.valid & rx.ready
+    m.d.comb += Assert(c.en == ((rx_fire & f.in_frame) | covered))
+    with m.If(covered):
+        m.d.comb += Assert(c.data == tx.payload)
+    fresh = Signal()   # restarted and nothing shifted in since
+    m.d.sync += fresh.eq(Mux(c.init, 1, Mux(c.en, 0, fresh)))
+    m.d.comb += Assert(~c.init | f.sync | (owed & (idx == 0) & ~tx.valid))
+    with m.If(owed & first & (idx == 0)):
+        m.d.comb += Assert(fresh)
+
+    # ---- the bus: nothing without a good CRC ----
+    before_reply = owed & o.good & (idx == 0) & ~tx.valid
+    writes = Signal(range(max_payload + 1))
+    offset = Signal(range(2 * max_payload + 1))   # payload bytes written so far
+    started = Signal()
+    with m.If(f.due):
+        m.d.sync += [writes.eq(0), offset.eq(0), started.eq(0)]
+    ebw = Mux(is_cmd[Cmd.INFER], 1, spec.eb)              # payload bytes per element
+    bits_w = Mux(is_cmd[Cmd.INFER] & (spec.bits > 8), 8, spec.bits)   # the element bits carried
+    A = ap.bus_addr_bits
+    with m.If(bus.we):
+        m.d.sync += [writes.eq(writes + 1), offset.eq(offset + ebw)]
+        m.d.comb += [Assert(before_reply), Assert(is_cmd[Cmd.WRITE] | is_cmd[Cmd.INFER]),
+                     Assert(spec.known), Assert(spec.writable), Assert(Value.cast(bus.sel) == o.sel),
+                     Assert(o.addr[A:] == 0 if A < 32 else 1), Assert(bus.addr == (o.addr[:A] + writes)[:A]),
+                     Assert(o.addr[:A] + writes < spec.depth), Assert(WRITE_HEADER + offset + ebw <= o.len),
+                     Assert((bus.wdata >> bits_w) == 0)]
+        lane = pos - WRITE_HEADER - offset
+        with m.If((pos >= WRITE_HEADER + offset) & (lane < ebw)):
+            with m.Switch(lane):
+                for i in range(max(1, (len(bus.wdata) + 7) // 8)):
+                    with m.Case(i):
+                        keep = Signal(8, name=f"keep{i}")   # the payload byte's bits that the element has
+                        partial = (Const(1, 9) << (bits_w - 8 * i).as_unsigned()[:4]) - 1
+                        lane_bits = bus.wdata[8 * i:8 * i + 8]
+                        m.d.comb += [keep.eq(Mux(bits_w >= 8 * (i + 1), 0xFF, partial)),
+                                     Assert(lane_bits == (pos_byte & keep)[:len(lane_bits)])]
+    all_written = WRITE_HEADER + offset == o.len
+    with m.If(bus.start):
+        m.d.sync += started.eq(1)
+        m.d.comb += [Assert(before_reply), Assert(~started),
+                     Assert(is_cmd[Cmd.RUN] | (is_cmd[Cmd.INFER] & all_written))]
+    with m.If(owed & first & (idx == 1)):   # the status: a WRITE writes all or nothing
+        with m.If(is_cmd[Cmd.WRITE]):
+            m.d.comb += Assert(Mux(tx.payload == Status.OK, all_written, writes == 0))
+        with m.If(is_cmd[Cmd.INFER]):
+            m.d.comb += Assert((writes == 0) | all_written)
+        with m.If((tx.payload == Status.OK) & (is_cmd[Cmd.RUN] | is_cmd[Cmd.INFER])):
+            m.d.comb += Assert(started)
+
+    # ---- no wedge ----
+    quiet = Signal(range(gap + 2))
+    progress = f.due | taken | held | bus.we | bus.start
+    m.d.sync += quiet.eq(Mux(progress | ~owed, 0, Mux(quiet == gap + 1, quiet, quiet + 1)))
+    m.d.comb += Assert(quiet <= gap)
+    return m

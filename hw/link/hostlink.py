@@ -58,6 +58,10 @@ class HostLink(wiring.Component):
     arrives meanwhile (up to ``fifo_depth`` bytes are queued instead).
     """
 
+    #: The CRC unit's class (:class:`~.crc.Crc16`): the host link proof (:mod:`cssnn.verif.proofs`)
+    #: puts an abstract one in its place, whose register takes any value on each byte.
+    crc_unit = Crc16
+
     def __init__(self, ap: AccelParams, *, max_payload: int = 256, timeout_cycles: int = 1 << 20,
                  run_timeout_cycles: int = 1 << 24, fifo_depth: int = 0):
         if not isinstance(ap, AccelParams):
@@ -99,7 +103,7 @@ class HostLink(wiring.Component):
         m = Module()
         m.submodules.buffer = buffer = PayloadBuffer(mp, self.identity_bytes)
         m.submodules.timer = timer = Timer(self.timeout_cycles, self.run_timeout_cycles)
-        m.submodules.crc = crc = Crc16()
+        m.submodules.crc = crc = self.crc_unit()
         m.submodules.length = length = Length(length_bits, ebmax)
         kw = dict(length_bits=length_bits, buffer_depth=depth)
         m.submodules.receive = rcv = Receiver(max_payload=mp, delta_max=ebmax, **kw)
