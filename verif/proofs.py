@@ -626,7 +626,24 @@ def hostlink_proof(factory, ap, *, max_payload: int, timeout: int, watchdog: int
     with m.If(owed & first & (idx == 1) & is_cmd[Cmd.SETUP] & o.good & (tx.payload == Status.OK)):
         m.d.sync += [win_sel.eq(o.sel), win_count.eq(o.count)]
 
-    # ---- the reply's bytes ----
+    r = SimpleNamespace(owed=owed, idx=idx, rlen=rlen, first=first, j=idx - REPLY_HEADER)
+    o.is_cmd, o.spec, o.pos, o.pos_byte, o.win_sel, o.win_count = is_cmd, spec, pos, pos_byte, win_sel, win_count
+    _check_reply_bytes(m, ap, tx, r, o, c, dut.identity_bytes)
+    _check_crc_use(m, rx, tx, r, f, c)
+    _check_bus(m, ap, bus, tx, r, o, f, max_payload=max_payload)
+
+    # ---- no wedge ----
+    quiet = Signal(range(gap + 2))
+    progress = f.due | taken | held | bus.we | bus.start
+    m.d.sync += quiet.eq(Mux(progress | ~owed, 0, Mux(quiet == gap + 1, quiet, quiet + 1)))
+    m.d.comb += Assert(quiet <= gap)
+    return m
+
+
+def _check_reply_bytes(m: Module, ap, tx, r, o, c, identity: bytes) -> None:
+    """The host link proof's reply bytes, each checked the clock it is first offered: SYNC, status,
+    cmd, seq, ``len`` against what the request asks, ECHO's and IDENTIFY's payload, the CRC value."""
+    is_cmd, pos, pos_byte, win_sel, win_count = o.is_cmd, o.pos, o.pos_byte, o.win_sel, o.win_count
     want_len = Signal(16)
     with m.If(o.status == Status.OK):
         with m.If(is_cmd[Cmd.IDENTIFY]):
@@ -643,8 +660,7 @@ def hostlink_proof(factory, ap, *, max_payload: int, timeout: int, watchdog: int
                 for sl in Sel:
                     with m.Case(sl):
                         m.d.comb += want_len.eq(ap.elem_bytes(Sel.COUNTER) + win_count * ap.elem_bytes(sl))
-    identity = dut.identity_bytes
-    j = idx - REPLY_HEADER    # the payload byte's number
+    owed, idx, rlen, first, j = r.owed, r.idx, r.rlen, r.first, r.j
     with m.If(owed & first):
         with m.Switch(idx):
             with m.Case(0):
@@ -678,6 +694,12 @@ def hostlink_proof(factory, ap, *, max_payload: int, timeout: int, watchdog: int
             m.d.comb += Assert(tx.payload == c.value[8:])
         with m.If((idx >= REPLY_HEADER) & (j == rlen + 1)):
             m.d.comb += Assert(tx.payload == c.value[:8])
+
+
+def _check_crc_use(m: Module, rx, tx, r, f, c) -> None:
+    """The CRC unit: restarted before a reply's SYNC and fed exactly its status .. payload, each
+    byte once; otherwise only the receiver's frame bytes."""
+    owed, idx, rlen, first, j = r.owed, r.idx, r.rlen, r.first, r.j
     # the CRC unit: the receiver's bytes, then the reply's status .. payload, each once
     covered = owed & first & (idx >= 1) & ((idx < REPLY_HEADER) | (j < rlen))
     rx_fire = rx.valid & rx.ready
@@ -690,7 +712,13 @@ def hostlink_proof(factory, ap, *, max_payload: int, timeout: int, watchdog: int
     with m.If(owed & first & (idx == 0)):
         m.d.comb += Assert(fresh)
 
-    # ---- the bus: nothing without a good CRC ----
+
+def _check_bus(m: Module, ap, bus, tx, r, o, f, *, max_payload: int) -> None:
+    """Nothing on the bus without a good CRC: ``we`` and ``start`` only for an accepted request
+    before its reply, writes inside the request (selector, addresses, payload bytes as data), a
+    WRITE all or nothing, ``start`` once for RUN and for INFER after its writes."""
+    owed, idx, first = r.owed, r.idx, r.first
+    is_cmd, spec, pos, pos_byte = o.is_cmd, o.spec, o.pos, o.pos_byte
     before_reply = owed & o.good & (idx == 0) & ~tx.valid
     writes = Signal(range(max_payload + 1))
     offset = Signal(range(2 * max_payload + 1))   # payload bytes written so far
@@ -729,10 +757,3 @@ def hostlink_proof(factory, ap, *, max_payload: int, timeout: int, watchdog: int
             m.d.comb += Assert((writes == 0) | all_written)
         with m.If((tx.payload == Status.OK) & (is_cmd[Cmd.RUN] | is_cmd[Cmd.INFER])):
             m.d.comb += Assert(started)
-
-    # ---- no wedge ----
-    quiet = Signal(range(gap + 2))
-    progress = f.due | taken | held | bus.we | bus.start
-    m.d.sync += quiet.eq(Mux(progress | ~owed, 0, Mux(quiet == gap + 1, quiet, quiet + 1)))
-    m.d.comb += Assert(quiet <= gap)
-    return m
