@@ -367,7 +367,7 @@ def _request_frames(m: Module, rx, residue_zero, *, max_payload: int, timeout: i
                         quiet=Signal(range(timeout + 2), name="req_quiet"))
     count = f.pidx   # payload bytes so far, then CRC bytes so far
     rx_fire = rx.valid & rx.ready
-    f.hunting, f.at_cmd = st == HUNT, (st == HEADER) & (hb == 0)
+    f.hunting = st == HUNT
     m.d.comb += [f.in_frame.eq((st == HEADER) | (st == PAYLOAD) | (st == CRC)),
                  f.sync.eq(rx_fire & (st == HUNT) & (rx.payload == SYNC_REQUEST)),
                  f.pfire.eq(rx_fire & (st == PAYLOAD))]
@@ -541,10 +541,11 @@ def _selector_spec(m: Module, ap, sel):
 
 
 def hostlink_proof(factory, ap, *, max_payload: int, timeout: int, watchdog: int, stall: int, gap: int,
-                   cmds=None, dense: bool = False) -> Module:
+                   dense: bool = False) -> Module:
     """``factory(ap, max_payload=, timeout_cycles=, run_timeout_cycles=)`` makes the
     :class:`~cssnn.hw.link.hostlink.HostLink` (no FIFOs), whole, with an :class:`AbstractCrc`. Any
-    bytes on ``rx`` with any gaps; the host takes reply bytes with stalls of at most ``stall``
+    bytes on ``rx`` with any gaps (``dense``: a byte every clock, and only SYNC while hunting, so
+    frames come back to back and a bound reaches further into them); the host takes reply bytes with stalls of at most ``stall``
     clocks; the accelerator's ``rdata``, ``busy`` and ``done`` are free. The requests are parsed
     from the bytes taken (:func:`_request_frames`, whose outcomes :func:`receiver_proof` shows the
     receiver gives). Asserted at the ports:
@@ -586,9 +587,6 @@ def hostlink_proof(factory, ap, *, max_payload: int, timeout: int, watchdog: int
     f = _request_frames(m, rx, c.residue_zero, max_payload=max_payload, timeout=timeout,
                         resume_now=owed & first & last)
     m.d.comb += [Assert(~tx.valid | owed), Assert(~(f.due & owed))]
-    if cmds is not None:   # only these commands (the others' bytes are free otherwise)
-        with m.If(f.at_cmd):
-            m.d.comb += Assume(Cat(*(rx.payload == cm for cm in cmds)).any())
     if dense:   # frames back to back: a byte every clock, and hunting sees only SYNC
         m.d.comb += Assume(rx.valid)
         with m.If(f.hunting):
