@@ -354,7 +354,8 @@ def _request_frames(m: Module, rx, residue_zero, *, max_payload: int, timeout: i
     ``want`` (with ``due`` and not ``good``: the reject status), ``in_frame`` (a byte taken now
     belongs to a frame after its SYNC), ``sync`` (a SYNC starts a frame now), ``pfire``/``pidx``
     (payload byte number ``pidx`` taken now), ``cmd``, ``seq``, ``length`` (the header's fields,
-    from the SYNC on), ``quiet`` (quiet clocks inside the frame)."""
+    from the SYNC on), ``quiet`` (quiet clocks inside the frame), ``hunting`` (waiting for a SYNC
+    this clock)."""
     HUNT, HEADER, PAYLOAD, CRC, WAIT = range(5)
     state = Signal(range(5), name="req_state")
     st = Signal(range(5), name="req_state_now")   # WAIT ends now with resume_now
