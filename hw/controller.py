@@ -150,7 +150,8 @@ class Controller(wiring.Component):
         ]
         for name, _ in layer_layout(ap.core):
             m.d.comb += getattr(self.step.payload, name).eq(getattr(self.table_data, name))
-        m.d.comb += [self.step.payload.mode.eq(mode), self.step.valid.eq(running & ~issued_all)]
+        m.d.comb += [self.step.payload.mode.eq(mode), self.step.payload.encoder.eq(nl == 0),
+                     self.step.valid.eq(running & ~issued_all)]
 
         # ---- the step the core is running (its input) and the steps whose output is leaving ----
         cur_layer = Signal(lb + 1)

@@ -124,9 +124,9 @@ ROUTE_PORTS = 2
 
 
 def layer_layout(p: CoreParams) -> data.StructLayout:
-    """One layer-table entry: the layer's placement (the step config without ``mode``, which the
-    controller chooses per step)."""
-    fields = {name: f.shape for name, f in config_layout(p) if name != "mode"}
+    """One layer-table entry: the layer's placement (the step config without ``mode`` and
+    ``encoder``, which the controller chooses per step)."""
+    fields = {name: f.shape for name, f in config_layout(p) if name not in ("mode", "encoder")}
     return data.StructLayout(fields)
 
 

@@ -239,9 +239,13 @@ def config_layout(p: CoreParams) -> data.StructLayout:
     idx_base     the slot of the presynaptic layer's first neuron: an input event ``i`` finds its synapse
                  rows in index-memory entry ``idx_base + i`` (weight layers)
     threshold    theta (FIRE mode only)
+    encoder      the step is the encoder's (layer 0: no synaptic input): its update neither reads nor
+                 clears the accumulator words, which it shares with weight layers (they alias), so
+                 it may run while a weight layer accumulates
     """
     return data.StructLayout({
         "mode": Mode,
+        "encoder": unsigned(1),
         "neuron_base": unsigned(p.group_bits),
         "groups": unsigned(p.group_bits + 1),
         "count": unsigned(p.index_bits + 1),

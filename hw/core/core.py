@@ -58,7 +58,7 @@ forwarding), :class:`~.update.UpdateStage` (the neuron array's stages, credits, 
 from __future__ import annotations
 
 from amaranth.hdl import Module, Signal, signed
-from amaranth.lib import enum, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from cssnn.hw.core.accumulate import AccumulateStage
@@ -70,26 +70,19 @@ from cssnn.hw.core.stores import IndexStore, NeuronStore, SynapseStore
 from cssnn.hw.core.update import UpdateStage
 from cssnn.hw.params import CoreParams, check_params, config_layout, event_layout
 
-__all__ = ["Core", "Phase", "host_signature", "COUNTERS"]
+__all__ = ["Core", "MAX_INFLIGHT", "host_signature", "COUNTERS"]
 
 
-#: Steps in flight at once: one whose spikes (and end marker) are still leaving, one running.
-MAX_INFLIGHT = 2
-
-
-class Phase(enum.Enum, shape=2):
-    """The core's FSM state (the step's spikes and end marker may still be leaving when it is IDLE)."""
-
-    IDLE = 0    #: waiting for a step config
-    ACCUM = 1   #: events in, synapse rows accumulated
-    UPDATE = 2  #: one word of neurons updated per clock
+#: Steps in flight at once: one whose spikes (and end marker) are still leaving, one updating, one
+#: accumulating.
+MAX_INFLIGHT = 3
 
 
 class Core(wiring.Component):
     """A cssnn core. Ports:
 
-    ``step``      In stream of :func:`~cssnn.hw.params.config_layout` (accepted while the FSM is idle
-                  and at most one earlier step's output is still leaving)
+    ``step``      In stream of :func:`~cssnn.hw.params.config_layout` (accepted while no step is in
+                  ACCUM and fewer than :data:`MAX_INFLIGHT` steps are in flight)
     ``events``    In stream of :func:`~cssnn.hw.params.event_layout` (the step's input spikes + end marker)
     ``out``       Out stream of events (the step's output spikes + end marker)
     ``busy``      high while a step is in flight: from its accepted ``step`` until its ``done``
@@ -130,47 +123,65 @@ class Core(wiring.Component):
         m.submodules.output = out = OutputStage(p)
         m.submodules.counters = Counters(p)
 
+        # ---- ACCUM: the step whose events come in ----
         cfg = Signal(config_layout(p))
-        phase = Signal(Phase)
-        # phase == ACCUM as a flip-flop of its own: it selects the synapse read address, so no decode
-        # in front of it (timing: docs/BOARDS.md, item 19)
+        # a step is in ACCUM, as a flip-flop of its own: it selects the synapse read address, so no
+        # decode in front of it (timing: docs/BOARDS.md, item 19)
         accum = Signal()
-        g = Signal(p.group_bits + 1)          # UPDATE: the group counter
-        word = Signal(p.group_bits)           # UPDATE: neuron_base + g, stepped with g (timing)
-        last = Signal()                       # UPDATE: g + 1 == groups, stepped with g
-        issue = Signal()      # an item (ACCUM: a synapse row, UPDATE: a word) is issued in R
+        row = Signal()        # a synapse row of it issues in R
+        # ---- UPDATE: the step handed over by ACCUM once its end marker came ----
+        updating = Signal()   # its words are being issued
+        first = Signal()      # its first word has not issued: it waits for its last sums to be written
+        g = Signal(p.group_bits + 1)          # the group counter
+        word = Signal(p.group_bits)           # neuron_base + g, stepped with g (timing)
+        last = Signal()                       # g + 1 == groups, stepped with g
+        groups = Signal(p.group_bits + 1)
+        base = Signal(p.group_bits)
+        issue = Signal()      # a word issues in R
+        # the step in ACCUM is the updating step's layer: its rows wait until the last word issued
+        same = Signal()
+        # the updating step is the layer of the one updated before it: its first word waits until
+        # that step's last word is written back (Z), or it would read the state before it
+        again = Signal()
         d_addr, x_addr = Signal(p.group_bits), Signal(p.group_bits)   # the UPDATE word in D and X
-        # steps accepted whose end marker has not left yet: one may still be leaving while the next runs
+        # steps accepted whose end marker has not left yet
         inflight = Signal(range(MAX_INFLIGHT + 1))
-        idle, updating, busy = Signal(), Signal(), Signal()
-        m.d.comb += [idle.eq(phase == Phase.IDLE), updating.eq(phase == Phase.UPDATE), busy.eq(~idle | (inflight != 0))]
+        busy = Signal()
+        m.d.comb += busy.eq(accum | updating | (inflight != 0))
 
-        m.d.comb += [self.busy.eq(busy), self.step.ready.eq(idle & (inflight < MAX_INFLIGHT))]
-        accept = Signal()
-        m.d.comb += accept.eq(self.step.valid & self.step.ready)
+        m.d.comb += [self.busy.eq(busy), self.step.ready.eq(~accum & (inflight < MAX_INFLIGHT))]
+        accept, handoff, done_words = Signal(), Signal(), Signal()
+        m.d.comb += [accept.eq(self.step.valid & self.step.ready), handoff.eq(accum & ev.end & ~updating),
+                     done_words.eq(issue & last)]
         m.d.sync += inflight.eq(inflight + accept - out.done)
         with m.If(accept):
-            m.d.sync += [cfg.eq(self.step.payload), phase.eq(Phase.ACCUM), accum.eq(1)]
-        with m.If(accum):
-            m.d.comb += issue.eq(ev.pending)
-            with m.If(ev.end):
-                m.d.sync += [phase.eq(Phase.UPDATE), accum.eq(0), g.eq(0), word.eq(cfg.neuron_base),
-                             last.eq(cfg.groups == 1)]
-        # UPDATE issues a word only with a credit (a place in the word FIFO), so nothing stalls, and
-        # only once the last ACCUM sum is written (no row in the accumulate stage); after the last
-        # word the core is idle: that word carries the end marker through the update and output stages
-        with m.If(updating):
-            m.d.comb += issue.eq(~acc.busy & upd.credit)
-            with m.If(issue):
-                m.d.sync += [g.eq(g + 1), word.eq(word + 1), last.eq(g + 2 == cfg.groups)]
-                with m.If(last):
-                    m.d.sync += phase.eq(Phase.IDLE)
+            m.d.sync += [cfg.eq(self.step.payload), accum.eq(1),
+                         same.eq(updating & ~done_words & (self.step.payload.neuron_base == base))]
+        # ACCUM issues a row per clock while it has one, except while the updating step waits for its
+        # last sums (they would mix with its rows in the accumulate stage: its refill after a handoff
+        # takes longer anyway) and while the updating step is this step's layer
+        m.d.comb += row.eq(accum & ev.pending & ~first & ~same)
+        # the handoff: ACCUM's end marker taken once UPDATE is free; the step's config goes with it
+        with m.If(handoff):
+            m.d.sync += [accum.eq(0), updating.eq(1), first.eq(1), g.eq(0), word.eq(cfg.neuron_base),
+                         base.eq(cfg.neuron_base), groups.eq(cfg.groups), last.eq(cfg.groups == 1),
+                         again.eq(cfg.neuron_base == base)]
+        # UPDATE issues a word only with a credit (a place in the word FIFO), so nothing stalls; its
+        # first word only once the last sum of its step is written (no row in the accumulate stage,
+        # where ACCUM holds its rows back until then) and, after a step of the same layer, that step's
+        # last write-back; and never while a row is in B (that row reads the accumulator banks, and
+        # its sums are written in the clock the word's clear would be)
+        m.d.comb += issue.eq(updating & upd.credit & ~acc.acc_read & ~(first & (acc.busy | (again & upd.busy))))
+        with m.If(issue):
+            m.d.sync += [first.eq(0), g.eq(g + 1), word.eq(word + 1), last.eq(g + 2 == groups)]
+            with m.If(last):
+                m.d.sync += [updating.eq(0), same.eq(0)]
         m.d.sync += [d_addr.eq(word), x_addr.eq(d_addr)]
 
-        self._connect(m, cfg, accum, updating, busy, issue, last, g, word, x_addr)
+        self._connect(m, cfg, accum, updating, busy, row, issue, handoff, last, g, word, x_addr)
         return m
 
-    def _connect(self, m, cfg, accum, updating, busy, issue, last, g, word, x_addr):
+    def _connect(self, m, cfg, accum, updating, busy, row, issue, handoff, last, g, word, x_addr):
         """Wires the components (``m.submodules``) to the FSM's signals and to the core's ports."""
         syn, nst, host = m.submodules.syn, m.submodules.neuron_store, m.submodules.host
         ev, acc, upd = m.submodules.event_in, m.submodules.accumulate, m.submodules.update
@@ -192,16 +203,18 @@ class Core(wiring.Component):
         m.d.comb += [
             host.idle.eq(~busy),
             ev.accum.eq(accum), ev.idx_base.eq(cfg.idx_base), ev.index_data.eq(idx.pipe_data),
+            ev.row_issue.eq(row), ev.end_take.eq(handoff),
             idx.accum.eq(accum), idx.pipe_addr.eq(ev.index_addr), idx.pipe_en.eq(ev.index_en),
             syn.accum.eq(accum), syn.row_load.eq(ev.load), syn.row_first.eq(ev.first_row),
-            syn.row_step.eq(accum & issue),
+            syn.row_step.eq(row),
             nst.acc_read.eq(acc.acc_read), nst.update.eq(updating), nst.word.eq(word), nst.upd_valid.eq(upd.d_valid),
             nst.acc_addr.eq(acc.acc_addr),
-            acc.accum.eq(accum), acc.issue.eq(issue), acc.neg.eq(ev.neg), acc.neuron_base.eq(cfg.neuron_base),
+            acc.accum.eq(accum), acc.issue.eq(row), acc.neg.eq(ev.neg), acc.neuron_base.eq(cfg.neuron_base),
             acc.row.eq(syn.row_data), acc.acc.eq(nst.acc),
-            upd.update.eq(updating), upd.load.eq(accum & ev.end), upd.issue.eq(issue), upd.last.eq(last),
+            upd.update.eq(updating), upd.load.eq(handoff), upd.issue.eq(issue), upd.last.eq(last),
             upd.group.eq(g), upd.x_addr.eq(x_addr),
             upd.mode.eq(cfg.mode), upd.threshold.eq(cfg.threshold), upd.count.eq(cfg.count),
+            upd.encoder.eq(cfg.encoder), nst.upd_zero.eq(upd.d_encoder),
             upd.state.eq(nst.state), upd.acc.eq(nst.acc_upd), upd.bias.eq(nst.bias),
             upd.word_taken.eq(out.word_taken),
             out.end_ok.eq(upd.argmax_idle),

@@ -6,11 +6,12 @@ and the index memory's read data)::
 
     events -> E1: slot = idx_base + index -> [index memory] -> EB: (first row, rows) registered
            -> event register: loads the synapse store's row register with the first row, then one row
-              per clock until the last
+              per clock in which the core issues one (``row_issue``), until the last
 
 An event whose neuron has no synapses into this layer (0 rows) leaves EB without entering the
 event register: it costs no row. Events are taken only while ``accum`` and never past the end
-marker: the next step's input (or this step's own output, on a loopback) stays out.
+marker, which stays in the event register until the core takes it (``end_take``): the next step's
+input (or this step's own output, on a loopback) stays out.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ __all__ = ["EventInput"]
 
 
 class EventInput(wiring.Component):
-    """In: ``events`` (the core's input stream), ``accum`` (the FSM is in ACCUM), ``idx_base`` (the
-    step's), ``index_data`` (the index memory's read data).
+    """In: ``events`` (the core's input stream), ``accum`` (the core holds a step in ACCUM),
+    ``idx_base`` (the step's), ``index_data`` (the index memory's read data), ``row_issue`` (the row
+    of ``pending`` issues this clock), ``end_take`` (the end marker leaves the event register).
 
     Out: ``index_addr``/``index_en`` (the index memory's pipeline read), ``pending`` (a spike event
-    is in the event register: one of its rows issues this clock), ``last`` (that row is its last),
-    ``neg`` (its sign), ``end`` (the end marker is in the event register: ACCUM ends), ``load``
+    is in the event register: its next row may issue), ``last`` (that row is its last),
+    ``neg`` (its sign), ``end`` (the end marker is in the event register: ACCUM may end), ``load``
     (the event register takes an event this clock) and ``first_row`` (that event's first row),
     ``event`` (an input spike event is taken from EB: the event counter)."""
 
@@ -40,6 +42,7 @@ class EventInput(wiring.Component):
         super().__init__({
             "events": In(stream.Signature(event_layout(p))),
             "accum": In(1), "idx_base": In(p.slot_bits), "index_data": In(index_lane_layout(p)),
+            "row_issue": In(1), "end_take": In(1),
             "index_addr": Out(p.slot_bits), "index_en": Out(1),
             "pending": Out(1), "last": Out(1), "neg": Out(1), "end": Out(1), "load": Out(1),
             "first_row": Out(p.row_bits), "event": Out(1),
@@ -63,8 +66,8 @@ class EventInput(wiring.Component):
         evq_take, evq_load, eb_take = Signal(), Signal(), Signal()
 
         m.d.comb += [
-            evq_take.eq(evq_v & (evq_end | last)),
-            evq_load.eq(self.accum & eb_v & ~(eb_empty & ~eb_end) & (~evq_v | (evq_take & ~evq_end))),
+            evq_take.eq(self.row_issue & last),   # the event's last row issues
+            evq_load.eq(self.accum & eb_v & ~(eb_empty & ~eb_end) & (~evq_v | evq_take)),
             eb_take.eq(evq_load | (self.accum & eb_v & eb_empty & ~eb_end)),
             adv.eq(~eb_v | eb_take),
             self.events.ready.eq(self.accum & ~end_in & (~e1_v | adv)),
@@ -81,12 +84,11 @@ class EventInput(wiring.Component):
                          eb_empty.eq(self.index_data.rows == 0)]
         with m.If(evq_load):
             m.d.sync += [evq_v.eq(1), evq_neg.eq(eb_neg), evq_end.eq(eb_end), rem.eq(eb.rows), last.eq(eb.rows == 1)]
-        with m.Elif(evq_v & ~evq_end):
-            # a row issues every clock a spike event is in the event register
+        with m.Elif(self.row_issue):
             m.d.sync += [rem.eq(rem - 1), last.eq(rem == 2)]
             with m.If(last):
                 m.d.sync += evq_v.eq(0)
-        with m.If(self.accum & evq_v & evq_end):
+        with m.If(self.end_take):
             m.d.sync += [evq_v.eq(0), end_in.eq(0)]
         m.d.comb += [
             self.pending.eq(evq_v & ~evq_end), self.last.eq(last), self.end.eq(evq_v & evq_end),

@@ -138,8 +138,9 @@ class NeuronStore(wiring.Component):
     lane ``k``'s synapse in the row in A); while ``update`` all three memories read ``word``;
     ``state``, ``bias``, ``acc`` are the words read, registered; ``acc_upd`` is a second register of
     the accumulator word, loaded only while ``upd_valid`` (an UPDATE word is in D), for the neuron
-    lanes. Pipeline writes: ``acc_write`` (the accumulate stage's sums, each lane at its own word),
-    ``acc_clear`` and ``state_write`` (the update stage's clear and write-back).
+    lanes (with ``upd_zero``, that word is an encoder's: zero). Pipeline writes: ``acc_write`` (the
+    accumulate stage's sums, each lane at its own word), ``acc_clear`` and ``state_write`` (the
+    update stage's clear and write-back).
 
     Random-access side: ``read`` (:func:`neuron_read_signature`; its address is used while no phase
     reads) and ``write`` (:func:`neuron_write_signature`). Writers by priority, lowest first: the
@@ -154,7 +155,8 @@ class NeuronStore(wiring.Component):
         state, acc = state_lane_layout(p), signed(p.acc_bits)
         super().__init__({
             "read": In(neuron_read_signature(p)), "write": In(neuron_write_signature(p)),
-            "acc_read": In(1), "update": In(1), "word": In(p.group_bits), "upd_valid": In(1),
+            "acc_read": In(1), "update": In(1), "word": In(p.group_bits),
+            "upd_valid": In(1), "upd_zero": In(1),
             "acc_addr": In(data.ArrayLayout(p.group_bits, n)),
             "state": Out(data.ArrayLayout(state, n)), "bias": Out(data.ArrayLayout(signed(p.bias_bits), n)),
             "acc": Out(data.ArrayLayout(acc, n)), "acc_upd": Out(data.ArrayLayout(acc, n)),
@@ -196,8 +198,11 @@ class NeuronStore(wiring.Component):
         d_acc, d_state, d_bias = Signal.like(acc_data), Signal.like(st_r.data), Signal.like(bias_r.data)
         m.d.sync += [d_acc.eq(acc_data), d_state.eq(st_r.data), d_bias.eq(bias_r.data)]
         # the lanes' own copy, kept apart from d_acc by its enable: timing (docs/BOARDS.md, item 16)
+        # (zero for an encoder word: a synchronous reset of the register, no logic in front of it)
         d_acc_upd = Signal.like(acc_data)
-        with m.If(self.upd_valid):
+        with m.If(self.upd_valid & self.upd_zero):
+            m.d.sync += d_acc_upd.eq(0)
+        with m.Elif(self.upd_valid):
             m.d.sync += d_acc_upd.eq(acc_data)
         m.d.comb += [self.acc.eq(d_acc), self.acc_upd.eq(d_acc_upd), self.state.eq(d_state), self.bias.eq(d_bias),
                      self.read.acc.eq(d_acc), self.read.state.eq(d_state), self.read.bias.eq(d_bias)]

@@ -62,8 +62,8 @@ class LayerPlacement:
 
     def config(self, mode: Mode) -> dict:
         """The ``step`` payload (a dict for :func:`~cssnn.hw.params.config_layout`) for one step."""
-        return {"mode": int(mode), "neuron_base": self.neuron_base, "groups": self.groups, "count": self.count,
-                "idx_base": self.idx_base, "threshold": self.threshold}
+        return {"mode": int(mode), "encoder": int(self.layer == 0), "neuron_base": self.neuron_base,
+                "groups": self.groups, "count": self.count, "idx_base": self.idx_base, "threshold": self.threshold}
 
 
 @dataclass
@@ -216,7 +216,7 @@ class NetworkImage:
         lay = layer_layout(self.params)
         L = self.net.n_layers
         for pl in self.layers:
-            fields = {name: value for name, value in pl.config(Mode.SILENT).items() if name != "mode"}
+            fields = {name: value for name, value in pl.config(Mode.SILENT).items() if name in lay.members}
             out.append((Sel.LAYER, pl.layer, pack(lay, fields)))
         extra = Route.TAP if tap else 0
         for pl in self.layers:
