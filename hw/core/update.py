@@ -11,8 +11,10 @@ neurons per clock, and the credits that keep it from ever stalling.
   output modes to the :class:`~cssnn.hw.core.argmax.Argmax`.
 
 Z writes word g while Y holds g+1, X g+2, D g+3 and R reads g+4: never the same word, no forwarding.
-Each word carries its step's mode, threshold, count and encoder bit through the stages (latched at
-``load``, taken by the word at issue), so the next step's words may follow the last one's at once.
+Each word carries its step's mode, threshold, count, encoder bit and layer (first word) through the
+stages (latched at ``load``, taken by the word at issue), so the next step's words may follow the
+last one's at once; only a word of the same layer still in X, Y or Z (``hazard``) holds the next
+step's first word back, since it would read the state before that word's write-back.
 An encoder word neither reads the accumulator (the neuron store zeroes it, ``d_encoder``) nor clears
 it: the encoder's words alias weight layers' accumulator words.
 A word is issued only with a *credit*, a place in the word FIFO not yet claimed by a word in flight
@@ -40,13 +42,14 @@ __all__ = ["UpdateStage"]
 class UpdateStage(wiring.Component):
     """In: ``update`` (the FSM is in UPDATE), ``issue`` (a word is issued in R), ``last`` (it is
     the step's last word), ``group`` (its group g), ``x_addr`` (the memory word of the item in X:
-    the core's address register), ``mode``, ``threshold``, ``count``, ``encoder`` (the step's,
-    taken while ``load`` is high, before the step's first word issues),
+    the core's address register), ``mode``, ``threshold``, ``count``, ``encoder``,
+    ``neuron_base`` (the step's, taken while ``load`` is high, before the step's first word issues),
     ``state``, ``acc``, ``bias`` (the word read: the neuron store's D registers), ``word_taken``
     (the serializer took a word from the FIFO).
 
-    Out: ``d_valid`` (an UPDATE word is in D), ``d_encoder`` (it is an encoder word), ``busy`` (a
-    word is in D, X, Y or Z), ``credit`` (a word may issue), ``acc_clear``,
+    Out: ``d_valid`` (an UPDATE word is in D), ``d_encoder`` (it is an encoder word), ``hazard`` (a
+    word of the layer of the step loaded last, from a step before it, is in X, Y or Z), ``credit``
+    (a word may issue), ``acc_clear``,
     ``state_write`` (to the neuron store), ``words`` (the spike words, always taken: credits),
     ``argmax_idle`` (no word in the argmax), ``argmax_index``, ``argmax_value``."""
 
@@ -58,9 +61,10 @@ class UpdateStage(wiring.Component):
         super().__init__({
             "update": In(1), "load": In(1), "issue": In(1), "last": In(1), "group": In(p.group_bits), "x_addr": In(p.group_bits),
             "mode": In(Mode), "threshold": In(p.threshold_bits), "count": In(p.index_bits + 1), "encoder": In(1),
+            "neuron_base": In(p.group_bits),
             "state": In(data.ArrayLayout(state, n)), "acc": In(data.ArrayLayout(signed(p.acc_bits), n)),
             "bias": In(data.ArrayLayout(signed(p.bias_bits), n)), "word_taken": In(1),
-            "d_valid": Out(1), "d_encoder": Out(1), "busy": Out(1), "credit": Out(1), "acc_clear": Out(word_clear_signature(p)),
+            "d_valid": Out(1), "d_encoder": Out(1), "hazard": Out(1), "credit": Out(1), "acc_clear": Out(word_clear_signature(p)),
             "state_write": Out(word_write_signature(p, state)),
             "words": Out(stream.Signature(word_layout(p), always_ready=True)), "argmax_idle": Out(1),
             "argmax_index": Out(p.index_bits), "argmax_value": Out(signed(p.store_bits)),
@@ -74,12 +78,12 @@ class UpdateStage(wiring.Component):
         m.submodules.argmax = amax = Argmax(p)
         # the step's config, latched at load and taken by each of its words at issue
         step = data.StructLayout({"mode": Mode, "threshold": p.threshold_bits, "count": p.index_bits + 1,
-                                  "encoder": 1})
+                                  "encoder": 1, "base": p.group_bits})
         cfg, d_cfg, x_cfg = Signal(step), Signal(step), Signal(step)
         s2_mode, z_mode = Signal(Mode), Signal(Mode)
         with m.If(self.load):
             m.d.sync += [cfg.mode.eq(self.mode), cfg.threshold.eq(self.threshold), cfg.count.eq(self.count),
-                         cfg.encoder.eq(self.encoder)]
+                         cfg.encoder.eq(self.encoder), cfg.base.eq(self.neuron_base)]
         with m.If(self.issue):
             m.d.sync += d_cfg.eq(cfg)
         m.d.sync += [x_cfg.eq(d_cfg), s2_mode.eq(x_cfg.mode), z_mode.eq(s2_mode)]
@@ -137,6 +141,16 @@ class UpdateStage(wiring.Component):
                      amax.values.eq(Cat(z_word[k].v for k in range(n))), amax.valid.eq(z_lanes),
                      self.argmax_index.eq(amax.index), self.argmax_value.eq(amax.value)]
 
+        # the words of the layer of the step loaded now, from earlier steps: at load in D, X and Y,
+        # so in X, Y and Z a clock later (no word issues while a step is loaded), then moving on
+        hz, s2_base = Signal(3), Signal(p.group_bits)
+        m.d.sync += s2_base.eq(x_cfg.base)
+        with m.If(self.load):
+            nb = self.neuron_base
+            m.d.sync += hz.eq(Cat(d_upd_v & (d_cfg.base == nb), x_upd_v & (x_cfg.base == nb), s2_valid & (s2_base == nb)))
+        with m.Else():
+            m.d.sync += hz.eq(Cat(0, hz[:2]))
+
         # credits: taken by an issued word, returned by a word without spikes leaving Z or by the
         # serializer taking a word from the FIFO
         free = Signal(range(WORD_FIFO_DEPTH + 1), init=WORD_FIFO_DEPTH)
@@ -144,5 +158,5 @@ class UpdateStage(wiring.Component):
         m.d.comb += [self.credit.eq(free != 0), ret.eq((z_valid & ~z_any & ~z_end) + self.word_taken)]
         m.d.sync += free.eq(free + ret - (self.update & self.issue))
         m.d.comb += [self.d_valid.eq(d_upd_v), self.d_encoder.eq(d_cfg.encoder), self.argmax_idle.eq(~amax.busy),
-                     self.busy.eq(d_upd_v | x_upd_v | s2_valid | z_valid)]
+                     self.hazard.eq(hz.any())]
         return m
