@@ -134,7 +134,7 @@ def random_networks(lanes, count, backend, seed: int = 2026) -> dict:
 
     core = CoreParams(lanes=lanes, weight_bits=8, membrane_bits=13, output_bits=32, acc_bits=16, bias_bits=16,
                       threshold_bits=16, neurons=256, synapse_rows=2048)
-    ap = AccelParams(core=core, max_layers=4)
+    ap = AccelParams(core=core, max_layers=4, fifo_depth=65)
     rng = np.random.default_rng(seed)
     ratios = []
     with Accelerator(open_backend(backend, ap)) as acc:

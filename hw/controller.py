@@ -1,25 +1,17 @@
 r"""The schedule of one inference in gateware: which layer-step the core runs next, and its input.
 
-One idea: *the order of layer-steps* (docs/SEMANTICS.md section 4, "Evaluation order";
-:meth:`NetworkImage.evaluation_order`). Layer-step ``(l, t)`` (layer ``l`` at the spec's global step
-``t``) runs in wave ``w = t + l``, ``w = 0 .. T+2L-1``; in wave ``w`` the active layers are
-``l = hi(w) .. lo(w)``, highest first, with ``hi(w) = min(w // 2, L)`` and ``lo(w) = max(0,
-ceil((w - T) / 2))``. With the layer's own step ``s = w - 2l``:
+One idea: *the order of layer-steps* (docs/SEMANTICS.md section 4, :meth:`NetworkImage.schedule`).
+For global step ``t = 0 .. T+L-1`` the active layers are ``l = lo(t) .. hi(t)`` with
+``lo(t) = max(0, t - T)`` and ``hi(t) = min(t, L)``, in ascending order:
 
-- layer ``l < L``: SILENT at ``s == 0``, FIRE for ``0 < s <= T``;
-- layer ``L`` (output integrators): OUT_FIRST at ``s == 0``, OUT for ``0 < s < T``.
+- layer ``l < L``: SILENT at ``t == l``, FIRE for ``l < t <= l + T``;
+- layer ``L`` (output integrators): OUT_FIRST at ``t == L``, OUT for ``L < t < L + T``.
 
-A layer-step of wave ``w`` consumes only what wave ``w - 1`` produced, so the core may run it while
-the previous step's spikes are still leaving: no step waits for another's spikes to cross the
-pipeline and the router.
-
-Input of a layer-step: the encoder (``l == 0``) and a layer's last FIRE step (``s == T``: its
-predecessor has finished) get just an end marker injected by the controller; every other layer
-takes its predecessor's spikes of the previous wave from the router's loopback port (then the
-predecessor's end marker): the loopback FIFO holds each layer's output of one wave (the fit check:
-:attr:`~cssnn.sw.mapping.requirements.Requirements.loopback_entries`), and the consumers of a wave
-take them in the order the previous wave produced them. A predecessor whose route lacks LOOPBACK
-also means an injected marker (so a mis-set route table gives wrong numbers, never a hang).
+Input of a layer-step: the first active layer of a step (``l == lo(t)``: the encoder, or a layer
+whose predecessor has finished) gets just an end marker injected by the controller; every other
+layer takes its predecessor's spikes of this same step from the router's loopback port (then the
+predecessor's end marker). A predecessor whose route lacks LOOPBACK also means an injected marker
+(so a mis-set route table gives wrong numbers, never a hang).
 
 Output of a layer-step: a SILENT step's output (just an end marker) is sunk here, its consumer is not
 active yet; every other step's output goes to the router tagged ``source = l``. The output layer's
@@ -36,7 +28,7 @@ L >= max_layers run nothing (done at once).
 
 Block diagram::
 
-    start --> [ (w, l) counters ] --next l--> layer table read port --> step (config) --> core
+    start --> [ (t, l) counters ] --next l--> layer table read port --> step (config) --> core
                      |   \--next l-1--> route table query (LOOPBACK bit of the predecessor)
                      v
               cur: layer, inject, sink
@@ -78,8 +70,7 @@ class Controller(wiring.Component):
     ``routed``       Out stream of :func:`~cssnn.hw.router.routed_layout` -> the router's input
     ``route_enable`` Out: the router's ``enable`` (no LOOPBACK for the output layer's events)
     ``loopback``     In stream of routed events <- the router's LOOPBACK port
-    ``t``, ``layer`` Out: the spec's global step and the layer of the step currently running
-                     (for debugging)
+    ``t``, ``layer`` Out: global step and layer of the step currently running (for debugging)
     """
 
     def __init__(self, ap: AccelParams):
@@ -88,7 +79,7 @@ class Controller(wiring.Component):
         self.ap = ap
         p = ap.core
         lb = ap.layer_bits
-        self.t_bits = max(ap.timestep_bits, lb + 2) + 1   # the wave goes up to T + 2L - 1
+        self.t_bits = max(ap.timestep_bits, lb + 1) + 1   # t goes up to T + L - 1
         routed = routed_layout(p, lb)
         super().__init__({
             "start": In(1), "busy": Out(1), "done": Out(1), "clear": Out(1),
@@ -114,39 +105,37 @@ class Controller(wiring.Component):
         running = Signal()       # an inference is in progress (steps issued or running)
         issued_all = Signal()    # the last step's config has been accepted
         empty_run = Signal()     # start with unusable registers: done in the next clock
-        nw = Signal(self.t_bits)  # (nw, nl): the next step to hand to the core (wave, layer)
+        nt = Signal(self.t_bits)  # (nt, nl): the next step to hand to the core
         nl = Signal(lb + 1)
-        nw_next = Signal.like(nw)
+        nt_next = Signal.like(nt)
         nl_next = Signal.like(nl)
-        m.d.comb += [nw_next.eq(nw), nl_next.eq(nl)]
-        m.d.sync += [nw.eq(nw_next), nl.eq(nl_next)]
+        m.d.comb += [nt_next.eq(nt), nl_next.eq(nl)]
+        m.d.sync += [nt.eq(nt_next), nl.eq(nl_next)]
         # Addressing the tables with the *next* counter value makes their sync read data line up
-        # with (nw, nl) one clock later: the prefetch costs no extra state.
+        # with (nt, nl) one clock later: the prefetch costs no extra state.
         m.d.comb += [self.table_addr.eq(nl_next), self.route_addr.eq(nl_next - 1)]
 
         # ---- where the next step is in the schedule ----
-        s = Signal(self.t_bits)   # the layer's own step: w - 2l
-        at_lo = Signal()          # nl == lo(nw) (nl never falls below it)
+        at_hi = Signal()         # nl == hi(nt) = min(nt, L) (nl never exceeds it)
         is_last = Signal()
-        w1 = Signal.like(nw)
-        hi1 = Signal.like(nl)     # hi(nw + 1)
+        t1 = Signal.like(nt)
+        lo1 = Signal.like(nl)
+        lo = Signal.like(nl)
         m.d.comb += [
-            s.eq(nw - (nl << 1)),
-            at_lo.eq((nl == 0) | (s + 2 > T)),   # layer nl - 1 was past its last step (T) in wave nw
-            is_last.eq(at_lo & (nw == T + (L << 1) - 1)),
-            w1.eq(nw + 1),
-            hi1.eq(Mux((w1 >> 1) < L, w1 >> 1, L)),
+            at_hi.eq((nl == nt) | (nl == L)),
+            is_last.eq(at_hi & (nt == T + L - 1)),
+            t1.eq(nt + 1),
+            lo1.eq(Mux(t1 >= T, t1 - T, 0)),
+            lo.eq(Mux(nt >= T, nt - T, 0)),
         ]
         out_layer = Signal()
         mode = Signal(2)
         inject = Signal()
-        first = Signal()
         m.d.comb += [
             out_layer.eq(nl == L),
-            first.eq(s == 0),
-            mode.eq(Mux(out_layer, Mux(first, Mode.OUT_FIRST, Mode.OUT), Mux(first, Mode.SILENT, Mode.FIRE))),
-            # route_mask is the entry of layer nl - 1 (for nl == 0 it is not used)
-            inject.eq((nl == 0) | (s == T) | ~self.route_mask[LOOPBACK_BIT]),
+            mode.eq(Mux(out_layer, Mux(nt == L, Mode.OUT_FIRST, Mode.OUT), Mux(nt == nl, Mode.SILENT, Mode.FIRE))),
+            # route_mask is the entry of layer nl - 1 (for nl == 0, lo == 0 == nl anyway)
+            inject.eq((nl == lo) | ~self.route_mask[LOOPBACK_BIT]),
         ]
         for name, _ in layer_layout(ap.core):
             m.d.comb += getattr(self.step.payload, name).eq(getattr(self.table_data, name))
@@ -155,7 +144,7 @@ class Controller(wiring.Component):
 
         # ---- the step the core is running (its input) and the steps whose output is leaving ----
         cur_layer = Signal(lb + 1)
-        cur_t = Signal.like(nw)
+        cur_t = Signal.like(nt)
         cur_inject = Signal(init=1)
         inj_pending = Signal()   # the injected end marker has not been taken yet
         m.d.comb += [self.t.eq(cur_t), self.layer.eq(cur_layer)]
@@ -174,20 +163,20 @@ class Controller(wiring.Component):
 
         m.d.sync += empty_run.eq(0)
         with m.If(self.start & idle):
-            m.d.comb += [nw_next.eq(0), nl_next.eq(0)]
+            m.d.comb += [nt_next.eq(0), nl_next.eq(0)]
             m.d.sync += issued_all.eq(0)
             with m.If(regs_ok):
                 m.d.sync += running.eq(1)
             with m.Else():
                 m.d.sync += empty_run.eq(1)
         with m.Elif(self.step.valid & self.step.ready):
-            m.d.sync += [cur_layer.eq(nl), cur_t.eq(nw - nl), cur_inject.eq(inject), inj_pending.eq(inject)]
+            m.d.sync += [cur_layer.eq(nl), cur_t.eq(nt), cur_inject.eq(inject), inj_pending.eq(inject)]
             with m.If(is_last):
                 m.d.sync += issued_all.eq(1)
-            with m.Elif(at_lo):
-                m.d.comb += [nw_next.eq(w1), nl_next.eq(hi1)]
+            with m.Elif(at_hi):
+                m.d.comb += [nt_next.eq(t1), nl_next.eq(lo1)]
             with m.Else():
-                m.d.comb += nl_next.eq(nl - 1)
+                m.d.comb += nl_next.eq(nl + 1)
 
         # The last step's done is registered before it ends the run: the core's done depends on its
         # out.ready, which comes through the router, and would otherwise run on into the host link.

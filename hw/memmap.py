@@ -137,9 +137,8 @@ class AccelParams:
     core           the :class:`CoreParams`
     max_layers     entries of the layer and route tables (encoder + hidden + output layers)
     timestep_bits  width of the T register
-    fifo_depth     loopback FIFO depth: must hold one step's output (spikes + end marker) of every
-                   layer but the output layer at once (the layer-steps run in waves); default
-                   neurons + max_layers, enough for any network the core holds
+    fifo_depth     loopback FIFO depth: must hold one whole layer-step output (spikes + end marker),
+                   so the largest layer has at most fifo_depth - 1 neurons; default neurons + 1
     tap_depth      depth of the tap FIFO
     learn          the learning engine's :class:`~cssnn.hw.learn.LearnParams` (None: no engine)
     """
@@ -167,13 +166,18 @@ class AccelParams:
         if self.tap_depth < 1:
             raise ValueError(f"tap_depth must be at least 1, not {self.tap_depth}")
         if self.fifo_depth is None:
-            object.__setattr__(self, "fifo_depth", self.core.neurons + self.max_layers)
+            object.__setattr__(self, "fifo_depth", self.core.neurons + 1)
         if not isinstance(self.fifo_depth, int) or self.fifo_depth < 2:
             raise ValueError(f"fifo_depth must be an int of at least 2, not {self.fifo_depth!r}")
 
     @property
     def layer_bits(self) -> int:
         return max(1, ceil_log2(self.max_layers))
+
+    @property
+    def max_layer_neurons(self) -> int:
+        """The largest layer the loopback FIFO can carry in one step."""
+        return self.fifo_depth - 1
 
     def elem_bits(self, sel: Sel) -> int:
         p = self.core

@@ -129,9 +129,7 @@ def test_formal_router_delivers_every_event_once_in_order(factory, passes, tmp_p
 
 # ---- controller: bounded liveness and the schedule, against the router and an abstract core ----
 
-#: The loopback FIFO holds one step of every spiking layer (the steps run in waves): at L = 2 with one
-#: spike per step, 2 x (1 + 1) events.
-CTRL_AP = AccelParams(core=P, max_layers=4, timestep_bits=2, fifo_depth=4, tap_depth=2)
+CTRL_AP = AccelParams(core=P, max_layers=4, timestep_bits=2, fifo_depth=2, tap_depth=2)
 
 
 def _ctrl_router(ap):
@@ -160,7 +158,7 @@ class _LosesOutput(Controller):
 #: (T, L, longest stall, spikes per step, bound): the clocks a run may take, each tight (one clock
 #: less has a counterexample): T = L = 1 (3 layer-steps) with stalls of up to one clock on every
 #: handshake, and T = L = 2 (8 layer-steps, every mode, steps in flight) without stalls.
-CTRL_CASES = {"stalls": (1, 1, 1, 1, 27), "no-stalls-T2-L2": (2, 2, 0, 1, 28)}
+CTRL_CASES = {"stalls": (1, 1, 1, 1, 26), "no-stalls-T2-L2": (2, 2, 0, 1, 24)}
 
 
 @pytest.mark.parametrize("factory, case, passes", [

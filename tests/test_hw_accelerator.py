@@ -18,8 +18,8 @@ from cssnn.hw.memmap import AccelParams, Counter, Reg, Route, Sel
 from cssnn.hw.params import CoreParams, Mode
 from cssnn.sim.bus_tb import BusTestbench
 from cssnn.sw.mapping.image import place_network, unpack_state
-from cssnn.sw.mapping.requirements import check_fits, requirements
-from cssnn.verif.netgen import digits_network, golden, random_case, random_network
+from cssnn.sw.mapping.requirements import check_fits
+from cssnn.verif.netgen import digits_network, golden, random_case
 
 #: The digits-capable core of the Verilator tests and the benchmark.
 WIDE = CoreParams(lanes=8, weight_bits=8, membrane_bits=13, output_bits=32, acc_bits=16, bias_bits=16,
@@ -65,18 +65,19 @@ def simulate(dut, main, *, tap_ready=1.0, seed=0):
 
 
 def expected_tap(img, gold, b):
-    """Tap events of one inference with TAP on every layer: per non-SILENT step in the evaluation
+    """Tap events of one inference with TAP on every layer: per global step, per non-SILENT step in
     order, the layer's spikes (ascending slot: the index they carry) and its end marker."""
     out = []
     T = img.net.timesteps
-    for t, l, cfg in img.evaluation_order():
-        if cfg["mode"] == Mode.SILENT:
-            continue
-        if cfg["mode"] == Mode.FIRE:
-            s = gold.trace.spikes[l][b][t - l - 1]
-            slots = img.layers[l].slots
-            out += sorted((l, int(slots[j]), int(s[j] < 0), 0) for j in np.flatnonzero(s))
-        out.append((l, 0, 0, 1))
+    for t, todo in enumerate(img.schedule()):
+        for l, cfg in todo:
+            if cfg["mode"] == Mode.SILENT:
+                continue
+            if cfg["mode"] == Mode.FIRE:
+                s = gold.trace.spikes[l][b][t - l - 1]
+                slots = img.layers[l].slots
+                out += sorted((l, int(slots[j]), int(s[j] < 0), 0) for j in np.flatnonzero(s))
+            out.append((l, 0, 0, 1))
     assert len([e for e in out if e[3]]) == (len(img.layers) - 1) * T + T
     return out
 
@@ -115,12 +116,12 @@ def check_inference(img, ap, gold, b, mems, cnt, clocks):
 
 
 def schedule_of(img):
-    return [(int(cfg["mode"]), cfg["neuron_base"]) for _, _, cfg in img.evaluation_order()]
+    return [(int(cfg["mode"]), cfg["neuron_base"]) for todo in img.schedule() for _, cfg in todo]
 
 
 def test_digits_network_bit_exact_with_tap():
     net, xs = digits_network()
-    ap = AccelParams(core=WIDE, max_layers=4, tap_depth=8)
+    ap = AccelParams(core=WIDE, max_layers=4, fifo_depth=65, tap_depth=8)
     img = place_network(net, WIDE)
     samples = [0, 1, 0]                      # the repeat must give the same answer
     gold = golden(net, xs[samples], WIDE.membrane_bits)
@@ -149,34 +150,6 @@ def test_digits_network_bit_exact_with_tap():
     assert log["result"][0][1][Counter.SYNOPS] > 10_000
 
 
-def test_evaluation_order_is_the_schedule_in_waves_through_one_fifo():
-    """The accelerator's order (``evaluation_order``): every layer-step of the schedule once, each after
-    the two it depends on ((l-1, t): its input, (l, t-1): its state); and one FIFO carries the
-    spikes: each consumer finds its producer's output at the head, and the FIFO never holds more than
-    ``loopback_entries`` (a step's spikes pushed in one go, before the next step pops anything)."""
-    rng = np.random.default_rng(3)
-    for _ in range(40):
-        net = random_network(rng, SMALL, max_layers=4, max_size=12)
-        img = place_network(net, SMALL)
-        T, L = net.timesteps, net.n_layers
-        sizes = [pl.count for pl in img.layers]
-        order = img.evaluation_order()
-        flat = [(t, l) for t, todo in enumerate(img.schedule()) for l, _ in todo]
-        assert sorted((t, l) for t, l, _ in order) == sorted(flat) and len(set(flat)) == len(flat)
-        seen, fifo, peak = set(), [], 0
-        for t, l, cfg in order:
-            for dep in ((t, l - 1), (t - 1, l)):
-                assert dep not in flat or dep in seen, f"T={T} L={L}: ({l}, {t}) before ({dep[1]}, {dep[0]})"
-            if l > 0 and t <= l - 1 + T:                 # consumes layer l-1's output of step t
-                assert fifo and fifo[0][0] == (t, l - 1), f"T={T} L={L}: ({l}, {t}) finds {fifo[:1]}"
-                fifo.pop(0)
-            if l < L and cfg["mode"] != Mode.SILENT:     # its spikes and end marker loop back
-                fifo.append(((t, l), sizes[l] + 1))
-                peak = max(peak, sum(n for _, n in fifo))
-            seen.add((t, l))
-        assert not fifo and peak <= requirements(net, SMALL.lanes).loopback_entries
-
-
 def _random_cases(seed, count, ap, depths):
     rng = np.random.default_rng(seed)
     cases = []
@@ -197,7 +170,7 @@ def _random_cases(seed, count, ap, depths):
 def test_random_networks_bit_exact(seed, depths, tap):
     """~20 random networks of 1-4 weight layers, each loaded over the previous one, two samples each;
     with TAP on every layer the tap stream must carry every spike of every layer in order."""
-    ap = AccelParams(core=SMALL, max_layers=6, timestep_bits=4, tap_depth=4)
+    ap = AccelParams(core=SMALL, max_layers=6, timestep_bits=4, fifo_depth=33, tap_depth=4)
     cases = _random_cases(seed, 10, ap, depths)
     dut = AcceleratorGateware(ap)
     imgs = [place_network(net, SMALL) for net, _, _ in cases]
@@ -295,7 +268,7 @@ def test_reset_state_routes_loopback_and_empty_run():
 def test_output_layer_loopback_is_masked():
     """A LOOPBACK route on the output layer (the reset state of the route table) must not leave its
     end markers in the loopback FIFO: routes left at reset, two samples, bit-exact."""
-    ap = AccelParams(core=SMALL, max_layers=4, timestep_bits=4)
+    ap = AccelParams(core=SMALL, max_layers=4, timestep_bits=4, fifo_depth=33)
     (net, xs, gold), = _random_cases(41, 1, ap, (2,))
     img = place_network(net, SMALL)
     dut = AcceleratorGateware(ap)
@@ -309,7 +282,7 @@ def test_output_layer_loopback_is_masked():
 
 
 def test_writes_and_start_ignored_while_busy():
-    ap = AccelParams(core=SMALL, max_layers=4, timestep_bits=4)
+    ap = AccelParams(core=SMALL, max_layers=4, timestep_bits=4, fifo_depth=33)
     (net, xs, gold), = _random_cases(12, 1, ap, (2,))
     img = place_network(net, SMALL)
     writes = img.bus_writes(ap) + img.bus_input_writes(xs[0])
@@ -354,7 +327,7 @@ def test_route_without_loopback_starves_the_next_layer():
     injected end marker (input 0, as if its synapses were all masked) and nothing hangs."""
     from cssnn.sw.spec.network import SpikingLayer
 
-    ap = AccelParams(core=SMALL, max_layers=4, timestep_bits=4, tap_depth=4)
+    ap = AccelParams(core=SMALL, max_layers=4, timestep_bits=4, fifo_depth=33, tap_depth=4)
     (net, xs, gold), = _random_cases(31, 1, ap, (2,))
     img = place_network(net, SMALL)
     first = net.layers[0]
@@ -380,7 +353,7 @@ def test_route_without_loopback_starves_the_next_layer():
 
 def test_fit_checks_name_the_problem():
     net, _ = digits_network()       # 4 table entries, layers of 64, 64, 32 (+ 10 outputs), T = 6
-    ok = AccelParams(core=WIDE, max_layers=4, timestep_bits=3, fifo_depth=163)
+    ok = AccelParams(core=WIDE, max_layers=4, timestep_bits=3, fifo_depth=65)
     check_fits(net, ok)
     img = place_network(net, WIDE)
     # synapse rows: the lists hold only the synapses that exist (dense lists would be 832 rows), at most
@@ -393,8 +366,8 @@ def test_fit_checks_name_the_problem():
         check_fits(net, AccelParams(core=WIDE, max_layers=3))
     with pytest.raises(ValueError, match="T=6 .* 2-bit T register"):
         check_fits(net, AccelParams(core=WIDE, timestep_bits=2))
-    with pytest.raises(ValueError, match=r"fifo_depth=162\) must hold one step of every spiking layer, 163 events"):
-        check_fits(net, AccelParams(core=WIDE, fifo_depth=162))
+    with pytest.raises(ValueError, match="layer 0 has 64 neurons.*fifo_depth=64"):
+        check_fits(net, AccelParams(core=WIDE, fifo_depth=64))
     with pytest.raises(ValueError, match="membrane_bits=12 is too small"):
         check_fits(net, AccelParams(core=CoreParams(lanes=8, membrane_bits=12, neurons=256, synapse_rows=1024)))
     with pytest.raises(ValueError, match="different core parameters"):

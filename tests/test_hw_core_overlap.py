@@ -2,9 +2,9 @@
 layer, any mode, random input spikes) handed to the core as fast as it takes them gives exactly the
 output spikes, final states and counters of the same steps run one at a time.
 
-The accelerator's evaluation order makes consecutive steps independent, but the core does not rely
-on it: this sequence repeats layers (the ``same`` and ``hazard`` rules of ``hw/core/core.py``) and
-runs encoder steps next to weight layers whose accumulator words they alias (a core sized by
+The accelerator's schedule runs the layers of a step in order, but the core does not rely on it:
+this sequence repeats layers (the ``same`` and ``hazard`` rules of ``hw/core/core.py``) and runs
+encoder steps next to weight layers whose accumulator words they alias (a core sized by
 ``params_for``: the banks hold only the weight layers' words)."""
 
 import numpy as np

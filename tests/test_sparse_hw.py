@@ -142,9 +142,9 @@ def test_fit_counts_existing_synapses():
                   SpikingLayer(Dense(64, 10), rng.integers(-20, 21, size=(10, 64)), np.zeros(10, int), None)])
     pruned = sparsify(rng, dense, 8, density=0.1)
     core = CoreParams(lanes=8, weight_bits=6, membrane_bits=16, output_bits=32, neurons=256, synapse_rows=512)
-    check_fits(pruned, AccelParams(core=core, fifo_depth=194))
+    check_fits(pruned, AccelParams(core=core, fifo_depth=129))
     with pytest.raises(DoesNotFit, match=r"needs 1152 synapse rows, the core has 512"):   # 128*8 + 64*2
-        check_fits(dense, AccelParams(core=core, fifo_depth=194))
+        check_fits(dense, AccelParams(core=core, fifo_depth=129))
     small, big = params_for(pruned, lanes=8), params_for(dense, lanes=8)
     assert small.core.synapse_rows * 4 <= big.core.synapse_rows
     assert small.core.offset_bits == big.core.offset_bits == 3      # 64 neurons: 8 words of 8 lanes

@@ -30,7 +30,7 @@ from cssnn.verif.netgen import digits_network, random_network
 #: Room for the digits network (Bv = 13) and random networks of up to 4 weight layers.
 E2E = AccelParams(core=CoreParams(lanes=8, weight_bits=8, membrane_bits=13, output_bits=32, acc_bits=16,
                                   bias_bits=16, threshold_bits=16, neurons=256, synapse_rows=1024),
-                  max_layers=8, timestep_bits=4)
+                  max_layers=8, timestep_bits=4, fifo_depth=65)
 
 
 def cli(capsys, *argv):
@@ -112,7 +112,7 @@ def test_cli_infer_backend(capsys, digits_file, tmp_path):
 def test_driver_rejects_what_does_not_fit_before_writing():
     small = AccelParams(core=CoreParams(lanes=2, weight_bits=8, membrane_bits=13, output_bits=32, acc_bits=16,
                                         bias_bits=16, threshold_bits=16, neurons=32, synapse_rows=64),
-                        max_layers=4, timestep_bits=4)
+                        max_layers=4, timestep_bits=4, fifo_depth=17)
     net, _ = digits_network(6)
     transport = AmaranthTransport(small)
     acc = Accelerator(transport)
@@ -133,7 +133,7 @@ def test_corrupted_frames_on_the_real_link_then_inference_still_works():
     rng = np.random.default_rng(7)
     p = AccelParams(core=CoreParams(lanes=2, weight_bits=6, membrane_bits=12, output_bits=24, acc_bits=12,
                                     bias_bits=10, threshold_bits=8, neurons=32, synapse_rows=128),
-                    max_layers=4, timestep_bits=4)
+                    max_layers=4, timestep_bits=4, fifo_depth=17)
     net = random_network(rng, p.core, max_layers=2, max_size=12)
     t = VerilatorTransport(p)
     try:

@@ -264,8 +264,8 @@ def controller_proof(factory, router_factory, ap, *, timesteps: int, layers: int
     ``core_done`` as an end marker leaves. Every ready/valid choice of the core and of the router's
     tap consumer may stall, at most ``stall`` clocks in a row. Asserted:
 
-    - every step config handed out is the next one of the schedule (modes in the evaluation order
-      of docs/SEMANTICS.md section 4: waves), none after the last;
+    - every step config handed out is the next one of the schedule (modes in the order of
+      docs/SEMANTICS.md section 4), none after the last;
     - ``done`` pulses once, after the last step was taken and all outputs have left;
     - ``done`` comes within ``bound`` clocks of the start: the handshakes never deadlock.
     """
@@ -305,25 +305,17 @@ def controller_proof(factory, router_factory, ap, *, timesteps: int, layers: int
             m.d.sync += [o_valid.eq(1), o_end.eq(any_seq(1) | (n_after == events)), o_index.eq(any_seq(o_index.shape()))]
     m.d.sync += [n_out.eq(n_after), in_busy.eq(Mux(step_fire, 1, Mux(in_end, 0, in_busy))), pending.eq(pending_after)]
 
-    # ---- the schedule, written from docs/SEMANTICS.md section 4: every layer-step (l, t) with its
-    # mode, in waves w = t + l, the highest layer of a wave first ----
-    order = []
-    for l in range(L + 1):
-        if l < L:
-            order += [(t + l, -l, Mode.SILENT if t == l else Mode.FIRE) for t in range(l, l + T + 1)]
-        else:
-            order += [(t + l, -l, Mode.OUT_FIRST if t == L else Mode.OUT) for t in range(L, L + T)]
-    modes = [mode for _, _, mode in sorted(order)]
-    k = Signal(range(len(modes) + 1))   # steps handed out so far
+    # ---- the schedule, written from docs/SEMANTICS.md section 4 ----
+    rt, rl = Signal(ctrl.t.shape()), Signal(ctrl.layer.shape())   # the next (t, l) it must hand out
     finished = Signal()
-    want = Signal(Mode)
-    with m.Switch(k):
-        for i, mode in enumerate(modes):
-            with m.Case(i):
-                m.d.comb += want.eq(mode)
+    hi = Mux(rt < L, rt, L)
+    want = Mux(rl == L, Mux(rt == L, Mode.OUT_FIRST, Mode.OUT), Mux(rt == rl, Mode.SILENT, Mode.FIRE))
     with m.If(step_fire):
         m.d.comb += [Assert(~finished), Assert(ctrl.step.payload.mode == want)]
-        m.d.sync += [k.eq(k + 1), finished.eq(k + 1 == len(modes))]
+        with m.If(rl == hi):
+            m.d.sync += [rt.eq(rt + 1), rl.eq(Mux(rt + 1 >= T, rt + 1 - T, 0)), finished.eq(rt + 1 == T + L)]
+        with m.Else():
+            m.d.sync += rl.eq(rl + 1)
     ran, clock = Signal(), Signal(range(bound + 1))
     m.d.sync += clock.eq(Mux(clock == bound, bound, clock + 1))
     with m.If(ctrl.done):

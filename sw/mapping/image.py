@@ -3,10 +3,9 @@
 :func:`place_network` places every layer (the encoder, the hidden TSA layers, the output
 integrators) in the core's memories and returns a :class:`NetworkImage`: the synapse rows, the
 index entries, the biases, the per-layer placement, the per-step configurations in schedule order
-(:meth:`NetworkImage.schedule`; the accelerator's order: :meth:`NetworkImage.evaluation_order`) and
-the host-port writes that load it all (:meth:`NetworkImage.host_writes`,
-:meth:`NetworkImage.input_writes`). Controllers, drivers and tests all use this one function, so
-there is one definition of the memory map.
+(:meth:`NetworkImage.schedule`) and the host-port writes that load it all
+(:meth:`NetworkImage.host_writes`, :meth:`NetworkImage.input_writes`). Controllers, drivers and tests
+all use this one function, so there is one definition of the memory map.
 
 Memory map (N = lanes, ``groups(n) = ceil(n / N)``):
 
@@ -130,14 +129,6 @@ class NetworkImage:
                     todo.append((l, pl.config(Mode.OUT)))
             steps.append(todo)
         return steps
-
-    def evaluation_order(self) -> list[tuple[int, int, dict]]:
-        """The layer-steps in the order the accelerator runs them: ``(t, layer, config)`` in waves
-        ``w = t + layer`` (``w = 0 .. T + 2L - 1``), within a wave the highest layer first
-        (docs/SEMANTICS.md section 4, "Evaluation order"). A layer-step of wave ``w`` only needs
-        layer-steps of wave ``w - 1``, so none waits for the one before it."""
-        steps = [(t, l, cfg) for t, todo in enumerate(self.schedule()) for l, cfg in todo]
-        return sorted(steps, key=lambda s: (s[0] + s[1], -s[1]))
 
     def host_writes(self):
         """Yield ``(HostMem, addr, lane, raw)`` for every synapse lane, every non-encoder bias lane and

@@ -124,12 +124,9 @@ class Requirements:
         return max(g.count for g in self.geometry)
 
     @property
-    def loopback_entries(self) -> int:
-        """Loopback FIFO entries an inference needs: the accelerator runs its layer-steps in waves
-        (docs/SEMANTICS.md section 4, "Evaluation order"), so the FIFO holds one step's output of
-        every layer but the output layer at once: its spikes (at most one per neuron) and its end
-        marker."""
-        return sum(g.count + 1 for g in self.geometry[:-1])
+    def largest_spiking_layer(self) -> int:
+        """Neurons of the largest layer whose spikes go through the loopback FIFO (all but the output)."""
+        return max(g.count for g in self.geometry[:-1])
 
     @property
     def acc_bits(self) -> int:
@@ -207,8 +204,8 @@ def check_depths(req: Requirements, p: CoreParams, *, neuron_base: int = 0, syn_
 def check_fits(net: SpikingNetwork, ap: AccelParams) -> Requirements:
     """Raise :class:`DoesNotFit` naming the first reason ``net`` cannot run on an accelerator with ``ap``:
     the core (:func:`check_core`, :func:`check_depths`), then the layer table (L <= max_layers - 1), the
-    T register (T <= 2**timestep_bits - 1) and the loopback FIFO (one step's output of every spiking
-    layer, :attr:`Requirements.loopback_entries`, at most ``ap.fifo_depth``). Returns the requirements."""
+    T register (T <= 2**timestep_bits - 1) and the loopback FIFO (a spiking layer's step output, its
+    spikes plus an end marker: at most ``ap.max_layer_neurons`` neurons). Returns the requirements."""
     if not isinstance(ap, AccelParams):
         raise TypeError(f"ap must be an AccelParams, not {ap!r}")
     req = requirements(net, ap.core.lanes)
@@ -221,7 +218,8 @@ def check_fits(net: SpikingNetwork, ap: AccelParams) -> Requirements:
     if T > 2**ap.timestep_bits - 1:
         raise DoesNotFit(f"T={T} time steps do not fit the {ap.timestep_bits}-bit T register "
                          f"(at most {2**ap.timestep_bits - 1})")
-    if req.loopback_entries > ap.fifo_depth:
-        raise DoesNotFit(f"the loopback FIFO (fifo_depth={ap.fifo_depth}) must hold one step of every spiking "
-                         f"layer, {req.loopback_entries} events (their neurons plus an end marker each)")
+    for g in req.geometry[:-1]:
+        if g.count > ap.max_layer_neurons:
+            raise DoesNotFit(f"layer {g.layer} has {g.count} neurons: the loopback FIFO (fifo_depth={ap.fifo_depth}) "
+                             f"holds one step of at most {ap.max_layer_neurons} spikes plus the end marker")
     return req

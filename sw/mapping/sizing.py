@@ -40,7 +40,7 @@ def params_for(net: SpikingNetwork, *, lanes: int = 8, counter_bits: int = 32, p
                       synapse_rows=rows, layer_words=req.layer_words,
                       acc_words=min(words, pow2_at_least(req.weight_layer_words)))
     kw = dict(max_layers=max(2, pow2_at_least(req.n_layers + 1)), timestep_bits=max(1, req.timesteps.bit_length()),
-              fifo_depth=req.loopback_entries)
+              fifo_depth=req.largest_layer + 1)
     kw.update(accel_kwargs)
     return AccelParams(core=core, **kw)
 
