@@ -7,10 +7,12 @@ this sequence repeats layers (the ``same`` and ``hazard`` rules of ``hw/core/cor
 encoder steps next to weight layers whose accumulator words they alias (a core sized by
 ``params_for``: the banks hold only the weight layers' words)."""
 
+from functools import partial
+
 import numpy as np
 import pytest
 
-from cssnn.hw.params import HostMem, Mode, event_layout, pack, unpack
+from cssnn.hw.params import CoreParams, HostMem, Mode, event_layout, pack, unpack
 from cssnn.sw.mapping.image import place_network, unpack_state
 from cssnn.sw.mapping.sizing import params_for
 from cssnn.verif.netgen import random_network
@@ -97,7 +99,7 @@ async def _back_to_back(drv, steps, rng):
     return outs
 
 
-def _run(p, img, steps, x, body):
+def _run(p, img, x, body):
     async def run(drv):
         await drv.load(img)
         for w in img.input_writes(x):
@@ -111,24 +113,23 @@ def _run(p, img, steps, x, body):
     return run_with_core(p, run)
 
 
+def _room(lanes):
+    return CoreParams(lanes=lanes, weight_bits=6, membrane_bits=11, output_bits=24, acc_bits=12, bias_bits=12,
+                      threshold_bits=10, neurons=64, synapse_rows=512)
+
+
 @pytest.mark.parametrize("lanes, seed", [(2, 1), (4, 2)])
 def test_steps_back_to_back_equal_steps_one_at_a_time(lanes, seed):
     rng = np.random.default_rng(seed)
     for _ in range(4):
-        net = random_network(rng, params_for_room(lanes), max_layers=3, max_size=12)
+        net = random_network(rng, _room(lanes), max_layers=3, max_size=12)
         p = params_for(net, lanes=lanes).core
         img = place_network(net, p)
         x = rng.integers(0, net.input_limit + 1, size=net.n_inputs)
         steps = _sequence(rng, img, 40)
-        want = _run(p, img, steps, x, lambda drv: _one_at_a_time(drv, steps))
-        got = _run(p, img, steps, x, lambda drv: _back_to_back(drv, steps, np.random.default_rng(seed)))
+        want = _run(p, img, x, partial(_one_at_a_time, steps=steps))
+        got = _run(p, img, x, partial(_back_to_back, steps=steps, rng=np.random.default_rng(seed)))
         assert got[0] == want[0], "output spikes differ"
         assert got[1] == want[1], "final states or accumulators differ"
         assert got[2] == want[2], "counters differ"
 
-
-def params_for_room(lanes):
-    from cssnn.hw.params import CoreParams
-
-    return CoreParams(lanes=lanes, weight_bits=6, membrane_bits=11, output_bits=24, acc_bits=12, bias_bits=12,
-                      threshold_bits=10, neurons=64, synapse_rows=512)
