@@ -91,7 +91,8 @@ class Core(wiring.Component):
     """A cssnn core. Ports:
 
     ``step``      In stream of :func:`~cssnn.hw.params.config_layout` (accepted while no step is in
-                  ACCUM and fewer than :data:`MAX_INFLIGHT` steps are in flight)
+                  ACCUM or the end marker of the one in ACCUM has come in, no next step is held,
+                  and fewer than :data:`MAX_INFLIGHT` steps are in flight)
     ``events``    In stream of :func:`~cssnn.hw.params.event_layout` (the step's input spikes + end marker)
     ``out``       Out stream of events (the step's output spikes + end marker)
     ``busy``      high while a step is in flight: from its accepted ``step`` until its ``done``
