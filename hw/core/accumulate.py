@@ -30,14 +30,13 @@ __all__ = ["AccumulateStage"]
 
 
 class AccumulateStage(wiring.Component):
-    """In: ``accum`` (a step is in ACCUM), ``issue`` (an item is issued in R), ``neg`` (its sign),
-    ``tag`` (its step's tag), ``neuron_base`` (its step's layer's first word), ``query`` (a step's tag),
+    """In: ``accum`` (the FSM is in ACCUM), ``issue`` (an item is issued in R), ``neg`` (its sign),
+    ``neuron_base`` (the step's layer's first word),
     ``row`` (the synapse row read, from the synapse store's D register) and ``acc`` (the accumulator
     words read, from the neuron store's D register).
 
     Out: ``acc_addr`` (per lane, the word bank ``k`` reads: the row's offsets), ``acc_read`` (an item
-    is in B: the banks read ``acc_addr``), ``busy`` (an item of the step tagged ``query`` is in D,
-    A, B, D2 or X), ``write``
+    is in B: the banks read ``acc_addr``), ``busy`` (an item is in D, A, B, D2 or X), ``write``
     (:func:`~cssnn.hw.core.stores.lanes_write_signature`: the sums of the item in X), ``synops``
     (the synapses of that item's row that exist, valid with ``write.en``)."""
 
@@ -47,8 +46,7 @@ class AccumulateStage(wiring.Component):
         n = p.lanes
         acc = signed(p.acc_bits)
         super().__init__({
-            "accum": In(1), "issue": In(1), "neg": In(1), "tag": In(1), "query": In(1),
-            "neuron_base": In(p.group_bits),
+            "accum": In(1), "issue": In(1), "neg": In(1), "neuron_base": In(p.group_bits),
             "row": In(data.ArrayLayout(syn_lane_layout(p), n)), "acc": In(data.ArrayLayout(acc, n)),
             "acc_addr": Out(data.ArrayLayout(p.group_bits, n)), "acc_read": Out(1), "busy": Out(1),
             "write": Out(lanes_write_signature(p, acc)), "synops": Out(ceil_log2(n + 1)),
@@ -69,18 +67,12 @@ class AccumulateStage(wiring.Component):
         d2_row = Signal.like(self.row)
         x_v, x_neg, x_addr = Signal(), Signal(), Signal(addrs)
         x_row = Signal.like(self.row)
-        # each item's step tag, D to X, and its step's first word, D to A (the core may hold the next
-        # step's config while this step's last rows are on their way)
-        d_tag, a_tag, b_tag, d2_tag, x_tag = (Signal(name=f"{s}_tag") for s in ("d", "a", "b", "d2", "x"))
-        d_base, a_base = Signal(p.group_bits), Signal(p.group_bits)
-        m.d.sync += [d_base.eq(self.neuron_base), a_base.eq(d_base)]
         with m.If(self.accum):
             m.d.sync += [d_v.eq(self.issue), d_neg.eq(self.neg)]
         with m.Else():
             m.d.sync += d_v.eq(0)
-        m.d.sync += [d_tag.eq(self.tag), a_tag.eq(d_tag), b_tag.eq(a_tag), d2_tag.eq(b_tag), x_tag.eq(d2_tag)]
         for k in range(n):   # A: the word of lane k's synapse = the layer's first word + its offset
-            m.d.sync += b_addr[k].eq(a_base + self.row[k].offset)
+            m.d.sync += b_addr[k].eq(self.neuron_base + self.row[k].offset)
         m.d.comb += [self.acc_addr.eq(b_addr), self.acc_read.eq(b_v)]
         m.d.sync += [a_v.eq(d_v), a_neg.eq(d_neg),
                      b_v.eq(a_v), b_neg.eq(a_neg), b_row.eq(self.row),
@@ -99,8 +91,5 @@ class AccumulateStage(wiring.Component):
             m.d.comb += adder.acc_in[k].eq(Mux(hit1[k], w1_data[k], Mux(hit2[k], w2_data[k], self.acc[k])))
         m.d.comb += [adder.row.eq(x_row), adder.neg.eq(x_neg),
                      self.write.en.eq(x_v), self.write.addr.eq(x_addr), self.write.data.eq(adder.acc_out),
-                     self.synops.eq(adder.synops)]
-        q = self.query
-        m.d.comb += self.busy.eq((d_v & (d_tag == q)) | (a_v & (a_tag == q)) | (b_v & (b_tag == q)) |
-                                 (d2_v & (d2_tag == q)) | (x_v & (x_tag == q)))
+                     self.synops.eq(adder.synops), self.busy.eq(d_v | a_v | b_v | d2_v | x_v)]
         return m

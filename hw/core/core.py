@@ -1,10 +1,10 @@
-r"""The cssnn core: event driven, N lanes, sparse synapse lists; a layer-step accumulates while the
-one before it updates (and the one before that may still be emitting its spikes).
+r"""The cssnn core: one layer-step at a time (the next one starting while the last one's spikes
+leave), event driven, N lanes, sparse synapse lists.
 
 Block diagram (one clock per box boundary; R = read addresses, D = the memory outputs registered,
 X = accumulate or update stage 1, Y = update stage 2, Z = write-back, spikes, argmax)::
 
-      step (config stream) ---> [ ACCUM (+ the next step, held) --handoff--> UPDATE ]   (done: an end marker left)
+      step (config stream) ---> [ FSM: IDLE -> ACCUM -> UPDATE -> IDLE ]   (done: a step's end marker left)
                                        |                |
     events --> [E1: slot = idx_base + i] --> [index mem] --> [EB: first row, rows]
                  --> [event register]: row register = first row, +1 per clock, `rows` times
@@ -23,28 +23,20 @@ X = accumulate or update stage 1, Y = update stage 2, Z = write-back, spikes, ar
 
 Per-step protocol (see docs/HARDWARE.md):
 
-1. When ``step.ready`` is high (no step in ACCUM, or the end marker of the one in ACCUM has come
-   in; no next step held; fewer than :data:`MAX_INFLIGHT` steps in flight) the controller hands a
-   :func:`config_layout` word to the ``step`` stream. Taken while a step is in ACCUM, it is held,
-   and its first events wait in E1, the index read and EB behind that step's end marker.
+1. When ``step.ready`` is high (the FSM idle, at most one earlier step's output still leaving) the
+   controller hands a :func:`config_layout` word to the ``step`` stream.
 2. ACCUM: the core consumes ``events`` until an event with ``end = 1``. A spike event of neuron slot
    ``i`` of the previous layer finds its list in index-memory entry ``idx_base + i`` and costs one
    clock per row of it (0 rows: none); lane ``k`` of a row adds (or subtracts) a weight into
    accumulator bank ``k`` at the word the lane names, so only synapses that exist cost anything.
    Items on the same word of a lane are forwarded (an item's read misses the sums of the two items
    ahead of it; those are muxed in front of the adder).
-3. The handoff: at the end marker, once UPDATE is free, the step goes to UPDATE (with its config:
-   each word carries its mode, threshold, count and layer) and the next step is in ACCUM at once.
-   UPDATE, once the last sum of its step is written: one word (N neurons) per clock: membrane,
-   flag, accumulator, bias are read; the TSA update is written back and the accumulator cleared;
-   nonzero spikes go through a word FIFO to the serializer (one spike per clock). A word is issued
-   only while the FIFO has a place reserved for it, so the pipeline never stalls, and never while a
-   row is in B (the banks' ports). Output modes feed the argmax instead and emit no spikes. The last
-   word carries the step's end marker. Between the two steps: rows every clock, except while the
-   updating step is their layer (``same``); an UPDATE word every clock it may; the first word of a
-   step waits for its own rows (every row carries its step's tag) and for the write-back of an
-   earlier step's word of its layer (``UpdateStage.hazard``); an encoder word neither reads nor
-   clears the accumulator, whose words it aliases.
+3. UPDATE, once the last sum is written: one word (N neurons) per clock: membrane, flag,
+   accumulator, bias are read; the TSA update is written back and the accumulator cleared; nonzero
+   spikes go through a word FIFO to the serializer (one spike per clock). A word is issued only while
+   the FIFO has a place reserved for it, so the pipeline never stalls. Output modes feed the argmax
+   instead and emit no spikes. The last word carries the step's end marker: after that word issues
+   the FSM is idle and takes the next step, while the spikes and the end marker still leave.
 4. ``out`` carries the step's spikes in ascending slot order and then the end marker, directly usable
    as the next layer's ``events``; ``done`` pulses as the end marker leaves.
 
@@ -53,9 +45,8 @@ The ``host`` port reads and writes one lane of one memory per clock (read data
 and only acts while the core is not ``busy``. The encoder's input x is loaded as the bias of the
 encoder neurons (its SILENT step then computes v = sat(0 + x), identical to the spec's I = x, b = 0).
 
-:class:`Core` holds the steps (ACCUM's config, the next one's, the handoff, UPDATE's flags), the
-UPDATE counters (``g``, ``word``, ``last``), the word address of the UPDATE items in D and X and the
-steps in flight; it wires the
+:class:`Core` is the FSM (``phase``), the step's config, the UPDATE counters (``g``, ``word``,
+``last``), the word address of the UPDATE items in D and X and the steps in flight; it wires the
 components (one module each in this package): :class:`~.stores.SynapseStore`,
 :class:`~.stores.NeuronStore` and :class:`~.stores.IndexStore` (the memories, their address and D
 registers), :class:`~.host.HostPort`, :class:`~.events.EventInput` (E1, the index read, EB, the
@@ -66,7 +57,7 @@ forwarding), :class:`~.update.UpdateStage` (the neuron array's stages, credits, 
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -83,16 +74,15 @@ __all__ = ["Core", "MAX_INFLIGHT", "host_signature", "COUNTERS"]
 
 
 #: Steps in flight at once: one whose spikes (and end marker) are still leaving, one updating, one
-#: accumulating and the next one, held.
-MAX_INFLIGHT = 4
+#: accumulating.
+MAX_INFLIGHT = 3
 
 
 class Core(wiring.Component):
     """A cssnn core. Ports:
 
     ``step``      In stream of :func:`~cssnn.hw.params.config_layout` (accepted while no step is in
-                  ACCUM or the end marker of the one in ACCUM has come in, no next step is held,
-                  and fewer than :data:`MAX_INFLIGHT` steps are in flight)
+                  ACCUM and fewer than :data:`MAX_INFLIGHT` steps are in flight)
     ``events``    In stream of :func:`~cssnn.hw.params.event_layout` (the step's input spikes + end marker)
     ``out``       Out stream of events (the step's output spikes + end marker)
     ``busy``      high while a step is in flight: from its accepted ``step`` until its ``done``
@@ -133,13 +123,12 @@ class Core(wiring.Component):
         m.submodules.output = out = OutputStage(p)
         m.submodules.counters = Counters(p)
 
-        # ---- ACCUM: the step whose events come in, and the one after it, held ----
-        cfg, nxt = Signal(config_layout(p)), Signal(config_layout(p))
+        # ---- ACCUM: the step whose events come in ----
+        cfg = Signal(config_layout(p))
         # a step is in ACCUM, as a flip-flop of its own: it selects the synapse read address, so no
         # decode in front of it (timing: docs/BOARDS.md, item 19)
         accum = Signal()
-        nxt_v = Signal()      # the next step's config is held: its events may come in behind the end marker
-        row = Signal()        # a synapse row issues in R
+        row = Signal()        # a synapse row of it issues in R
         # ---- UPDATE: the step handed over by ACCUM once its end marker came ----
         updating = Signal()   # its words are being issued
         first = Signal()      # its first word has not issued: it waits for its last sums to be written
@@ -151,58 +140,44 @@ class Core(wiring.Component):
         issue = Signal()      # a word issues in R
         # the step in ACCUM is the updating step's layer: its rows wait until the last word issued
         same = Signal()
-        # the steps' tags (a new one per step in ACCUM): each row carries its step's, so UPDATE waits
-        # for the rows of its own step only
-        a_tag, u_tag = Signal(), Signal()
         d_addr, x_addr = Signal(p.group_bits), Signal(p.group_bits)   # the UPDATE word in D and X
         # steps accepted whose end marker has not left yet
         inflight = Signal(range(MAX_INFLIGHT + 1))
         busy = Signal()
         m.d.comb += busy.eq(accum | updating | (inflight != 0))
 
-        # a step is taken while none is in ACCUM or once the end marker of the one in ACCUM came in
-        # (so the controller may switch its input), and while no next step is held
-        m.d.comb += [self.busy.eq(busy),
-                     self.step.ready.eq(~nxt_v & (~accum | ev.end_in) & (inflight < MAX_INFLIGHT))]
+        m.d.comb += [self.busy.eq(busy), self.step.ready.eq(~accum & (inflight < MAX_INFLIGHT))]
         accept, handoff, done_words = Signal(), Signal(), Signal()
-        m.d.comb += [accept.eq(self.step.valid & self.step.ready), handoff.eq(accum & ev.end & ~updating),
+        m.d.comb += [accept.eq(self.step.valid & self.step.ready), handoff.eq(accum & ev.end & ~updating & ~upd.busy),
                      done_words.eq(issue & last)]
         m.d.sync += inflight.eq(inflight + accept - out.done)
-        # ACCUM issues a row per clock while it has one, except while the updating step is its layer
-        m.d.comb += row.eq(accum & ev.pending & ~same)
+        with m.If(accept):
+            m.d.sync += [cfg.eq(self.step.payload), accum.eq(1),
+                         same.eq(updating & ~done_words & (self.step.payload.neuron_base == base))]
+        # ACCUM issues a row per clock while it has one, except while the updating step waits for its
+        # last sums (they would mix with its rows in the accumulate stage: its refill after a handoff
+        # takes longer anyway) and while the updating step is this step's layer
+        m.d.comb += row.eq(accum & ev.pending & ~first & ~same)
+        # the handoff: ACCUM's end marker taken once UPDATE is free; the step's config goes with it
+        with m.If(handoff):
+            m.d.sync += [accum.eq(0), updating.eq(1), first.eq(1), g.eq(0), word.eq(cfg.neuron_base),
+                         base.eq(cfg.neuron_base), groups.eq(cfg.groups), last.eq(cfg.groups == 1)]
         # UPDATE issues a word only with a credit (a place in the word FIFO), so nothing stalls; its
-        # first word only once the last sum of its step is written (no row of it in the accumulate
-        # stage) and after the last write-back of an earlier step of its layer; and never while a
-        # row is in B (that row reads the accumulator banks, and its sums are written in the clock
-        # the word's clear would be)
-        m.d.comb += issue.eq(updating & upd.credit & ~acc.acc_read & ~(first & (acc.busy | upd.hazard)))
+        # first word only once the last sum of its step is written (no row in the accumulate stage,
+        # where ACCUM holds its rows back until then) and, after a step of the same layer, that step's
+        # last write-back; and never while a row is in B (that row reads the accumulator banks, and
+        # its sums are written in the clock the word's clear would be)
+        m.d.comb += issue.eq(updating & upd.credit & ~acc.acc_read & ~(first & acc.busy))
         with m.If(issue):
             m.d.sync += [first.eq(0), g.eq(g + 1), word.eq(word + 1), last.eq(g + 2 == groups)]
             with m.If(last):
                 m.d.sync += [updating.eq(0), same.eq(0)]
-        # the handoff: ACCUM's end marker taken once UPDATE is free; the step's config goes with it,
-        # and the next step (held, or taken now) is in ACCUM at once
-        with m.If(handoff):
-            m.d.sync += [updating.eq(1), first.eq(1), g.eq(0), word.eq(cfg.neuron_base), u_tag.eq(a_tag),
-                         base.eq(cfg.neuron_base), groups.eq(cfg.groups), last.eq(cfg.groups == 1)]
-            with m.If(nxt_v):
-                m.d.sync += [cfg.eq(nxt), nxt_v.eq(0), a_tag.eq(~a_tag), same.eq(nxt.neuron_base == cfg.neuron_base)]
-            with m.Elif(~accept):
-                m.d.sync += accum.eq(0)
-        with m.If(accept):
-            with m.If(~accum | handoff):
-                m.d.sync += [cfg.eq(self.step.payload), accum.eq(1), a_tag.eq(~a_tag),
-                             same.eq(Mux(handoff, self.step.payload.neuron_base == cfg.neuron_base,
-                                         updating & ~done_words & (self.step.payload.neuron_base == base)))]
-            with m.Else():
-                m.d.sync += [nxt.eq(self.step.payload), nxt_v.eq(1)]
         m.d.sync += [d_addr.eq(word), x_addr.eq(d_addr)]
 
-        self._connect(m, cfg, nxt, nxt_v, accum, updating, busy, row, issue, handoff, last, g, word, x_addr, a_tag, u_tag)
+        self._connect(m, cfg, accum, updating, busy, row, issue, handoff, last, g, word, x_addr)
         return m
 
-    def _connect(self, m, cfg, nxt, nxt_v, accum, updating, busy, row, issue, handoff, last, g, word, x_addr,
-                 a_tag, u_tag):
+    def _connect(self, m, cfg, accum, updating, busy, row, issue, handoff, last, g, word, x_addr):
         """Wires the components (``m.submodules``) to the FSM's signals and to the core's ports."""
         syn, nst, host = m.submodules.syn, m.submodules.neuron_store, m.submodules.host
         ev, acc, upd = m.submodules.event_in, m.submodules.accumulate, m.submodules.update
@@ -224,19 +199,18 @@ class Core(wiring.Component):
         m.d.comb += [
             host.idle.eq(~busy),
             ev.accum.eq(accum), ev.idx_base.eq(cfg.idx_base), ev.index_data.eq(idx.pipe_data),
-            ev.row_issue.eq(row), ev.end_take.eq(handoff), ev.ahead.eq(nxt_v), ev.idx_next.eq(nxt.idx_base),
+            ev.row_issue.eq(row), ev.end_take.eq(handoff),
             idx.accum.eq(accum), idx.pipe_addr.eq(ev.index_addr), idx.pipe_en.eq(ev.index_en),
             syn.accum.eq(accum), syn.row_load.eq(ev.load), syn.row_first.eq(ev.first_row),
             syn.row_step.eq(row),
             nst.acc_read.eq(acc.acc_read), nst.update.eq(updating), nst.word.eq(word), nst.upd_valid.eq(upd.d_valid),
             nst.acc_addr.eq(acc.acc_addr),
             acc.accum.eq(accum), acc.issue.eq(row), acc.neg.eq(ev.neg), acc.neuron_base.eq(cfg.neuron_base),
-            acc.tag.eq(a_tag), acc.query.eq(u_tag),
             acc.row.eq(syn.row_data), acc.acc.eq(nst.acc),
             upd.update.eq(updating), upd.load.eq(handoff), upd.issue.eq(issue), upd.last.eq(last),
             upd.group.eq(g), upd.x_addr.eq(x_addr),
             upd.mode.eq(cfg.mode), upd.threshold.eq(cfg.threshold), upd.count.eq(cfg.count),
-            upd.encoder.eq(cfg.encoder), upd.neuron_base.eq(cfg.neuron_base), nst.upd_zero.eq(upd.d_encoder),
+            upd.encoder.eq(cfg.encoder), nst.upd_zero.eq(upd.d_encoder),
             upd.state.eq(nst.state), upd.acc.eq(nst.acc_upd), upd.bias.eq(nst.bias),
             upd.word_taken.eq(out.word_taken),
             out.end_ok.eq(upd.argmax_idle),

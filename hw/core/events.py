@@ -9,16 +9,14 @@ and the index memory's read data)::
               per clock in which the core issues one (``row_issue``), until the last
 
 An event whose neuron has no synapses into this layer (0 rows) leaves EB without entering the
-event register: it costs no row. Events are taken only while ``accum``. The end marker stays in the
-event register until the core takes it (``end_take``); past it, events are taken only when the core
-already holds the next step's config (``ahead``): they are that step's (their slots from
-``idx_next``), and wait in E1, the index read and EB until the end marker has left, so the next
-step's first row issues a clock after the handoff. Never past a second end marker.
+event register: it costs no row. Events are taken only while ``accum`` and never past the end
+marker, which stays in the event register until the core takes it (``end_take``): the next step's
+input (or this step's own output, on a loopback) stays out.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,16 +27,14 @@ __all__ = ["EventInput"]
 
 class EventInput(wiring.Component):
     """In: ``events`` (the core's input stream), ``accum`` (the core holds a step in ACCUM),
-    ``idx_base`` (the step's), ``ahead`` and ``idx_next`` (the core holds the next step's config, and
-    its ``idx_base``), ``index_data`` (the index memory's read data), ``row_issue`` (the row of
-    ``pending`` issues this clock), ``end_take`` (the end marker leaves the event register).
+    ``idx_base`` (the step's), ``index_data`` (the index memory's read data), ``row_issue`` (the row
+    of ``pending`` issues this clock), ``end_take`` (the end marker leaves the event register).
 
     Out: ``index_addr``/``index_en`` (the index memory's pipeline read), ``pending`` (a spike event
     is in the event register: its next row may issue), ``last`` (that row is its last),
     ``neg`` (its sign), ``end`` (the end marker is in the event register: ACCUM may end), ``load``
     (the event register takes an event this clock) and ``first_row`` (that event's first row),
-    ``event`` (an input spike event is taken from EB: the event counter), ``end_in`` (the step's end
-    marker has been taken from ``events``)."""
+    ``event`` (an input spike event is taken from EB: the event counter)."""
 
     def __init__(self, params: CoreParams):
         check_params(self, params)
@@ -46,10 +42,10 @@ class EventInput(wiring.Component):
         super().__init__({
             "events": In(stream.Signature(event_layout(p))),
             "accum": In(1), "idx_base": In(p.slot_bits), "index_data": In(index_lane_layout(p)),
-            "row_issue": In(1), "end_take": In(1), "ahead": In(1), "idx_next": In(p.slot_bits),
+            "row_issue": In(1), "end_take": In(1),
             "index_addr": Out(p.slot_bits), "index_en": Out(1),
             "pending": Out(1), "last": Out(1), "neg": Out(1), "end": Out(1), "load": Out(1),
-            "first_row": Out(p.row_bits), "event": Out(1), "end_in": Out(1),
+            "first_row": Out(p.row_bits), "event": Out(1),
         })
 
     def elaborate(self, platform):
@@ -57,7 +53,7 @@ class EventInput(wiring.Component):
         m = Module()
         ev = self.events.payload
         adv = Signal()             # E1, the index read and EB advance
-        ends = Signal(range(3))    # end markers taken and not yet taken out of the event register
+        end_in = Signal()          # the end marker has been taken (into E1)
         e1_v, e1_neg, e1_end = Signal(), Signal(), Signal()
         e1_slot = Signal(p.slot_bits)
         em_v, em_neg, em_end = Signal(), Signal(), Signal()   # the index memory's read in flight
@@ -74,15 +70,12 @@ class EventInput(wiring.Component):
             evq_load.eq(self.accum & eb_v & ~(eb_empty & ~eb_end) & (~evq_v | evq_take)),
             eb_take.eq(evq_load | (self.accum & eb_v & eb_empty & ~eb_end)),
             adv.eq(~eb_v | eb_take),
-            self.events.ready.eq(self.accum & ((ends == 0) | ((ends == 1) & self.ahead)) & (~e1_v | adv)),
+            self.events.ready.eq(self.accum & ~end_in & (~e1_v | adv)),
             self.index_addr.eq(e1_slot), self.index_en.eq(adv),
         ]
-        taken = Signal()
-        m.d.comb += taken.eq(self.events.valid & self.events.ready)
-        m.d.sync += ends.eq(ends + (taken & ev.end) - self.end_take)
-        with m.If(taken):
-            m.d.sync += [e1_v.eq(1), e1_neg.eq(ev.neg), e1_end.eq(ev.end),
-                         e1_slot.eq(Mux(ends == 0, self.idx_base, self.idx_next) + ev.index)]
+        with m.If(self.events.valid & self.events.ready):
+            m.d.sync += [e1_v.eq(1), e1_neg.eq(ev.neg), e1_end.eq(ev.end), e1_slot.eq(self.idx_base + ev.index),
+                         end_in.eq(ev.end)]
         with m.Elif(adv):
             m.d.sync += e1_v.eq(0)
         with m.If(adv):
@@ -96,10 +89,10 @@ class EventInput(wiring.Component):
             with m.If(last):
                 m.d.sync += evq_v.eq(0)
         with m.If(self.end_take):
-            m.d.sync += evq_v.eq(0)
+            m.d.sync += [evq_v.eq(0), end_in.eq(0)]
         m.d.comb += [
             self.pending.eq(evq_v & ~evq_end), self.last.eq(last), self.end.eq(evq_v & evq_end),
             self.neg.eq(evq_neg), self.load.eq(evq_load), self.first_row.eq(eb.first),
-            self.event.eq(eb_take & ~eb_end), self.end_in.eq(ends != 0),
+            self.event.eq(eb_take & ~eb_end),
         ]
         return m

@@ -11,12 +11,6 @@ neurons per clock, and the credits that keep it from ever stalling.
   output modes to the :class:`~cssnn.hw.core.argmax.Argmax`.
 
 Z writes word g while Y holds g+1, X g+2, D g+3 and R reads g+4: never the same word, no forwarding.
-Each word carries its step's mode, threshold, count, encoder bit and layer (first word) through the
-stages (latched at ``load``, taken by the word at issue), so the next step's words may follow the
-last one's at once; only a word of the same layer still in X, Y or Z (``hazard``) holds the next
-step's first word back, since it would read the state before that word's write-back.
-An encoder word neither reads the accumulator (the neuron store zeroes it, ``d_encoder``) nor clears
-it: the encoder's words alias weight layers' accumulator words.
 A word is issued only with a *credit*, a place in the word FIFO not yet claimed by a word in flight
 (taken at issue, returned when a word that does not go to the FIFO leaves Z or when the serializer
 takes a word from the FIFO): the FIFO always has room, nothing downstream can refuse a word, and no ready
@@ -40,16 +34,17 @@ __all__ = ["UpdateStage"]
 
 
 class UpdateStage(wiring.Component):
-    """In: ``update`` (the FSM is in UPDATE), ``issue`` (a word is issued in R), ``last`` (it is
+    """In: ``update`` (a step is in UPDATE), ``issue`` (a word is issued in R), ``last`` (it is
     the step's last word), ``group`` (its group g), ``x_addr`` (the memory word of the item in X:
-    the core's address register), ``mode``, ``threshold``, ``count``, ``encoder``,
-    ``neuron_base`` (the step's, taken while ``load`` is high, before the step's first word issues),
+    the core's address register), ``mode``, ``threshold``, ``count``, ``encoder`` (the step's,
+    taken while ``load`` is high: before the step's first word, and only while no word is in the
+    stage, ``busy`` low; held while its words are in it),
     ``state``, ``acc``, ``bias`` (the word read: the neuron store's D registers), ``word_taken``
     (the serializer took a word from the FIFO).
 
-    Out: ``d_valid`` (an UPDATE word is in D), ``d_encoder`` (it is an encoder word), ``hazard`` (a
-    word of the layer of the step loaded last, from a step before it, is in X, Y or Z), ``credit``
-    (a word may issue), ``acc_clear``,
+    Out: ``d_valid`` (an UPDATE word is in D), ``d_encoder`` (it is an encoder word: the neuron
+    store zeroes its accumulator input), ``busy`` (a word is in D, X, Y or Z), ``credit`` (a word
+    may issue), ``acc_clear`` (not for an encoder word: its accumulator words alias weight layers'),
     ``state_write`` (to the neuron store), ``words`` (the spike words, always taken: credits),
     ``argmax_idle`` (no word in the argmax), ``argmax_index``, ``argmax_value``."""
 
@@ -61,10 +56,10 @@ class UpdateStage(wiring.Component):
         super().__init__({
             "update": In(1), "load": In(1), "issue": In(1), "last": In(1), "group": In(p.group_bits), "x_addr": In(p.group_bits),
             "mode": In(Mode), "threshold": In(p.threshold_bits), "count": In(p.index_bits + 1), "encoder": In(1),
-            "neuron_base": In(p.group_bits),
             "state": In(data.ArrayLayout(state, n)), "acc": In(data.ArrayLayout(signed(p.acc_bits), n)),
             "bias": In(data.ArrayLayout(signed(p.bias_bits), n)), "word_taken": In(1),
-            "d_valid": Out(1), "d_encoder": Out(1), "hazard": Out(1), "credit": Out(1), "acc_clear": Out(word_clear_signature(p)),
+            "d_valid": Out(1), "d_encoder": Out(1), "busy": Out(1), "credit": Out(1),
+            "acc_clear": Out(word_clear_signature(p)),
             "state_write": Out(word_write_signature(p, state)),
             "words": Out(stream.Signature(word_layout(p), always_ready=True)), "argmax_idle": Out(1),
             "argmax_index": Out(p.index_bits), "argmax_value": Out(signed(p.store_bits)),
@@ -76,17 +71,12 @@ class UpdateStage(wiring.Component):
         m = Module()
         m.submodules.neurons = neurons = NeuronArray(p, pipelined=True)
         m.submodules.argmax = amax = Argmax(p)
-        # the step's config, latched at load and taken by each of its words at issue
-        step = data.StructLayout({"mode": Mode, "threshold": p.threshold_bits, "count": p.index_bits + 1,
-                                  "encoder": 1, "base": p.group_bits})
-        cfg, d_cfg, x_cfg = Signal(step), Signal(step), Signal(step)
-        s2_mode, z_mode = Signal(Mode), Signal(Mode)
+        # the step's config, held for its words
+        mode, threshold, count = Signal(Mode), Signal(p.threshold_bits), Signal(p.index_bits + 1)
+        encoder = Signal()
         with m.If(self.load):
-            m.d.sync += [cfg.mode.eq(self.mode), cfg.threshold.eq(self.threshold), cfg.count.eq(self.count),
-                         cfg.encoder.eq(self.encoder), cfg.base.eq(self.neuron_base)]
-        with m.If(self.issue):
-            m.d.sync += d_cfg.eq(cfg)
-        m.d.sync += [x_cfg.eq(d_cfg), s2_mode.eq(x_cfg.mode), z_mode.eq(s2_mode)]
+            m.d.sync += [mode.eq(self.mode), threshold.eq(self.threshold), count.eq(self.count),
+                         encoder.eq(self.encoder)]
 
         # D, X: the word's valid bit and group
         d_upd_v, x_upd_v = Signal(), Signal()
@@ -101,21 +91,19 @@ class UpdateStage(wiring.Component):
         # X: the array's stage 1, the layer's lanes, the accumulator clear
         for k in range(n):
             m.d.comb += [neurons.v[k].eq(self.state[k].v), neurons.fired[k].eq(self.state[k].fired)]
-        # (stage 1, in X, compares with the threshold's constants, which the array registers from
-        # ``threshold`` a clock earlier, in D; stage 2, in Y, selects by mode)
         m.d.comb += [neurons.acc.eq(self.acc), neurons.bias.eq(self.bias), neurons.en.eq(1),
-                     neurons.mode.eq(s2_mode), neurons.threshold.eq(d_cfg.threshold)]
+                     neurons.mode.eq(mode), neurons.threshold.eq(threshold)]
         valid_lanes = Signal(n)
         base = Signal(p.index_bits + 1)
         m.d.comb += base.eq(x_group << p.lane_bits)
         for k in range(n):
-            m.d.comb += valid_lanes[k].eq(base + k < x_cfg.count)
+            m.d.comb += valid_lanes[k].eq(base + k < count)
         s2_valid = Signal()
         s2_addr = Signal(p.group_bits)
         s2_group = Signal(p.group_bits)
         s2_lanes = Signal(n)
         m.d.sync += [s2_valid.eq(x_upd_v), s2_addr.eq(self.x_addr), s2_group.eq(x_group), s2_lanes.eq(valid_lanes)]
-        m.d.comb += [self.acc_clear.en.eq(x_upd_v & ~x_cfg.encoder), self.acc_clear.addr.eq(self.x_addr)]
+        m.d.comb += [self.acc_clear.en.eq(x_upd_v & ~encoder), self.acc_clear.addr.eq(self.x_addr)]
 
         # Y: the array's stage 2, spikes masked, into the Z registers
         pos, neg = Signal(n), Signal(n)
@@ -136,20 +124,10 @@ class UpdateStage(wiring.Component):
                      w.group.eq(z_group), w.pos.eq(z_pos), w.neg.eq(z_neg), w.end.eq(z_end),
                      self.words.valid.eq(z_valid & (z_any | z_end))]
         is_out = Signal()
-        m.d.comb += is_out.eq((z_mode == Mode.OUT) | (z_mode == Mode.OUT_FIRST))
+        m.d.comb += is_out.eq((mode == Mode.OUT) | (mode == Mode.OUT_FIRST))
         m.d.comb += [amax.en.eq(z_valid & is_out), amax.first.eq(z_group == 0), amax.group.eq(z_group),
                      amax.values.eq(Cat(z_word[k].v for k in range(n))), amax.valid.eq(z_lanes),
                      self.argmax_index.eq(amax.index), self.argmax_value.eq(amax.value)]
-
-        # the words of the layer of the step loaded now, from earlier steps: at load in D, X and Y,
-        # so in X, Y and Z a clock later (no word issues while a step is loaded), then moving on
-        hz, s2_base = Signal(3), Signal(p.group_bits)
-        m.d.sync += s2_base.eq(x_cfg.base)
-        with m.If(self.load):
-            nb = self.neuron_base
-            m.d.sync += hz.eq(Cat(d_upd_v & (d_cfg.base == nb), x_upd_v & (x_cfg.base == nb), s2_valid & (s2_base == nb)))
-        with m.Else():
-            m.d.sync += hz.eq(Cat(0, hz[:2]))
 
         # credits: taken by an issued word, returned by a word without spikes leaving Z or by the
         # serializer taking a word from the FIFO
@@ -157,6 +135,6 @@ class UpdateStage(wiring.Component):
         ret = Signal(2)
         m.d.comb += [self.credit.eq(free != 0), ret.eq((z_valid & ~z_any & ~z_end) + self.word_taken)]
         m.d.sync += free.eq(free + ret - (self.update & self.issue))
-        m.d.comb += [self.d_valid.eq(d_upd_v), self.d_encoder.eq(d_cfg.encoder), self.argmax_idle.eq(~amax.busy),
-                     self.hazard.eq(hz.any())]
+        m.d.comb += [self.d_valid.eq(d_upd_v), self.d_encoder.eq(encoder), self.argmax_idle.eq(~amax.busy),
+                     self.busy.eq(d_upd_v | x_upd_v | s2_valid | z_valid)]
         return m
