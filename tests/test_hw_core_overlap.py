@@ -3,9 +3,9 @@ layer, any mode, random input spikes) handed to the core as fast as it takes the
 output spikes, final states and counters of the same steps run one at a time.
 
 The accelerator's schedule runs the layers of a step in order, but the core does not rely on it:
-this sequence repeats layers (the ``same`` and ``hazard`` rules of ``hw/core/core.py``) and runs
-encoder steps next to weight layers whose accumulator words they alias (a core sized by
-``params_for``: the banks hold only the weight layers' words)."""
+this sequence repeats layers (the ``same`` rule of ``hw/core/core.py``, and the handoff only after
+the last word's write-back) and runs encoder steps next to weight layers whose accumulator words
+they alias (a core sized by ``params_for``: the banks hold only the weight layers' words)."""
 
 from functools import partial
 

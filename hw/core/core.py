@@ -1,10 +1,10 @@
-r"""The cssnn core: one layer-step at a time (the next one starting while the last one's spikes
-leave), event driven, N lanes, sparse synapse lists.
+r"""The cssnn core: event driven, N lanes, sparse synapse lists; a layer-step accumulates while the
+one before it updates (and the one before that may still be emitting its spikes).
 
 Block diagram (one clock per box boundary; R = read addresses, D = the memory outputs registered,
 X = accumulate or update stage 1, Y = update stage 2, Z = write-back, spikes, argmax)::
 
-      step (config stream) ---> [ FSM: IDLE -> ACCUM -> UPDATE -> IDLE ]   (done: a step's end marker left)
+      step (config stream) ---> [ ACCUM --handoff--> UPDATE ]   (a step in each; done: an end marker left)
                                        |                |
     events --> [E1: slot = idx_base + i] --> [index mem] --> [EB: first row, rows]
                  --> [event register]: row register = first row, +1 per clock, `rows` times
@@ -23,7 +23,7 @@ X = accumulate or update stage 1, Y = update stage 2, Z = write-back, spikes, ar
 
 Per-step protocol (see docs/HARDWARE.md):
 
-1. When ``step.ready`` is high (the FSM idle, at most one earlier step's output still leaving) the
+1. When ``step.ready`` is high (no step in ACCUM, fewer than :data:`MAX_INFLIGHT` in flight) the
    controller hands a :func:`config_layout` word to the ``step`` stream.
 2. ACCUM: the core consumes ``events`` until an event with ``end = 1``. A spike event of neuron slot
    ``i`` of the previous layer finds its list in index-memory entry ``idx_base + i`` and costs one
@@ -31,12 +31,17 @@ Per-step protocol (see docs/HARDWARE.md):
    accumulator bank ``k`` at the word the lane names, so only synapses that exist cost anything.
    Items on the same word of a lane are forwarded (an item's read misses the sums of the two items
    ahead of it; those are muxed in front of the adder).
-3. UPDATE, once the last sum is written: one word (N neurons) per clock: membrane, flag,
-   accumulator, bias are read; the TSA update is written back and the accumulator cleared; nonzero
-   spikes go through a word FIFO to the serializer (one spike per clock). A word is issued only while
-   the FIFO has a place reserved for it, so the pipeline never stalls. Output modes feed the argmax
-   instead and emit no spikes. The last word carries the step's end marker: after that word issues
-   the FSM is idle and takes the next step, while the spikes and the end marker still leave.
+3. The handoff: at the end marker, once the step before has issued its last word and that word
+   has been written back (no word in the update stage), the step goes to UPDATE with its config,
+   and ACCUM takes the next step. UPDATE, once the last sum is written: one word (N neurons) per
+   clock: membrane, flag, accumulator, bias are read; the TSA update is written back and the
+   accumulator cleared; nonzero spikes go through a word FIFO to the serializer (one spike per
+   clock). A word is issued only while the FIFO has a place reserved for it, so the pipeline never
+   stalls, and never while a row is in B (the banks' ports). Output modes feed the argmax instead
+   and emit no spikes. The last word carries the step's end marker. Meanwhile the next step's rows
+   issue every clock, except while UPDATE waits for its last sums and while the updating step is
+   their own layer (``same``). An encoder word neither reads nor clears the accumulator, whose
+   words it aliases (the config's ``encoder`` bit).
 4. ``out`` carries the step's spikes in ascending slot order and then the end marker, directly usable
    as the next layer's ``events``; ``done`` pulses as the end marker leaves.
 
@@ -45,8 +50,9 @@ The ``host`` port reads and writes one lane of one memory per clock (read data
 and only acts while the core is not ``busy``. The encoder's input x is loaded as the bias of the
 encoder neurons (its SILENT step then computes v = sat(0 + x), identical to the spec's I = x, b = 0).
 
-:class:`Core` is the FSM (``phase``), the step's config, the UPDATE counters (``g``, ``word``,
-``last``), the word address of the UPDATE items in D and X and the steps in flight; it wires the
+:class:`Core` holds the two steps (ACCUM's config, the handoff, UPDATE's flags), the UPDATE
+counters (``g``, ``word``, ``last``), the word address of the UPDATE items in D and X and the steps
+in flight; it wires the
 components (one module each in this package): :class:`~.stores.SynapseStore`,
 :class:`~.stores.NeuronStore` and :class:`~.stores.IndexStore` (the memories, their address and D
 registers), :class:`~.host.HostPort`, :class:`~.events.EventInput` (E1, the index read, EB, the
@@ -158,15 +164,16 @@ class Core(wiring.Component):
         # last sums (they would mix with its rows in the accumulate stage: its refill after a handoff
         # takes longer anyway) and while the updating step is this step's layer
         m.d.comb += row.eq(accum & ev.pending & ~first & ~same)
-        # the handoff: ACCUM's end marker taken once UPDATE is free; the step's config goes with it
+        # the handoff: ACCUM's end marker taken once UPDATE is free and its last word written back
+        # (the update stage holds one step's config, and a step of the same layer must read the
+        # state after that write); the step's config goes with it
         with m.If(handoff):
             m.d.sync += [accum.eq(0), updating.eq(1), first.eq(1), g.eq(0), word.eq(cfg.neuron_base),
                          base.eq(cfg.neuron_base), groups.eq(cfg.groups), last.eq(cfg.groups == 1)]
         # UPDATE issues a word only with a credit (a place in the word FIFO), so nothing stalls; its
         # first word only once the last sum of its step is written (no row in the accumulate stage,
-        # where ACCUM holds its rows back until then) and, after a step of the same layer, that step's
-        # last write-back; and never while a row is in B (that row reads the accumulator banks, and
-        # its sums are written in the clock the word's clear would be)
+        # where ACCUM holds its rows back until then); and never while a row is in B (that row reads
+        # the accumulator banks, and its sums are written in the clock the word's clear would be)
         m.d.comb += issue.eq(updating & upd.credit & ~acc.acc_read & ~(first & acc.busy))
         with m.If(issue):
             m.d.sync += [first.eq(0), g.eq(g + 1), word.eq(word + 1), last.eq(g + 2 == groups)]
