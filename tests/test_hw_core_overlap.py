@@ -121,12 +121,12 @@ def _room(lanes):
 @pytest.mark.parametrize("lanes, seed", [(2, 1), (4, 2)])
 def test_steps_back_to_back_equal_steps_one_at_a_time(lanes, seed):
     rng = np.random.default_rng(seed)
-    for _ in range(4):
+    for _ in range(8):
         net = random_network(rng, _room(lanes), max_layers=3, max_size=12)
         p = params_for(net, lanes=lanes).core
         img = place_network(net, p)
         x = rng.integers(0, net.input_limit + 1, size=net.n_inputs)
-        steps = _sequence(rng, img, 40)
+        steps = _sequence(rng, img, 60)
         want = _run(p, img, x, partial(_one_at_a_time, steps=steps))
         got = _run(p, img, x, partial(_back_to_back, steps=steps, rng=np.random.default_rng(seed)))
         assert got[0] == want[0], "output spikes differ"
