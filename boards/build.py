@@ -27,6 +27,7 @@ nextpnr's ``cssnn.tim`` and ``report.json``) and the result is written to ``buil
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -159,11 +160,9 @@ def _run(var: str, args: list[str], build_dir: Path, env: dict, progress) -> flo
 
 def _params_dict(ap: AccelParams) -> dict:
     c = ap.core
-    core = {k: getattr(c, k) for k in ("lanes", "weight_bits", "membrane_bits", "output_bits", "acc_bits",
-                                       "bias_bits", "threshold_bits", "neurons", "synapse_rows", "counter_bits",
-                                       "synapse_ram", "layer_words", "acc_words")}
+    core = {f.name: getattr(c, f.name) for f in dataclasses.fields(c)}
     return {"core": core, "max_layers": ap.max_layers, "timestep_bits": ap.timestep_bits,
-            "fifo_depth": ap.fifo_depth, "tap_depth": ap.tap_depth}
+            "fifo_depth": ap.fifo_depth, "tap_depth": ap.tap_depth, "order": ap.order}
 
 
 def _run_flow(top, board, build_dir: Path, env: dict, *, seed: int, progress) -> dict:
@@ -203,14 +202,16 @@ def clock_for(board, f_req_mhz: float, baud: int, *, search: bool = False):
 def build(network, board, build_dir=None, *, freq_mhz: float | None = None, lanes: int | None = None,
           synapse_ram: str | None = None, baud: int = DEFAULT_BAUD, seed: int = 1, samples: int = 5,
           dataset: str | None = None, latency_backend: str = "auto", do_program: bool = False,
-          retime: bool = True, learning: int | None = None, progress=None, **link_kwargs) -> dict:
+          retime: bool = True, learning: int | None = None, order: str | None = None, progress=None,
+          **link_kwargs) -> dict:
     """Build the bitstream for ``network`` (a :class:`SpikingNetwork` or a network ``.npz``) on
     ``board`` (``"icebreaker"``, ``"ulx3s-85f"`` or a :class:`~cssnn.boards.targets.Board`) in
     ``build_dir`` (default ``build/<board>``); return the report (also written to
     ``build_dir/build.json``).
 
     ``freq_mhz``: system clock (default the board's ``default_mhz``; the PLL makes the highest
-    frequency not above it); ``lanes``/``synapse_ram``: override the sizing; ``baud``: UART rate;
+    frequency not above it); ``lanes``/``synapse_ram``/``order`` (the evaluation order): override the
+    sizing; ``baud``: UART rate;
     ``seed``: nextpnr seed; ``samples``/``dataset``/``latency_backend``: the latency simulation
     (``samples=0`` skips it); ``do_program``: load the bitstream onto the board afterwards (needs its
     programmer); ``retime``: if timing fails at the default clock, rebuild once with the clock under
@@ -242,7 +243,7 @@ def build(network, board, build_dir=None, *, freq_mhz: float | None = None, lane
     t_start = time.perf_counter()
 
     # 1-2: sizing, fit check, clock
-    ap = board_params(net, board, lanes=lanes, synapse_ram=synapse_ram)
+    ap = board_params(net, board, lanes=lanes, synapse_ram=synapse_ram, order=order)
     if learning is not None:
         ap = replace(ap, learn=LearnParams(inputs=net.n_inputs, neurons=learning))
     est = estimate(ap, board, max_payload=link_kwargs.get("max_payload", 256))

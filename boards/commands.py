@@ -16,6 +16,7 @@ from cssnn.boards.report import MAIN_RESOURCES
 from cssnn.boards.targets import BOARDS
 from cssnn.boards.top import DEFAULT_BAUD
 from cssnn.command import CLIError, add_command, command_line, emit, one_line
+from cssnn.hw.memmap import ORDERS
 
 __all__ = ["register", "cmd_build", "cmd_selftest", "cmd_board_sim"]
 
@@ -77,7 +78,7 @@ def cmd_build(args) -> None:
     try:
         r = build(net, args.board, args.out, freq_mhz=args.freq, lanes=lanes, baud=args.baud, seed=args.seed,
                   samples=args.samples, dataset=args.dataset, latency_backend=args.sim_backend,
-                  learning=args.learning, progress=_progress(args))
+                  learning=args.learning, order=args.order, progress=_progress(args))
     except BuildError as e:
         raise one_line(str(e)) from None
     r["command"] = command_line(args)
@@ -182,6 +183,9 @@ def register(subparsers) -> None:
                    help="system clock in MHz (default: the board's, 30 for icebreaker, 100 for ulx3s-85f; "
                         "the PLL makes the highest frequency not above it)")
     p.add_argument("--lanes", type=int, default=None, help="neuron lanes (default: the most that fit)")
+    p.add_argument("--order", choices=ORDERS, default=None,
+                   help="evaluation order of the layer-steps (default: waves if they fit with those lanes, else chain; "
+                        "docs/SEMANTICS.md section 4)")
     p.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART baud rate (default {DEFAULT_BAUD})")
     p.add_argument("--seed", type=int, default=1, help="place-and-route seed (default 1)")
     p.add_argument("--samples", type=int, default=5,

@@ -20,7 +20,7 @@ from cssnn.boards.targets import Board, get_board
 from cssnn.hw.core.output import WORD_FIFO_DEPTH
 from cssnn.hw.core.spram import SPRAM_DEPTH, spram_count
 from cssnn.hw.learn import LearnMem
-from cssnn.hw.memmap import AccelParams, Sel, layer_layout
+from cssnn.hw.memmap import ORDERS, AccelParams, Sel, layer_layout
 from cssnn.hw.params import CoreParams, index_lane_layout
 from cssnn.sw.mapping.image import place_network
 from cssnn.sw.mapping.requirements import DoesNotFit
@@ -290,11 +290,12 @@ def _free_depth(board: Board, width: int, depth: int, *, spram: bool = False, ma
 
 
 def board_params(net: SpikingNetwork, board, *, lanes: int | None = None, synapse_ram: str | None = None,
-                 free_depths: bool = True) -> AccelParams:
+                 free_depths: bool = True, order: str | None = None) -> AccelParams:
     """The :class:`AccelParams` to build for ``net`` on ``board`` (see the module docstring).
 
     ``lanes``: force a lane count (default: the largest of ``board.lanes`` whose estimate fits);
-    ``synapse_ram``: force ``"block"`` or ``"spram"`` (default: the board's); ``free_depths``: round
+    ``order``: force the evaluation order (default: ``"waves"`` if it fits with that lane count, else
+    ``"chain"``); ``synapse_ram``: force ``"block"`` or ``"spram"`` (default: the board's); ``free_depths``: round
     depths up to the RAM primitives' free depth. Raises :class:`DoesNotFit` naming the resource
     that runs out (for the smallest lane count tried) or the reason the network cannot run at all."""
     board = get_board(board)
@@ -302,21 +303,24 @@ def board_params(net: SpikingNetwork, board, *, lanes: int | None = None, synaps
     if ram == "spram" and not board.spram:
         raise DoesNotFit(f"the {board.device} has no SPRAM: use synapse_ram='block'")
     candidates = [lanes] if lanes is not None else list(board.lanes)
+    orders = ORDERS[::-1] if order is None else (order,)   # waves first: faster, when it fits
     error = None
     for n in candidates:
-        try:
-            ap = _sized(net, board, n, ram, free_depths)
-            check_estimate(estimate(ap, board), board, what=f"the network with {n} lane{'s' * (n > 1)}",
-                           logic_fill=1.0 if lanes is not None or n == candidates[-1] else LOGIC_FILL)
-            return ap
-        except DoesNotFit as e:
-            error = e
+        for o in orders:
+            try:
+                ap = _sized(net, board, n, ram, free_depths, o)
+                fill = 1.0 if (lanes is not None or n == candidates[-1]) and o == orders[-1] else LOGIC_FILL
+                check_estimate(estimate(ap, board), board, what=f"the network with {n} lane{'s' * (n > 1)}",
+                               logic_fill=fill)
+                return ap
+            except DoesNotFit as e:
+                error = e
     raise error
 
 
-def _sized(net: SpikingNetwork, board: Board, lanes: int, ram: str, free_depths: bool) -> AccelParams:
+def _sized(net: SpikingNetwork, board: Board, lanes: int, ram: str, free_depths: bool, order: str) -> AccelParams:
     try:
-        ap = params_for(net, lanes=lanes, pow2_depths=False)
+        ap = params_for(net, lanes=lanes, pow2_depths=False, order=order)
     except ValueError as e:  # DoesNotFit, or parameters no core can have
         raise DoesNotFit(str(e)) from None
     core = ap.core
@@ -332,9 +336,9 @@ def _sized(net: SpikingNetwork, board: Board, lanes: int, ram: str, free_depths:
         except ValueError as e:
             raise DoesNotFit(str(e)) from None
         # Room for the self-test's tiny network (cssnn.boards.sanity) in every bitstream: T up to 7,
-        # 4 layer-table entries, 8-neuron layers. A few flip-flops.
+        # 4 layer-table entries, its 8-6-3 layers in the loopback FIFO. A few flip-flops.
         return dataclasses.replace(ap, core=c, timestep_bits=max(ap.timestep_bits, 3), max_layers=max(ap.max_layers, 4),
-                                   fifo_depth=max(ap.fifo_depth, 9))
+                                   fifo_depth=max(ap.fifo_depth, ap.loopback_entries([8, 6])))
 
     # more words are free in the state memory's blocks, but not always in the index memory's: keep
     # them only if they cost no block RAM

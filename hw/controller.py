@@ -1,17 +1,25 @@
 r"""The schedule of one inference in gateware: which layer-step the core runs next, and its input.
 
-One idea: *the order of layer-steps* (docs/SEMANTICS.md section 4, :meth:`NetworkImage.schedule`).
-For global step ``t = 0 .. T+L-1`` the active layers are ``l = lo(t) .. hi(t)`` with
-``lo(t) = max(0, t - T)`` and ``hi(t) = min(t, L)``, in ascending order:
+One idea: *the order of layer-steps* (docs/SEMANTICS.md section 4, "Evaluation order";
+:meth:`NetworkImage.evaluation_order`). Layer ``l``'s own step ``s`` (SILENT or OUT_FIRST at
+``s == 0``; then FIRE up to ``s == T`` for ``l < L``, OUT up to ``s == T - 1`` for the output
+layer ``L``) is the layer-step at the spec's global step ``t = s + l``. It runs in round ``r``: with
+``k = 1`` (``AccelParams.order == "chain"``) ``r = t``, with ``k = 2`` (``"waves"``) the wave
+``r = t + l``, so ``s = r - k*l``, ``r = 0 .. T + k*L - 1``. Within a round the active layers run in
+ascending order, ``l = lo(r) .. hi(r)``: ``hi(r) = min(r // k, L)``, ``lo(r) = max(0, ceil((r - T) / k))``.
 
-- layer ``l < L``: SILENT at ``t == l``, FIRE for ``l < t <= l + T``;
-- layer ``L`` (output integrators): OUT_FIRST at ``t == L``, OUT for ``L < t < L + T``.
+- chain: a layer-step takes its predecessor's spikes of the same round, so it waits for them to
+  cross the pipeline and the router;
+- waves: a layer-step consumes only what the previous wave produced, so the core may run it while
+  the previous step's spikes are still leaving. The loopback FIFO then holds one step's output of
+  every spiking layer, plus the running step's own (:meth:`AccelParams.loopback_entries`); the
+  consumers of a wave take them in the order the previous wave produced them.
 
-Input of a layer-step: the first active layer of a step (``l == lo(t)``: the encoder, or a layer
-whose predecessor has finished) gets just an end marker injected by the controller; every other
-layer takes its predecessor's spikes of this same step from the router's loopback port (then the
-predecessor's end marker). A predecessor whose route lacks LOOPBACK also means an injected marker
-(so a mis-set route table gives wrong numbers, never a hang).
+Input of a layer-step: the encoder (``l == 0``) and a layer's last FIRE step (``s == T``: its
+predecessor has finished) get just an end marker injected by the controller; every other layer
+takes its predecessor's spikes (then the predecessor's end marker) from the router's loopback port.
+A predecessor whose route lacks LOOPBACK also means an injected marker (so a mis-set route table
+gives wrong numbers, never a hang).
 
 Output of a layer-step: a SILENT step's output (just an end marker) is sunk here, its consumer is not
 active yet; every other step's output goes to the router tagged ``source = l``. The output layer's
@@ -28,7 +36,7 @@ L >= max_layers run nothing (done at once).
 
 Block diagram::
 
-    start --> [ (t, l) counters ] --next l--> layer table read port --> step (config) --> core
+    start --> [ (r, l) counters ] --next l--> layer table read port --> step (config) --> core
                      |   \--next l-1--> route table query (LOOPBACK bit of the predecessor)
                      v
               cur: layer, inject, sink
@@ -70,7 +78,8 @@ class Controller(wiring.Component):
     ``routed``       Out stream of :func:`~cssnn.hw.router.routed_layout` -> the router's input
     ``route_enable`` Out: the router's ``enable`` (no LOOPBACK for the output layer's events)
     ``loopback``     In stream of routed events <- the router's LOOPBACK port
-    ``t``, ``layer`` Out: global step and layer of the step currently running (for debugging)
+    ``t``, ``layer`` Out: the spec's global step and the layer of the step currently running
+                     (for debugging)
     """
 
     def __init__(self, ap: AccelParams):
@@ -79,7 +88,8 @@ class Controller(wiring.Component):
         self.ap = ap
         p = ap.core
         lb = ap.layer_bits
-        self.t_bits = max(ap.timestep_bits, lb + 1) + 1   # t goes up to T + L - 1
+        self.k = 1 if ap.order == "chain" else 2   # the round of (l, t): t (chain) or t + l (waves)
+        self.t_bits = max(ap.timestep_bits, lb + self.k) + 1   # the round goes up to T + k*L - 1
         routed = routed_layout(p, lb)
         super().__init__({
             "start": In(1), "busy": Out(1), "done": Out(1), "clear": Out(1),
@@ -105,37 +115,38 @@ class Controller(wiring.Component):
         running = Signal()       # an inference is in progress (steps issued or running)
         issued_all = Signal()    # the last step's config has been accepted
         empty_run = Signal()     # start with unusable registers: done in the next clock
-        nt = Signal(self.t_bits)  # (nt, nl): the next step to hand to the core
+        nr = Signal(self.t_bits)  # (nr, nl): the next step to hand to the core (round, layer)
         nl = Signal(lb + 1)
-        nt_next = Signal.like(nt)
+        nr_next = Signal.like(nr)
         nl_next = Signal.like(nl)
-        m.d.comb += [nt_next.eq(nt), nl_next.eq(nl)]
-        m.d.sync += [nt.eq(nt_next), nl.eq(nl_next)]
+        m.d.comb += [nr_next.eq(nr), nl_next.eq(nl)]
+        m.d.sync += [nr.eq(nr_next), nl.eq(nl_next)]
         # Addressing the tables with the *next* counter value makes their sync read data line up
-        # with (nt, nl) one clock later: the prefetch costs no extra state.
+        # with (nr, nl) one clock later: the prefetch costs no extra state.
         m.d.comb += [self.table_addr.eq(nl_next), self.route_addr.eq(nl_next - 1)]
 
         # ---- where the next step is in the schedule ----
-        at_hi = Signal()         # nl == hi(nt) = min(nt, L) (nl never exceeds it)
+        k = self.k
+        s = Signal(self.t_bits)   # the layer's own step: nr - k*nl
+        at_hi = Signal()          # nl == hi(nr) (nl never exceeds it)
         is_last = Signal()
-        t1 = Signal.like(nt)
-        lo1 = Signal.like(nl)
-        lo = Signal.like(nl)
+        r1 = Signal.like(nr)
+        lo1 = Signal.like(nl)     # lo(nr + 1)
         m.d.comb += [
-            at_hi.eq((nl == nt) | (nl == L)),
-            is_last.eq(at_hi & (nt == T + L - 1)),
-            t1.eq(nt + 1),
-            lo1.eq(Mux(t1 >= T, t1 - T, 0)),
-            lo.eq(Mux(nt >= T, nt - T, 0)),
+            s.eq(nr - nl * k),
+            at_hi.eq((s < k) | (nl == L)),                # nl + 1 > nr // k, or the output layer
+            is_last.eq(at_hi & (nr == T + L * k - 1)),
+            r1.eq(nr + 1),
+            lo1.eq(Mux(r1 > T, (r1 - T + (k - 1)) >> (k - 1), 0)),   # ceil((r1 - T) / k)
         ]
         out_layer = Signal()
         mode = Signal(2)
         inject = Signal()
         m.d.comb += [
             out_layer.eq(nl == L),
-            mode.eq(Mux(out_layer, Mux(nt == L, Mode.OUT_FIRST, Mode.OUT), Mux(nt == nl, Mode.SILENT, Mode.FIRE))),
-            # route_mask is the entry of layer nl - 1 (for nl == 0, lo == 0 == nl anyway)
-            inject.eq((nl == lo) | ~self.route_mask[LOOPBACK_BIT]),
+            mode.eq(Mux(out_layer, Mux(s == 0, Mode.OUT_FIRST, Mode.OUT), Mux(s == 0, Mode.SILENT, Mode.FIRE))),
+            # route_mask is the entry of layer nl - 1 (not used for nl == 0)
+            inject.eq((nl == 0) | (s == T) | ~self.route_mask[LOOPBACK_BIT]),
         ]
         for name, _ in layer_layout(ap.core):
             m.d.comb += getattr(self.step.payload, name).eq(getattr(self.table_data, name))
@@ -144,7 +155,7 @@ class Controller(wiring.Component):
 
         # ---- the step the core is running (its input) and the steps whose output is leaving ----
         cur_layer = Signal(lb + 1)
-        cur_t = Signal.like(nt)
+        cur_t = Signal.like(nr)
         cur_inject = Signal(init=1)
         inj_pending = Signal()   # the injected end marker has not been taken yet
         m.d.comb += [self.t.eq(cur_t), self.layer.eq(cur_layer)]
@@ -163,18 +174,18 @@ class Controller(wiring.Component):
 
         m.d.sync += empty_run.eq(0)
         with m.If(self.start & idle):
-            m.d.comb += [nt_next.eq(0), nl_next.eq(0)]
+            m.d.comb += [nr_next.eq(0), nl_next.eq(0)]
             m.d.sync += issued_all.eq(0)
             with m.If(regs_ok):
                 m.d.sync += running.eq(1)
             with m.Else():
                 m.d.sync += empty_run.eq(1)
         with m.Elif(self.step.valid & self.step.ready):
-            m.d.sync += [cur_layer.eq(nl), cur_t.eq(nt), cur_inject.eq(inject), inj_pending.eq(inject)]
+            m.d.sync += [cur_layer.eq(nl), cur_t.eq(s + nl), cur_inject.eq(inject), inj_pending.eq(inject)]
             with m.If(is_last):
                 m.d.sync += issued_all.eq(1)
             with m.Elif(at_hi):
-                m.d.comb += [nt_next.eq(t1), nl_next.eq(lo1)]
+                m.d.comb += [nr_next.eq(r1), nl_next.eq(lo1)]
             with m.Else():
                 m.d.comb += nl_next.eq(nl + 1)
 

@@ -31,10 +31,13 @@ from cssnn.hw.learn import LearnMem, LearnParams
 from cssnn.hw.params import CoreParams, HostMem, config_layout, lane_shape
 
 __all__ = ["Sel", "Reg", "RunMode", "Counter", "Route", "AccelParams", "layer_layout", "bus_signature",
-           "PROTOCOL_VERSION", "CORE_SELS", "LEARN_SELS", "learn_mem", "MODE_BITS"]
+           "PROTOCOL_VERSION", "ORDERS", "CORE_SELS", "LEARN_SELS", "learn_mem", "MODE_BITS"]
 
 #: Version of the memory map and the host protocol built on it (reported by IDENTIFY).
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
+
+#: Evaluation orders of the controller (:attr:`AccelParams.order`).
+ORDERS = ("chain", "waves")
 
 
 
@@ -137,10 +140,13 @@ class AccelParams:
     core           the :class:`CoreParams`
     max_layers     entries of the layer and route tables (encoder + hidden + output layers)
     timestep_bits  width of the T register
-    fifo_depth     loopback FIFO depth: must hold one whole layer-step output (spikes + end marker),
-                   so the largest layer has at most fifo_depth - 1 neurons; default neurons + 1
+    fifo_depth     loopback FIFO depth: must hold what the evaluation order keeps in it
+                   (:meth:`loopback_entries`); default enough for any network the core holds
     tap_depth      depth of the tap FIFO
     learn          the learning engine's :class:`~cssnn.hw.learn.LearnParams` (None: no engine)
+    order          the controller's evaluation order (:data:`ORDERS`, docs/SEMANTICS.md section 4):
+                   ``"chain"``, global step by global step, or ``"waves"``, layer-step ``(l, t)`` in
+                   wave ``t + l`` (no step waits for the spikes of the one before it; a larger FIFO)
     """
 
     core: CoreParams = field(default_factory=CoreParams)
@@ -149,6 +155,7 @@ class AccelParams:
     fifo_depth: int | None = None
     tap_depth: int = 16
     learn: LearnParams | None = None
+    order: str = "chain"
 
     def __post_init__(self):
         if self.learn is not None and not isinstance(self.learn, LearnParams):
@@ -165,8 +172,13 @@ class AccelParams:
             raise ValueError(f"timestep_bits must be in [1, 16], not {self.timestep_bits}")
         if self.tap_depth < 1:
             raise ValueError(f"tap_depth must be at least 1, not {self.tap_depth}")
+        if self.order not in ORDERS:
+            raise ValueError(f"order must be one of {', '.join(map(repr, ORDERS))}, not {self.order!r}")
         if self.fifo_depth is None:
-            object.__setattr__(self, "fifo_depth", self.core.neurons + 1)
+            # the most any network the core holds needs: its spiking layers have at most `neurons`
+            # neurons and max_layers - 1 end markers together
+            n = self.core.neurons
+            object.__setattr__(self, "fifo_depth", n + 1 if self.order == "chain" else 2 * n + self.max_layers)
         if not isinstance(self.fifo_depth, int) or self.fifo_depth < 2:
             raise ValueError(f"fifo_depth must be an int of at least 2, not {self.fifo_depth!r}")
 
@@ -174,10 +186,13 @@ class AccelParams:
     def layer_bits(self) -> int:
         return max(1, ceil_log2(self.max_layers))
 
-    @property
-    def max_layer_neurons(self) -> int:
-        """The largest layer the loopback FIFO can carry in one step."""
-        return self.fifo_depth - 1
+    def loopback_entries(self, layer_sizes) -> int:
+        """Loopback FIFO entries an inference needs, from the neurons of its spiking layers (all but
+        the output layer). A step's output is its spikes (at most one per neuron) and its end marker.
+        ``"chain"`` holds one step's output at a time; ``"waves"`` (layers ascending within a wave) the
+        output of every spiking layer's step of the previous wave, and on top the running step's own."""
+        one = max(int(n) + 1 for n in layer_sizes)
+        return one if self.order == "chain" else sum(int(n) + 1 for n in layer_sizes) + one
 
     def elem_bits(self, sel: Sel) -> int:
         p = self.core

@@ -70,6 +70,9 @@ class CoreParams:
     synapse_rows    rows of the synapse memory (N lanes of (weight, target word, mask bit) per row)
     layer_words     the most words a weight layer may have (default: all ``neurons / lanes``): a
                     synapse's target word within its layer takes ``offset_bits`` of its lane
+    list_rows       the most synapse rows one presynaptic neuron's list may have (default:
+                    ``layer_words``, a dense list): the index memory's row count takes
+                    ``count_bits``; a sparse network's lists are shorter (fewer index block RAMs)
     acc_words       words of each accumulator bank (default: all ``neurons / lanes``; else a power of
                     two, and word ``w`` uses bank word ``w mod acc_words``): the encoder has no
                     synapses, so the weight layers' words are enough (docs/HARDWARE.md)
@@ -92,6 +95,7 @@ class CoreParams:
     synapse_ram: str = "block"
     layer_words: int | None = None
     acc_words: int | None = None
+    list_rows: int | None = None
 
     def __post_init__(self):
         def need(cond, msg):
@@ -127,6 +131,11 @@ class CoreParams:
         need(isinstance(self.layer_words, int) and not isinstance(self.layer_words, bool)
              and 1 <= self.layer_words <= self.neurons // self.lanes,
              f"layer_words must be an int in [1, neurons / lanes = {self.neurons // self.lanes}], not {self.layer_words!r}")
+        if self.list_rows is None:
+            object.__setattr__(self, "list_rows", self.layer_words)
+        need(isinstance(self.list_rows, int) and not isinstance(self.list_rows, bool)
+             and 1 <= self.list_rows <= self.layer_words,
+             f"list_rows must be an int in [1, layer_words = {self.layer_words}], not {self.list_rows!r}")
         groups = self.neurons // self.lanes
         if self.acc_words is None:
             object.__setattr__(self, "acc_words", groups)
@@ -172,9 +181,9 @@ class CoreParams:
 
     @property
     def count_bits(self) -> int:
-        """Rows of one presynaptic neuron's list: 0 .. layer_words (a row holds a synapse to each
-        lane, so a list has at most as many rows as its layer has words)."""
-        return bits_for(self.layer_words)
+        """Rows of one presynaptic neuron's list: 0 .. list_rows (at most layer_words: a row holds a
+        synapse to each lane, so a list has at most as many rows as its layer has words)."""
+        return bits_for(self.list_rows)
 
     @property
     def store_bits(self) -> int:

@@ -6,6 +6,7 @@ real iCEBreaker bitstream build for the digits network (slow, run in CI)."""
 import argparse
 import json
 import random
+from dataclasses import replace
 
 import pytest
 from amaranth.back import rtlil
@@ -23,7 +24,7 @@ from cssnn.boards.top import BoardLogic, BoardTop, uart_divisor
 from cssnn.hw.core.spram import SPRAM, SpramSynapseMemory, spram_count
 from cssnn.hw.core.synapse import SynapseMemory
 from cssnn.hw.params import CoreParams, spram_words
-from cssnn.sw.mapping.requirements import DoesNotFit
+from cssnn.sw.mapping.requirements import DoesNotFit, check_core, requirements
 from cssnn.sw.spec.network import save_network
 from cssnn.verif.netgen import digits_network, mlp_784_256_10
 
@@ -188,6 +189,22 @@ def test_mlp_784_does_not_fit_icebreaker_but_fits_ulx3s(tmp_path):
     with pytest.raises(DoesNotFit, match="SPRAM"):
         build(net, "icebreaker", tmp_path / "never")
     assert not (tmp_path / "never").exists()
+
+
+def test_pruned_mlp_784_fits_icebreaker_with_short_lists():
+    # issue 13: memory grows with the synapses that exist. 90% pruned, the 784-256-10 fits the UP5K's
+    # 4 SPRAMs, and its index's row counts are as wide as its longest list needs (6 bits, not 9): with
+    # dense-width counts it needs 32 of the 30 block RAMs.
+    net = mlp_784_256_10(density=0.1)
+    ap = board_params(net, "icebreaker")
+    req = requirements(net, ap.core.lanes)
+    assert ap.core.lanes == 1 and spram_count(ap.core) <= 4
+    assert ap.core.list_rows == req.list_rows < ap.core.layer_words and ap.core.count_bits == 6
+    assert estimate(ap, "icebreaker")["ICESTORM_RAM"] == 30
+    dense_counts = replace(ap, core=replace(ap.core, list_rows=ap.core.layer_words))
+    assert estimate(dense_counts, "icebreaker")["ICESTORM_RAM"] == 32
+    with pytest.raises(DoesNotFit, match="synapse list has 42 rows, more than the core's list_rows=41"):
+        check_core(req, replace(ap.core, list_rows=41))
 
 
 def test_check_estimate_and_check_synth_name_the_resource():

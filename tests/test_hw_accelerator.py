@@ -64,20 +64,19 @@ def simulate(dut, main, *, tap_ready=1.0, seed=0):
     return log
 
 
-def expected_tap(img, gold, b):
-    """Tap events of one inference with TAP on every layer: per global step, per non-SILENT step in
-    order, the layer's spikes (ascending slot: the index they carry) and its end marker."""
+def expected_tap(img, gold, b, order="chain"):
+    """Tap events of one inference with TAP on every layer: per non-SILENT layer-step in the
+    evaluation ``order``, the layer's spikes (ascending slot: the index they carry) and its end marker."""
     out = []
     T = img.net.timesteps
-    for t, todo in enumerate(img.schedule()):
-        for l, cfg in todo:
-            if cfg["mode"] == Mode.SILENT:
-                continue
-            if cfg["mode"] == Mode.FIRE:
-                s = gold.trace.spikes[l][b][t - l - 1]
-                slots = img.layers[l].slots
-                out += sorted((l, int(slots[j]), int(s[j] < 0), 0) for j in np.flatnonzero(s))
-            out.append((l, 0, 0, 1))
+    for t, l, cfg in img.evaluation_order(order):
+        if cfg["mode"] == Mode.SILENT:
+            continue
+        if cfg["mode"] == Mode.FIRE:
+            s = gold.trace.spikes[l][b][t - l - 1]
+            slots = img.layers[l].slots
+            out += sorted((l, int(slots[j]), int(s[j] < 0), 0) for j in np.flatnonzero(s))
+        out.append((l, 0, 0, 1))
     assert len([e for e in out if e[3]]) == (len(img.layers) - 1) * T + T
     return out
 
@@ -115,8 +114,8 @@ def check_inference(img, ap, gold, b, mems, cnt, clocks):
     assert cnt[Counter.RUN_CYCLES] == cnt[Counter.CORE_CYCLES] + 2 == clocks
 
 
-def schedule_of(img):
-    return [(int(cfg["mode"]), cfg["neuron_base"]) for todo in img.schedule() for _, cfg in todo]
+def schedule_of(img, order="chain"):
+    return [(int(cfg["mode"]), cfg["neuron_base"]) for _, _, cfg in img.evaluation_order(order)]
 
 
 def test_digits_network_bit_exact_with_tap():
@@ -166,11 +165,15 @@ def _random_cases(seed, count, ap, depths):
     return cases
 
 
-@pytest.mark.parametrize("seed, depths, tap", [(101, (1, 2, 3), False), (202, (2, 3, 4), True)])
-def test_random_networks_bit_exact(seed, depths, tap):
+@pytest.mark.parametrize("seed, depths, tap, order", [(101, (1, 2, 3), False, "chain"), (202, (2, 3, 4), True, "chain"),
+                                                     (303, (1, 2, 3, 4), True, "waves")])
+def test_random_networks_bit_exact(seed, depths, tap, order):
     """~20 random networks of 1-4 weight layers, each loaded over the previous one, two samples each;
-    with TAP on every layer the tap stream must carry every spike of every layer in order."""
-    ap = AccelParams(core=SMALL, max_layers=6, timestep_bits=4, fifo_depth=33, tap_depth=4)
+    the steps in the evaluation ``order``; with TAP on every layer the tap stream must carry every
+    spike of every layer in that order. Waves: the loopback FIFO holds what 4 spiking layers of up to
+    16 neurons need (4 x 17 + 17 entries)."""
+    ap = AccelParams(core=SMALL, max_layers=6, timestep_bits=4, fifo_depth=33 if order == "chain" else 85,
+                     tap_depth=4, order=order)
     cases = _random_cases(seed, 10, ap, depths)
     dut = AcceleratorGateware(ap)
     imgs = [place_network(net, SMALL) for net, _, _ in cases]
@@ -182,7 +185,7 @@ def test_random_networks_bit_exact(seed, depths, tap):
             for b in range(len(xs)):
                 start_steps, start_tap = len(log["steps"]), len(log["tap"])
                 res = await infer(bus, img, xs[b])
-                want = len(expected_tap(img, gold, b)) if tap else 0
+                want = len(expected_tap(img, gold, b, order)) if tap else 0
                 for _ in range(200):
                     if len(log["tap"]) - start_tap >= want:
                         break
@@ -196,8 +199,8 @@ def test_random_networks_bit_exact(seed, depths, tap):
         for b in range(len(xs)):
             (mems, cnt, clocks), steps, tapped = next(results)
             check_inference(img, ap, gold, b, mems, cnt, clocks)
-            assert steps == schedule_of(img)
-            assert tapped == (expected_tap(img, gold, b) if tap else [])
+            assert steps == schedule_of(img, order)
+            assert tapped == (expected_tap(img, gold, b, order) if tap else [])
     assert {net.n_layers for net, _, _ in cases} == set(depths)
     assert sum(int(g.spikes.sum()) for _, _, g in cases) > 0
 

@@ -162,7 +162,8 @@ def test_write_read_payloads_round_trip():
     AccelParams(),
     P,
     AccelParams(CoreParams(lanes=4, weight_bits=6, membrane_bits=13, output_bits=40, acc_bits=20, bias_bits=11,
-                           threshold_bits=9, neurons=64, synapse_rows=300, counter_bits=24, synapse_ram="spram"),
+                           threshold_bits=9, neurons=64, synapse_rows=300, counter_bits=24, synapse_ram="spram",
+                                list_rows=7),
                 max_layers=5, timestep_bits=6, fifo_depth=33, tap_depth=3),
     AccelParams(learn=LearnParams(inputs=12, neurons=5, window=4, weight_bits=6)),
 ])
@@ -178,15 +179,16 @@ def test_identity_rebuilds_accel_params_exactly(ap):
 def test_identity_block_is_the_documented_byte_layout():
     # docs/PROTOCOL.md: magic, u16 version, u16 max_payload, u32 timeouts, then a u32 per field.
     ap = AccelParams(CoreParams(lanes=4, weight_bits=6, membrane_bits=13, output_bits=40, acc_bits=20, bias_bits=11,
-                                threshold_bits=9, neurons=64, synapse_rows=300, counter_bits=24, synapse_ram="spram"),
-                     max_layers=5, timestep_bits=6, fifo_depth=33, tap_depth=3)
+                                threshold_bits=9, neurons=64, synapse_rows=300, counter_bits=24, synapse_ram="spram",
+                                list_rows=7),
+                     max_layers=5, timestep_bits=6, fifo_depth=33, tap_depth=3, order="waves")
     c = ap.core
-    want = struct.pack("<4sHHII" + "I" * 22, b"CSNN", PROTOCOL_VERSION, 384, 123456, 2**32 - 1,
+    want = struct.pack("<4sHHII" + "I" * 24, b"CSNN", PROTOCOL_VERSION, 384, 123456, 2**32 - 1,
                        c.lanes, c.weight_bits, c.membrane_bits, c.output_bits, c.acc_bits, c.bias_bits,
-                       c.threshold_bits, c.neurons, c.synapse_rows, c.counter_bits, 1, c.layer_words, c.acc_words,
-                       ap.max_layers, ap.timestep_bits, ap.fifo_depth, ap.tap_depth, 0, 0, 0, 0, 512)
+                       c.threshold_bits, c.neurons, c.synapse_rows, c.counter_bits, 1, c.layer_words, c.acc_words, 7,
+                       ap.max_layers, ap.timestep_bits, ap.fifo_depth, ap.tap_depth, 1, 0, 0, 0, 0, 512)
     ident = Identity(ap, 384, 123456, 2**32 - 1, fifo_depth=512)
-    assert encode_identity(ident) == want and len(want) == wire.IDENTIFY_BYTES == 104
+    assert encode_identity(ident) == want and len(want) == wire.IDENTIFY_BYTES == 112
     assert decode_identity(want) == ident
     learning = replace(ap, learn=LearnParams(inputs=64, neurons=32, window=8, weight_bits=8))
     assert encode_identity(Identity(learning, 384, 123456, 2**32 - 1))[-20:-4] == struct.pack("<IIII", 64, 32, 8, 8)
@@ -207,9 +209,10 @@ def test_identity_rejects_foreign_or_broken_blocks():
         decode_identity(b"XXXX" + bytes(blob[4:]))
     with pytest.raises(ProtocolError, match="version"):
         decode_identity(bytes(blob[:4]) + struct.pack("<H", PROTOCOL_VERSION + 1) + bytes(blob[6:]))
-    # a version-3 device (a 100-byte block) is named by its version, not by its length
-    with pytest.raises(ProtocolError, match="protocol version 3, this host version 4: rebuild"):
-        decode_identity(bytes(blob[:4]) + struct.pack("<H", 3) + bytes(blob[6:100]))
+    # older devices (version 3: a 100-byte block; 4: 104) are named by their version, not by the length
+    for version, size in ((3, 100), (4, 104)):
+        with pytest.raises(ProtocolError, match=f"protocol version {version}, this host version 5: rebuild"):
+            decode_identity(bytes(blob[:4]) + struct.pack("<H", version) + bytes(blob[6:size]))
     with pytest.raises(ProtocolError, match="at least"):
         decode_identity(bytes(blob[:-1]))
     blob[16:20] = struct.pack("<I", 3)  # lanes = 3

@@ -107,7 +107,7 @@ def _run_cases(transport: CocotbTransport, ap: AccelParams, cases: list[dict]) -
             nets = []
             for i in range(case["networks"]):
                 net = random_network(rng, ap.core, max_layers=case.get("max_layers", 4),
-                                     max_size=min(case.get("max_size", 40), ap.max_layer_neurons))
+                                     max_size=min(case.get("max_size", 40), ap.fifo_depth - 1))
                 xs = random_inputs(rng, net, case["samples"])
                 nets.append((f"random#{i}", net, xs))
         for name, net, xs in nets:

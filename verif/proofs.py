@@ -264,8 +264,8 @@ def controller_proof(factory, router_factory, ap, *, timesteps: int, layers: int
     ``core_done`` as an end marker leaves. Every ready/valid choice of the core and of the router's
     tap consumer may stall, at most ``stall`` clocks in a row. Asserted:
 
-    - every step config handed out is the next one of the schedule (modes in the order of
-      docs/SEMANTICS.md section 4), none after the last;
+    - every step config handed out is the next one of the schedule (modes, and the encoder bit, in
+      ``ap.order``'s evaluation order, docs/SEMANTICS.md section 4), none after the last;
     - ``done`` pulses once, after the last step was taken and all outputs have left;
     - ``done`` comes within ``bound`` clocks of the start: the handshakes never deadlock.
     """
@@ -305,17 +305,27 @@ def controller_proof(factory, router_factory, ap, *, timesteps: int, layers: int
             m.d.sync += [o_valid.eq(1), o_end.eq(any_seq(1) | (n_after == events)), o_index.eq(any_seq(o_index.shape()))]
     m.d.sync += [n_out.eq(n_after), in_busy.eq(Mux(step_fire, 1, Mux(in_end, 0, in_busy))), pending.eq(pending_after)]
 
-    # ---- the schedule, written from docs/SEMANTICS.md section 4 ----
-    rt, rl = Signal(ctrl.t.shape()), Signal(ctrl.layer.shape())   # the next (t, l) it must hand out
+    # ---- the schedule, written from docs/SEMANTICS.md section 4: every layer-step (l, t) with its
+    # mode, in the evaluation order (chain: by t; waves: by t + l), layers ascending within a round ----
+    order = []
+    for l in range(L + 1):
+        if l < L:
+            steps = [(t, Mode.SILENT if t == l else Mode.FIRE) for t in range(l, l + T + 1)]
+        else:
+            steps = [(t, Mode.OUT_FIRST if t == L else Mode.OUT) for t in range(L, L + T)]
+        order += [((t if ap.order == "chain" else t + l), l, mode) for t, mode in steps]
+    order = sorted(order)
+    k = Signal(range(len(order) + 1))   # steps handed out so far
     finished = Signal()
-    hi = Mux(rt < L, rt, L)
-    want = Mux(rl == L, Mux(rt == L, Mode.OUT_FIRST, Mode.OUT), Mux(rt == rl, Mode.SILENT, Mode.FIRE))
+    want, want_encoder = Signal(Mode), Signal()
+    with m.Switch(k):
+        for i, (_, l, mode) in enumerate(order):
+            with m.Case(i):
+                m.d.comb += [want.eq(mode), want_encoder.eq(l == 0)]
     with m.If(step_fire):
-        m.d.comb += [Assert(~finished), Assert(ctrl.step.payload.mode == want)]
-        with m.If(rl == hi):
-            m.d.sync += [rt.eq(rt + 1), rl.eq(Mux(rt + 1 >= T, rt + 1 - T, 0)), finished.eq(rt + 1 == T + L)]
-        with m.Else():
-            m.d.sync += rl.eq(rl + 1)
+        m.d.comb += [Assert(~finished), Assert(ctrl.step.payload.mode == want),
+                     Assert(ctrl.step.payload.encoder == want_encoder)]
+        m.d.sync += [k.eq(k + 1), finished.eq(k + 1 == len(order))]
     ran, clock = Signal(), Signal(range(bound + 1))
     m.d.sync += clock.eq(Mux(clock == bound, bound, clock + 1))
     with m.If(ctrl.done):

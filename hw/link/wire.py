@@ -22,7 +22,7 @@ from amaranth.hdl import C
 from amaranth.lib import data, enum
 
 from cssnn.hw.learn import LearnParams
-from cssnn.hw.memmap import PROTOCOL_VERSION, AccelParams, Sel
+from cssnn.hw.memmap import ORDERS, PROTOCOL_VERSION, AccelParams, Sel
 from cssnn.hw.params import SYNAPSE_RAMS, CoreParams, pack
 
 __all__ = [
@@ -116,13 +116,14 @@ def unpack_bytes(layout: data.StructLayout, blob: bytes) -> data.Const:
 #: Field order of the identity block: every field of CoreParams, then of AccelParams (but core),
 #: each a u32. ``synapse_ram`` (a name) is sent as its index in :data:`SYNAPSE_RAMS`.
 CORE_FIELDS = ("lanes", "weight_bits", "membrane_bits", "output_bits", "acc_bits", "bias_bits",
-               "threshold_bits", "neurons", "synapse_rows", "counter_bits", "synapse_ram", "layer_words", "acc_words")
-ACCEL_FIELDS = ("max_layers", "timestep_bits", "fifo_depth", "tap_depth")
+               "threshold_bits", "neurons", "synapse_rows", "counter_bits", "synapse_ram", "layer_words", "acc_words",
+               "list_rows")
+ACCEL_FIELDS = ("max_layers", "timestep_bits", "fifo_depth", "tap_depth", "order")
 #: The learning engine's fields (LearnParams), all 0 when the accelerator has none.
 LEARN_FIELDS = ("inputs", "neurons", "window", "weight_bits")
-ENUM_FIELDS = {"synapse_ram": SYNAPSE_RAMS}
+ENUM_FIELDS = {"synapse_ram": SYNAPSE_RAMS, "order": ORDERS}
 
-#: The identity block (protocol version 4, 104 bytes), little-endian.
+#: The identity block (protocol version 5, 112 bytes), little-endian.
 IDENTITY_LAYOUT = data.StructLayout({
     "magic": 32,
     "protocol_version": 16,
@@ -134,7 +135,7 @@ IDENTITY_LAYOUT = data.StructLayout({
     "learn": data.StructLayout({name: 32 for name in LEARN_FIELDS}),
     "fifo_depth": 32,           # bytes the link queues in each direction (0: none; version 4)
 })
-IDENTIFY_BYTES = IDENTITY_LAYOUT.size // 8  #: 104 for protocol version 4
+IDENTIFY_BYTES = IDENTITY_LAYOUT.size // 8  #: 112 for protocol version 5
 MAGIC_VALUE = int.from_bytes(MAGIC, "little")
 
 
@@ -179,17 +180,21 @@ class Identity:
         return self.max_payload // self.params.elem_bytes(sel)
 
 
+def _codes(params, names) -> dict:
+    """The fields ``names`` of ``params`` as the identity block's integers (an enum field: its index)."""
+    return {n: (ENUM_FIELDS[n].index(v) if n in ENUM_FIELDS else v) for n in names for v in [getattr(params, n)]}
+
+
 def encode_identity(ident: Identity) -> bytes:
     """The identity block of ``ident`` (``ValueError`` if a value does not fit its field)."""
     check_fields_covered()
     ap = ident.params
-    core = {n: (ENUM_FIELDS[n].index(v) if n in ENUM_FIELDS else v)
-            for n in CORE_FIELDS for v in [getattr(ap.core, n)]}
+    core = _codes(ap.core, CORE_FIELDS)
     try:
         return pack_bytes(IDENTITY_LAYOUT, {
             "magic": MAGIC_VALUE, "protocol_version": ident.protocol_version, "max_payload": ident.max_payload,
             "timeout_cycles": ident.timeout_cycles, "run_timeout_cycles": ident.run_timeout_cycles,
-            "core": core, "accel": {n: getattr(ap, n) for n in ACCEL_FIELDS},
+            "core": core, "accel": _codes(ap, ACCEL_FIELDS),
             "learn": {n: getattr(ap.learn, n) if ap.learn else 0 for n in LEARN_FIELDS},
             "fifo_depth": ident.fifo_depth,
         })

@@ -261,7 +261,7 @@ def decode_identity(payload: bytes) -> Identity:
         raise ProtocolError(f"identity block of {len(payload)} bytes, expected at least {IDENTIFY_BYTES}")
     block = unpack_bytes(IDENTITY_LAYOUT, payload)
     core_vals = {n: _dec_field(n, block["core"][n]) for n in CORE_FIELDS}
-    accel_vals = {n: block["accel"][n] for n in ACCEL_FIELDS}
+    accel_vals = {n: _dec_field(n, block["accel"][n]) for n in ACCEL_FIELDS}
     learn_vals = {n: block["learn"][n] for n in LEARN_FIELDS}
     try:
         learn = LearnParams(**learn_vals) if any(learn_vals.values()) else None

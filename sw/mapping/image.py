@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from amaranth.lib import data
 
-from cssnn.hw.memmap import AccelParams, Reg, Route, Sel, layer_layout
+from cssnn.hw.memmap import ORDERS, AccelParams, Reg, Route, Sel, layer_layout
 from cssnn.hw.params import CoreParams, HostMem, Mode, lane_shape, pack, unpack
 from cssnn.sw.mapping.lanes import layer_matrix
 from cssnn.sw.mapping.requirements import check_core, check_depths, check_fits, requirements
@@ -129,6 +129,15 @@ class NetworkImage:
                     todo.append((l, pl.config(Mode.OUT)))
             steps.append(todo)
         return steps
+
+    def evaluation_order(self, order: str = "chain") -> list[tuple[int, int, dict]]:
+        """The layer-steps in the order an accelerator with ``AccelParams.order == order`` runs them:
+        ``(t, layer, config)`` by round (chain: ``t``; waves: ``t + layer``), layers ascending within a
+        round (docs/SEMANTICS.md section 4, "Evaluation order")."""
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {', '.join(map(repr, ORDERS))}, not {order!r}")
+        steps = [(t, l, cfg) for t, todo in enumerate(self.schedule()) for l, cfg in todo]
+        return sorted(steps, key=lambda st: (st[0] + st[1] * (order == "waves"), st[1]))
 
     def host_writes(self):
         """Yield ``(HostMem, addr, lane, raw)`` for every synapse lane, every non-encoder bias lane and

@@ -114,6 +114,11 @@ class Requirements:
         return max(g.groups for g in self.geometry[1:])
 
     @property
+    def list_rows(self) -> int:
+        """Rows of the longest presynaptic neuron's list (at least 1: what the index's row count holds)."""
+        return max(1, max(g.max_list_rows for g in self.geometry))
+
+    @property
     def synapses(self) -> int:
         """Synapses that exist (each one lane of one synapse row)."""
         return sum(g.synapses for g in self.geometry)
@@ -124,9 +129,9 @@ class Requirements:
         return max(g.count for g in self.geometry)
 
     @property
-    def largest_spiking_layer(self) -> int:
-        """Neurons of the largest layer whose spikes go through the loopback FIFO (all but the output)."""
-        return max(g.count for g in self.geometry[:-1])
+    def spiking_layers(self) -> list[int]:
+        """Neurons of the layers whose spikes go through the loopback FIFO (all but the output)."""
+        return [g.count for g in self.geometry[:-1]]
 
     @property
     def acc_bits(self) -> int:
@@ -186,6 +191,9 @@ def check_core(req: Requirements, p: CoreParams) -> None:
     if req.layer_words > p.layer_words:
         raise DoesNotFit(f"a weight layer of {req.layer_words} words is larger than the core's layer_words="
                          f"{p.layer_words}")
+    if req.list_rows > p.list_rows:
+        raise DoesNotFit(f"a presynaptic neuron's synapse list has {req.list_rows} rows, more than the core's "
+                         f"list_rows={p.list_rows}")
     if req.largest_layer > 2**p.index_bits:
         raise DoesNotFit(f"a layer of {req.largest_layer} neurons is larger than the core's {p.neurons} neurons")
 
@@ -204,8 +212,8 @@ def check_depths(req: Requirements, p: CoreParams, *, neuron_base: int = 0, syn_
 def check_fits(net: SpikingNetwork, ap: AccelParams) -> Requirements:
     """Raise :class:`DoesNotFit` naming the first reason ``net`` cannot run on an accelerator with ``ap``:
     the core (:func:`check_core`, :func:`check_depths`), then the layer table (L <= max_layers - 1), the
-    T register (T <= 2**timestep_bits - 1) and the loopback FIFO (a spiking layer's step output, its
-    spikes plus an end marker: at most ``ap.max_layer_neurons`` neurons). Returns the requirements."""
+    T register (T <= 2**timestep_bits - 1) and the loopback FIFO (what the evaluation order keeps in it,
+    :meth:`AccelParams.loopback_entries`). Returns the requirements."""
     if not isinstance(ap, AccelParams):
         raise TypeError(f"ap must be an AccelParams, not {ap!r}")
     req = requirements(net, ap.core.lanes)
@@ -218,8 +226,13 @@ def check_fits(net: SpikingNetwork, ap: AccelParams) -> Requirements:
     if T > 2**ap.timestep_bits - 1:
         raise DoesNotFit(f"T={T} time steps do not fit the {ap.timestep_bits}-bit T register "
                          f"(at most {2**ap.timestep_bits - 1})")
-    for g in req.geometry[:-1]:
-        if g.count > ap.max_layer_neurons:
+    need = ap.loopback_entries(req.spiking_layers)
+    if need > ap.fifo_depth:
+        if ap.order == "chain":
+            g = max(req.geometry[:-1], key=lambda g: g.count)
             raise DoesNotFit(f"layer {g.layer} has {g.count} neurons: the loopback FIFO (fifo_depth={ap.fifo_depth}) "
-                             f"holds one step of at most {ap.max_layer_neurons} spikes plus the end marker")
+                             f"holds one step of at most {ap.fifo_depth - 1} spikes plus the end marker")
+        raise DoesNotFit(f"the loopback FIFO (fifo_depth={ap.fifo_depth}) must hold {need} events in waves: a step of "
+                         f"every spiking layer ({', '.join(map(str, req.spiking_layers))} neurons) with an end marker "
+                         "each, and of the largest again (order='chain' needs one step)")
     return req

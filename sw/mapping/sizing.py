@@ -8,6 +8,8 @@ builds use the same function, so a simulated run and a bitstream are the same ha
 
 from __future__ import annotations
 
+import dataclasses
+
 from cssnn.hw.memmap import AccelParams
 from cssnn.hw.params import CoreParams, width_floors
 from cssnn.sw.mapping.requirements import requirements
@@ -21,9 +23,11 @@ def pow2_at_least(n: int) -> int:
 
 
 def params_for(net: SpikingNetwork, *, lanes: int = 8, counter_bits: int = 32, pow2_depths: bool = True,
-               **accel_kwargs) -> AccelParams:
-    """The accelerator parameters sized for ``net`` with ``lanes`` lanes (memory depths rounded up to
-    powers of two unless ``pow2_depths`` is false; extra keywords go to :class:`AccelParams`).
+               order: str = "waves", **accel_kwargs) -> AccelParams:
+    """The accelerator parameters sized for ``net`` with ``lanes`` lanes and the evaluation ``order``
+    (default waves, the faster; its loopback FIFO holds more: :meth:`AccelParams.loopback_entries`),
+    memory depths rounded up to powers of two unless ``pow2_depths`` is false; extra keywords go to
+    :class:`AccelParams`.
 
     Raises :class:`~cssnn.sw.mapping.requirements.DoesNotFit` if the network cannot run on any core
     (e.g. rate coding)."""
@@ -37,12 +41,15 @@ def params_for(net: SpikingNetwork, *, lanes: int = 8, counter_bits: int = 32, p
                       output_bits=max(req.output_bits, floor["output_bits"]),
                       acc_bits=max(req.acc_bits, floor["acc_bits"]), bias_bits=max(req.bias_bits, floor["bias_bits"]),
                       threshold_bits=req.threshold_bits, counter_bits=counter_bits, neurons=words * lanes,
-                      synapse_rows=rows, layer_words=req.layer_words,
+                      synapse_rows=rows, layer_words=req.layer_words, list_rows=req.list_rows,
                       acc_words=min(words, pow2_at_least(req.weight_layer_words)))
     kw = dict(max_layers=max(2, pow2_at_least(req.n_layers + 1)), timestep_bits=max(1, req.timesteps.bit_length()),
-              fifo_depth=req.largest_layer + 1)
+              order=order)
     kw.update(accel_kwargs)
-    return AccelParams(core=core, **kw)
+    ap = AccelParams(core=core, **kw)
+    if "fifo_depth" in accel_kwargs:
+        return ap
+    return dataclasses.replace(ap, fifo_depth=ap.loopback_entries(req.spiking_layers))
 
 
 def synapse_memory(net: SpikingNetwork, lanes: int) -> dict:
