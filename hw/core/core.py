@@ -39,9 +39,10 @@ Per-step protocol (see docs/HARDWARE.md):
    clock). A word is issued only while the FIFO has a place reserved for it, so the pipeline never
    stalls, and never while a row is in B (the banks' ports). Output modes feed the argmax instead
    and emit no spikes. The last word carries the step's end marker. Meanwhile the next step's rows
-   issue every clock, except while UPDATE waits for its last sums and while the updating step is
-   their own layer (``same``). An encoder word neither reads nor clears the accumulator, whose
-   words it aliases (the config's ``encoder`` bit).
+   issue every clock, except while UPDATE waits for its last sums, while the updating step is
+   their own layer (``same``), and while UPDATE's spikes would run dry (``words_first``). An
+   encoder word neither reads nor clears the accumulator, whose words it aliases (the config's
+   ``encoder`` bit).
 4. ``out`` carries the step's spikes in ascending slot order and then the end marker, directly usable
    as the next layer's ``events``; ``done`` pulses as the end marker leaves.
 
@@ -163,7 +164,16 @@ class Core(wiring.Component):
         # ACCUM issues a row per clock while it has one, except while the updating step waits for its
         # last sums (they would mix with its rows in the accumulate stage: its refill after a handoff
         # takes longer anyway) and while the updating step is this step's layer
-        m.d.comb += row.eq(accum & ev.pending & ~first & ~same)
+        # and while UPDATE has the right of way: its spikes would run dry (every credit free), so
+        # rows wait until the words issued have used the credits (a row in B blocks a word, and
+        # rows are issued every clock when the events are already in; the spikes then leave
+        # while the rows run, not after them)
+        words_first = Signal()
+        with m.If(~updating | ~upd.credit):
+            m.d.sync += words_first.eq(0)
+        with m.Elif(upd.starving & ~first):
+            m.d.sync += words_first.eq(1)
+        m.d.comb += row.eq(accum & ev.pending & ~first & ~same & ~words_first)
         # the handoff: ACCUM's end marker taken once UPDATE is free and its last word written back
         # (the update stage holds one step's config, and a step of the same layer must read the
         # state after that write); the step's config goes with it

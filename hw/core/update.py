@@ -44,7 +44,8 @@ class UpdateStage(wiring.Component):
 
     Out: ``d_valid`` (an UPDATE word is in D), ``d_encoder`` (it is an encoder word: the neuron
     store zeroes its accumulator input), ``busy`` (a word is in D, X, Y or Z), ``credit`` (a word
-    may issue), ``acc_clear`` (not for an encoder word: its accumulator words alias weight layers'),
+    may issue), ``starving`` (every credit is free: no word in flight or in the FIFO, the serializer
+    is about to idle), ``acc_clear`` (not for an encoder word: its accumulator words alias weight layers'),
     ``state_write`` (to the neuron store), ``words`` (the spike words, always taken: credits),
     ``argmax_idle`` (no word in the argmax), ``argmax_index``, ``argmax_value``."""
 
@@ -58,7 +59,7 @@ class UpdateStage(wiring.Component):
             "mode": In(Mode), "threshold": In(p.threshold_bits), "count": In(p.index_bits + 1), "encoder": In(1),
             "state": In(data.ArrayLayout(state, n)), "acc": In(data.ArrayLayout(signed(p.acc_bits), n)),
             "bias": In(data.ArrayLayout(signed(p.bias_bits), n)), "word_taken": In(1),
-            "d_valid": Out(1), "d_encoder": Out(1), "busy": Out(1), "credit": Out(1),
+            "d_valid": Out(1), "d_encoder": Out(1), "busy": Out(1), "credit": Out(1), "starving": Out(1),
             "acc_clear": Out(word_clear_signature(p)),
             "state_write": Out(word_write_signature(p, state)),
             "words": Out(stream.Signature(word_layout(p), always_ready=True)), "argmax_idle": Out(1),
@@ -133,7 +134,8 @@ class UpdateStage(wiring.Component):
         # serializer taking a word from the FIFO
         free = Signal(range(WORD_FIFO_DEPTH + 1), init=WORD_FIFO_DEPTH)
         ret = Signal(2)
-        m.d.comb += [self.credit.eq(free != 0), ret.eq((z_valid & ~z_any & ~z_end) + self.word_taken)]
+        m.d.comb += [self.credit.eq(free != 0), self.starving.eq(free == WORD_FIFO_DEPTH),
+                     ret.eq((z_valid & ~z_any & ~z_end) + self.word_taken)]
         m.d.sync += free.eq(free + ret - (self.update & self.issue))
         m.d.comb += [self.d_valid.eq(d_upd_v), self.d_encoder.eq(encoder), self.argmax_idle.eq(~amax.busy),
                      self.busy.eq(d_upd_v | x_upd_v | s2_valid | z_valid)]
