@@ -133,11 +133,11 @@ class Controller(wiring.Component):
         r1 = Signal.like(nr)
         lo1 = Signal.like(nl)     # lo(nr + 1)
         m.d.comb += [
-            s.eq(nr - nl * k),
+            s.eq(nr - (nl << (k - 1))),
             at_hi.eq((s < k) | (nl == L)),                # nl + 1 > nr // k, or the output layer
-            is_last.eq(at_hi & (nr == T + L * k - 1)),
+            is_last.eq(at_hi & (nr == T + (L << (k - 1)) - 1)),
             r1.eq(nr + 1),
-            lo1.eq(Mux(r1 > T, (r1 - T + (k - 1)) >> (k - 1), 0)),   # ceil((r1 - T) / k)
+            lo1.eq(Mux(T < r1, (r1 - T + (k - 1)) >> (k - 1), 0)),   # ceil((r1 - T) / k)
         ]
         out_layer = Signal()
         mode = Signal(2)
