@@ -126,27 +126,50 @@ class Controller(wiring.Component):
         m.d.comb += [self.table_addr.eq(nl_next), self.route_addr.eq(nl_next - 1)]
 
         # ---- where the next step is in the schedule ----
-        k = self.k
-        s = Signal(self.t_bits)   # the layer's own step: nr - k*nl
         at_hi = Signal()          # nl == hi(nr) (nl never exceeds it)
         is_last = Signal()
         r1 = Signal.like(nr)
         lo1 = Signal.like(nl)     # lo(nr + 1)
-        m.d.comb += [
-            s.eq(nr - (nl << (k - 1))),
-            at_hi.eq((s < k) | (nl == L)),                # nl + 1 > nr // k, or the output layer
-            is_last.eq(at_hi & (nr == T + (L << (k - 1)) - 1)),
-            r1.eq(nr + 1),
-            lo1.eq(Mux(T < r1, (r1 - T + (k - 1)) >> (k - 1), 0)),   # ceil((r1 - T) / k)
-        ]
+        own_first = Signal()      # s == 0: SILENT or OUT_FIRST
+        own_last = Signal()       # s == T (l < L): the predecessor has finished
+        m.d.comb += r1.eq(nr + 1)
+        if self.k == 1:
+            # chain: s = nr - nl, compared rather than kept (fewer logic cells on the iCE40)
+            lo = Signal.like(nl)
+            m.d.comb += [
+                at_hi.eq((nl == nr) | (nl == L)),
+                is_last.eq(at_hi & (nr == T + L - 1)),
+                lo1.eq(Mux(r1 >= T, r1 - T, 0)),
+                lo.eq(Mux(nr >= T, nr - T, 0)),
+                own_first.eq(nr == nl),
+                own_last.eq(nl == lo),   # s == T, or the encoder (injected anyway)
+            ]
+            t_now = nr
+        else:
+            # waves: s = nr - 2*nl as a register stepped with (nr, nl): 2 lower per layer within a
+            # wave; a wave starts at lo(r1), where s is r1, or T - ((r1 - T) mod 2) once r1 > T
+            # (lo(r1) = ceil((r1 - T) / 2))
+            s, s_next = Signal(self.t_bits), Signal(self.t_bits)
+            past = Signal()       # r1 > T: the encoder has had its last step
+            m.d.comb += [
+                s_next.eq(s),
+                at_hi.eq((s < 2) | (nl == L)),                # nl + 1 > nr // 2, or the output layer
+                is_last.eq(at_hi & (nr == T + (L << 1) - 1)),
+                past.eq(T < r1),
+                lo1.eq(Mux(past, (r1 - T + 1) >> 1, 0)),
+                own_first.eq(s == 0),
+                own_last.eq(s == T),
+            ]
+            m.d.sync += s.eq(s_next)
+            t_now = s + nl
         out_layer = Signal()
         mode = Signal(2)
         inject = Signal()
         m.d.comb += [
             out_layer.eq(nl == L),
-            mode.eq(Mux(out_layer, Mux(s == 0, Mode.OUT_FIRST, Mode.OUT), Mux(s == 0, Mode.SILENT, Mode.FIRE))),
+            mode.eq(Mux(out_layer, Mux(own_first, Mode.OUT_FIRST, Mode.OUT), Mux(own_first, Mode.SILENT, Mode.FIRE))),
             # route_mask is the entry of layer nl - 1 (not used for nl == 0)
-            inject.eq((nl == 0) | (s == T) | ~self.route_mask[LOOPBACK_BIT]),
+            inject.eq((nl == 0) | own_last | ~self.route_mask[LOOPBACK_BIT]),
         ]
         for name, _ in layer_layout(ap.core):
             m.d.comb += getattr(self.step.payload, name).eq(getattr(self.table_data, name))
@@ -175,19 +198,25 @@ class Controller(wiring.Component):
         m.d.sync += empty_run.eq(0)
         with m.If(self.start & idle):
             m.d.comb += [nr_next.eq(0), nl_next.eq(0)]
+            if self.k == 2:
+                m.d.comb += s_next.eq(0)
             m.d.sync += issued_all.eq(0)
             with m.If(regs_ok):
                 m.d.sync += running.eq(1)
             with m.Else():
                 m.d.sync += empty_run.eq(1)
         with m.Elif(self.step.valid & self.step.ready):
-            m.d.sync += [cur_layer.eq(nl), cur_t.eq(s + nl), cur_inject.eq(inject), inj_pending.eq(inject)]
+            m.d.sync += [cur_layer.eq(nl), cur_t.eq(t_now), cur_inject.eq(inject), inj_pending.eq(inject)]
             with m.If(is_last):
                 m.d.sync += issued_all.eq(1)
             with m.Elif(at_hi):
                 m.d.comb += [nr_next.eq(r1), nl_next.eq(lo1)]
+                if self.k == 2:
+                    m.d.comb += s_next.eq(Mux(past, T - (r1[0] ^ T[0]), r1))
             with m.Else():
                 m.d.comb += nl_next.eq(nl + 1)
+                if self.k == 2:
+                    m.d.comb += s_next.eq(s - 2)
 
         # The last step's done is registered before it ends the run: the core's done depends on its
         # out.ready, which comes through the router, and would otherwise run on into the host link.
