@@ -172,6 +172,12 @@ def test_digits_fits_icebreaker_with_room_and_spram():
     assert est["ICESTORM_RAM"] <= 0.6 * 30 and est["ICESTORM_LC"] <= LOGIC_FILL * 5280   # 2 RAMs: the link FIFOs
     ecp = board_params(net, "ulx3s-85f")
     assert ecp.core.lanes == 16 and ecp.core.synapse_ram == "block"
+    # the evaluation order: waves where they fit (the ECP5), chain where their logic would pass the
+    # iCE40's fill; forced, either
+    assert (ap.order, ecp.order) == ("chain", "waves")
+    assert ecp.fifo_depth == ecp.loopback_entries([64, 64, 32]) == 65 + 65 + 33 + 65
+    assert board_params(net, "icebreaker", order="waves").order == "waves"
+    assert estimate(replace(ap, order="waves"), b)["ICESTORM_LC"] > LOGIC_FILL * 5280
 
 
 def test_mlp_784_does_not_fit_icebreaker_but_fits_ulx3s(tmp_path):
@@ -198,7 +204,7 @@ def test_pruned_mlp_784_fits_icebreaker_with_short_lists():
     net = mlp_784_256_10(density=0.1)
     ap = board_params(net, "icebreaker")
     req = requirements(net, ap.core.lanes)
-    assert ap.core.lanes == 1 and spram_count(ap.core) <= 4
+    assert ap.core.lanes == 1 and spram_count(ap.core) <= 4 and ap.order == "chain"   # waves: 8 more EBR
     assert ap.core.list_rows == req.list_rows < ap.core.layer_words and ap.core.count_bits == 6
     assert estimate(ap, "icebreaker")["ICESTORM_RAM"] == 30
     dense_counts = replace(ap, core=replace(ap.core, list_rows=ap.core.layer_words))

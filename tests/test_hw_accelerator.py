@@ -371,6 +371,12 @@ def test_fit_checks_name_the_problem():
         check_fits(net, AccelParams(core=WIDE, timestep_bits=2))
     with pytest.raises(ValueError, match="layer 0 has 64 neurons.*fifo_depth=64"):
         check_fits(net, AccelParams(core=WIDE, fifo_depth=64))
+    # waves: a step of every spiking layer and the running one's, (65 + 65 + 33) + 65 events
+    check_fits(net, AccelParams(core=WIDE, max_layers=4, timestep_bits=3, fifo_depth=228, order="waves"))
+    with pytest.raises(ValueError, match=r"fifo_depth=227\) must hold 228 events in waves.*64, 64, 32 neurons"):
+        check_fits(net, AccelParams(core=WIDE, max_layers=4, timestep_bits=3, fifo_depth=227, order="waves"))
+    with pytest.raises(ValueError, match="order must be one of 'chain', 'waves', not 'zigzag'"):
+        AccelParams(core=WIDE, order="zigzag")
     with pytest.raises(ValueError, match="membrane_bits=12 is too small"):
         check_fits(net, AccelParams(core=CoreParams(lanes=8, membrane_bits=12, neurons=256, synapse_rows=1024)))
     with pytest.raises(ValueError, match="different core parameters"):
