@@ -126,42 +126,8 @@ class Controller(wiring.Component):
         m.d.comb += [self.table_addr.eq(nl_next), self.route_addr.eq(nl_next - 1)]
 
         # ---- where the next step is in the schedule ----
-        at_hi = Signal()          # nl == hi(nr) (nl never exceeds it)
-        is_last = Signal()
-        r1 = Signal.like(nr)
-        lo1 = Signal.like(nl)     # lo(nr + 1)
-        own_first = Signal()      # s == 0: SILENT or OUT_FIRST
-        own_last = Signal()       # s == T (l < L): the predecessor has finished
-        m.d.comb += r1.eq(nr + 1)
-        if self.k == 1:
-            # chain: s = nr - nl, compared rather than kept (fewer logic cells on the iCE40)
-            lo = Signal.like(nl)
-            m.d.comb += [
-                at_hi.eq((nl == nr) | (nl == L)),
-                is_last.eq(at_hi & (nr == T + L - 1)),
-                lo1.eq(Mux(r1 >= T, r1 - T, 0)),
-                lo.eq(Mux(nr >= T, nr - T, 0)),
-                own_first.eq(nr == nl),
-                own_last.eq(nl == lo),   # s == T, or the encoder (injected anyway)
-            ]
-            t_now = nr
-        else:
-            # waves: s = nr - 2*nl as a register stepped with (nr, nl): 2 lower per layer within a
-            # wave; a wave starts at lo(r1), where s is r1, or T - ((r1 - T) mod 2) once r1 > T
-            # (lo(r1) = ceil((r1 - T) / 2))
-            s, s_next = Signal(self.t_bits), Signal(self.t_bits)
-            past = Signal()       # r1 > T: the encoder has had its last step
-            m.d.comb += [
-                s_next.eq(s),
-                at_hi.eq((s < 2) | (nl == L)),                # nl + 1 > nr // 2, or the output layer
-                is_last.eq(at_hi & (nr == T + (L << 1) - 1)),
-                past.eq(T < r1),
-                lo1.eq(Mux(past, (r1 - T + 1) >> 1, 0)),
-                own_first.eq(s == 0),
-                own_last.eq(s == T),
-            ]
-            m.d.sync += s.eq(s_next)
-            t_now = s + nl
+        restart, taken = Signal(), Signal()   # an inference starts; the core takes the next step
+        at_hi, is_last, r1, lo1, own_first, own_last, t_now = self._round(m, nr, nl, restart, taken)
         out_layer = Signal()
         mode = Signal(2)
         inject = Signal()
@@ -191,32 +157,27 @@ class Controller(wiring.Component):
         head = out_q[0]
         idle = Signal()
         m.d.comb += [idle.eq(~running & ~empty_run), self.busy.eq(~idle)]
-        m.d.comb += self.clear.eq(self.start & idle)
+        m.d.comb += [restart.eq(self.start & idle), taken.eq(self.step.valid & self.step.ready),
+                     self.clear.eq(restart)]
         regs_ok = Signal()
         m.d.comb += regs_ok.eq((T != 0) & (L != 0) & (L < ap.max_layers))
 
         m.d.sync += empty_run.eq(0)
-        with m.If(self.start & idle):
+        with m.If(restart):
             m.d.comb += [nr_next.eq(0), nl_next.eq(0)]
-            if self.k == 2:
-                m.d.comb += s_next.eq(0)
             m.d.sync += issued_all.eq(0)
             with m.If(regs_ok):
                 m.d.sync += running.eq(1)
             with m.Else():
                 m.d.sync += empty_run.eq(1)
-        with m.Elif(self.step.valid & self.step.ready):
+        with m.Elif(taken):
             m.d.sync += [cur_layer.eq(nl), cur_t.eq(t_now), cur_inject.eq(inject), inj_pending.eq(inject)]
             with m.If(is_last):
                 m.d.sync += issued_all.eq(1)
             with m.Elif(at_hi):
                 m.d.comb += [nr_next.eq(r1), nl_next.eq(lo1)]
-                if self.k == 2:
-                    m.d.comb += s_next.eq(Mux(past, T - (r1[0] ^ T[0]), r1))
             with m.Else():
                 m.d.comb += nl_next.eq(nl + 1)
-                if self.k == 2:
-                    m.d.comb += s_next.eq(s - 2)
 
         # The last step's done is registered before it ends the run: the core's done depends on its
         # out.ready, which comes through the router, and would otherwise run on into the host link.
@@ -239,7 +200,7 @@ class Controller(wiring.Component):
         # ---- the output queue: pushed by an accepted step, popped by the core's done ----
         push, pop = Signal(), Signal()
         entry = Signal(out_entry)
-        m.d.comb += [push.eq(self.step.valid & self.step.ready), pop.eq(self.core_done & (out_n != 0)),
+        m.d.comb += [push.eq(taken), pop.eq(self.core_done & (out_n != 0)),
                      entry.sink.eq(mode == Mode.SILENT), entry.layer.eq(nl), entry.out.eq(out_layer),
                      entry.last.eq(is_last)]
         m.d.sync += out_n.eq(out_n + push - pop)
@@ -249,7 +210,7 @@ class Controller(wiring.Component):
         for k in range(MAX_INFLIGHT):   # the push lands at the first free place (after the pop)
             with m.If(push & (out_n - pop == k)):
                 m.d.sync += out_q[k].eq(entry)
-        with m.If(self.start & idle):
+        with m.If(restart):
             m.d.sync += out_n.eq(0)
 
         # ---- output demux: sink (SILENT) or the router, for the step at the head of the queue ----
@@ -262,3 +223,43 @@ class Controller(wiring.Component):
                          self.core_out.ready.eq(self.routed.ready)]
         m.d.comb += self.route_enable.eq(Mux(head.out, ALL_PORTS & ~int(Route.LOOPBACK), ALL_PORTS))
         return m
+
+    def _round(self, m, nr, nl, restart, taken):
+        """Where ``(nr, nl)`` is in its round (module docstring): ``at_hi`` (nl == hi(nr), nl never
+        exceeds it), ``is_last``, ``r1`` = nr + 1, ``lo1`` = lo(nr + 1), ``own_first`` (s == 0: SILENT
+        or OUT_FIRST), ``own_last`` (s == T for l < L: the predecessor has finished) and the spec's
+        global step ``t_now``. ``restart`` and ``taken`` (not the last step) step the waves' register."""
+        T, L = self.timesteps, self.layers
+        at_hi, is_last, own_first, own_last = Signal(), Signal(), Signal(), Signal()
+        r1, lo1 = Signal.like(nr), Signal.like(nl)
+        m.d.comb += r1.eq(nr + 1)
+        if self.k == 1:
+            # chain: s = nr - nl, compared rather than kept (fewer logic cells on the iCE40)
+            lo = Signal.like(nl)
+            m.d.comb += [
+                at_hi.eq((nl == nr) | (nl == L)),
+                is_last.eq(at_hi & (nr == T + L - 1)),
+                lo1.eq(Mux(r1 >= T, r1 - T, 0)),
+                lo.eq(Mux(nr >= T, nr - T, 0)),
+                own_first.eq(nr == nl),
+                own_last.eq(nl == lo),   # s == T, or the encoder (injected anyway)
+            ]
+            return at_hi, is_last, r1, lo1, own_first, own_last, nr
+        # waves: s = nr - 2*nl as a register stepped with (nr, nl): 2 lower per layer within a wave;
+        # a wave starts at lo(r1), where s is r1, or T - ((r1 - T) mod 2) once r1 > T
+        # (lo(r1) = ceil((r1 - T) / 2))
+        s = Signal(self.t_bits)
+        past = Signal()       # r1 > T: the encoder has had its last step
+        m.d.comb += [
+            at_hi.eq((s < 2) | (nl == L)),                # nl + 1 > nr // 2, or the output layer
+            is_last.eq(at_hi & (nr == T + (L << 1) - 1)),
+            past.eq(T < r1),
+            lo1.eq(Mux(past, (r1 - T + 1) >> 1, 0)),
+            own_first.eq(s == 0),
+            own_last.eq(s == T),
+        ]
+        with m.If(restart):
+            m.d.sync += s.eq(0)
+        with m.Elif(taken & ~is_last):
+            m.d.sync += s.eq(Mux(at_hi, Mux(past, T - (r1[0] ^ T[0]), r1), s - 2))
+        return at_hi, is_last, r1, lo1, own_first, own_last, s + nl
