@@ -1,4 +1,5 @@
-"""Sparse synapses on the accelerator: ``python -m cssnn.bench.sparse [--samples 100] [--lanes 2,8] [--order chain] [--json]``.
+"""Sparse synapses on the accelerator: ``python -m cssnn.bench.sparse [--samples 100] [--lanes 2,8]
+[--order chain] [--walk rows] [--json]``.
 
 Every figure is a hardware cycle count (the RUN_CYCLES counter, start to done: all T + L steps) from
 the direct Verilator harness, every logit checked against the golden model. Three parts:
@@ -33,6 +34,7 @@ import numpy as np
 
 from cssnn.bench import run
 from cssnn.hw.memmap import ORDERS
+from cssnn.hw.params import WALKS
 from cssnn.sim.transports import open_backend
 from cssnn.sw.frontends.convert import ConversionConfig, convert
 from cssnn.sw.frontends.datasets import load_dataset
@@ -40,7 +42,7 @@ from cssnn.sw.frontends.train import train_mlp
 from cssnn.sw.host.accelerator import Accelerator
 from cssnn.sw.host.compare import compare_with_golden
 from cssnn.sw.mapping.ideal import ideal_cycles
-from cssnn.sw.mapping.sizing import params_for
+from cssnn.sw.mapping.sizing import default_walk, params_for
 from cssnn.sw.spec.golden import quantize_input
 from cssnn.verif.netgen import mlp_784_256_10, random_inputs, random_network
 
@@ -67,14 +69,14 @@ def run_net(acc: Accelerator, ap, net, xs, labels=None) -> dict:
     return out
 
 
-def pruned_digits(data, lanes_list, samples, backend, order: str = "waves") -> list[dict]:
+def pruned_digits(data, lanes_list, samples, backend, order: str = "waves", walk: str | None = None) -> list[dict]:
     config = ConversionConfig()
     nets = {s: convert(train_mlp(data.x_train, data.y_train, HIDDEN, n_classes=data.n_classes, sparsity=s),
                        data.x_train, config) for s in SPARSITIES}
     xs = quantize_input(data.x_test[:samples], nets[0.0].input_bits)
     rows = []
     for lanes in lanes_list:
-        ap = params_for(nets[0.0], lanes=lanes, order=order)   # the dense network's accelerator holds them all
+        ap = params_for(nets[0.0], lanes=lanes, order=order, walk=walk)   # the dense network's accelerator holds them all
         with Accelerator(open_backend(backend, ap)) as acc:
             for s, net in nets.items():
                 rows.append({"lanes": lanes, "sparsity": s, **run_net(acc, ap, net, xs, data.y_test[:samples])})
@@ -118,23 +120,23 @@ def conv_ann(data, seed: int = 0):
     return ann_from_torch(model, input_shape=(1, 8, 8)), True
 
 
-def conv_digits(data, lanes, samples, backend, order: str = "waves") -> dict:
+def conv_digits(data, lanes, samples, backend, order: str = "waves", walk: str | None = None) -> dict:
     ann, trained = conv_ann(data)
     net = convert(ann, data.x_train, ConversionConfig())
     xs = quantize_input(data.x_test[:samples], net.input_bits)
-    ap = params_for(net, lanes=lanes, order=order)
+    ap = params_for(net, lanes=lanes, order=order, walk=walk)
     with Accelerator(open_backend(backend, ap)) as acc:
         r = run_net(acc, ap, net, xs, data.y_test[:samples])
     return {"lanes": lanes, "trained": trained,
             "ann_accuracy": float(np.mean(ann.predict(data.x_test[:samples]) == data.y_test[:samples])), **r}
 
 
-def random_networks(lanes, count, backend, seed: int = 2026, order: str = "waves") -> dict:
+def random_networks(lanes, count, backend, seed: int = 2026, order: str = "waves", walk: str | None = None) -> dict:
     from cssnn.hw.memmap import AccelParams
     from cssnn.hw.params import CoreParams
 
     core = CoreParams(lanes=lanes, weight_bits=8, membrane_bits=13, output_bits=32, acc_bits=16, bias_bits=16,
-                      threshold_bits=16, neurons=256, synapse_rows=2048)
+                      threshold_bits=16, neurons=256, synapse_rows=2048, walk=walk or default_walk(lanes))
     # up to 3 spiking layers of up to 64 neurons in the loopback FIFO
     ap = AccelParams(core=core, max_layers=4, order=order, fifo_depth=65 if order == "chain" else 4 * 65)
     rng = np.random.default_rng(seed)
@@ -152,9 +154,9 @@ def random_networks(lanes, count, backend, seed: int = 2026, order: str = "waves
             "worst_to_ideal": max(ratios), "best_to_ideal": min(ratios)}
 
 
-def large_layer(samples, backend, lanes: int = 2, order: str = "waves") -> list[dict]:
+def large_layer(samples, backend, lanes: int = 2, order: str = "waves", walk: str | None = None) -> list[dict]:
     nets = {d: mlp_784_256_10(density=d) for d in (1.0, 0.5, 0.2, 0.1, 0.05)}
-    ap = params_for(nets[1.0], lanes=lanes, order=order)
+    ap = params_for(nets[1.0], lanes=lanes, order=order, walk=walk)
     xs = np.random.default_rng(0).integers(0, nets[1.0].input_limit + 1, size=(samples, 784))
     rows = []
     with Accelerator(open_backend(backend, ap)) as acc:
@@ -181,22 +183,26 @@ def main(argv=None) -> int:
     ap.add_argument("--large-samples", type=int, default=10, help="inputs per 784-256-10 network (default 10)")
     ap.add_argument("--backend", choices=("verilator", "amaranth"), default="verilator")
     ap.add_argument("--order", choices=ORDERS, default="waves", help="the evaluation order (default waves)")
+    ap.add_argument("--walk", choices=WALKS, default=None,
+                    help="the list walk (default: lanes from 4 lanes on, else rows; docs/HARDWARE.md)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     data = load_dataset("digits")
-    o = args.order
-    report = {"order": o, "pruned_digits": pruned_digits(data, args.lanes, args.samples, args.backend, o),
-              "conv_digits": [conv_digits(data, lanes, args.samples, args.backend, o) for lanes in args.lanes],
-              "random": [random_networks(lanes, args.random, args.backend, order=o) for lanes in args.lanes],
-              "large_layer": [r for lanes in args.lanes for r in large_layer(args.large_samples, args.backend, lanes, o)],
+    o, w = args.order, args.walk
+    report = {"order": o, "walk": w or {n: default_walk(n) for n in args.lanes},
+              "pruned_digits": pruned_digits(data, args.lanes, args.samples, args.backend, o, w),
+              "conv_digits": [conv_digits(data, lanes, args.samples, args.backend, o, w) for lanes in args.lanes],
+              "random": [random_networks(lanes, args.random, args.backend, order=o, walk=w) for lanes in args.lanes],
+              "large_layer": [r for lanes in args.lanes
+                              for r in large_layer(args.large_samples, args.backend, lanes, o, w)],
               "targets": TARGETS}
     report["seconds"] = time.perf_counter() - t0
     ok = all(r["bit_exact"] for r in report["pruned_digits"] + report["conv_digits"] + report["large_layer"])
     if args.json:
         print(json.dumps(report, indent=2))
         return 0 if ok else 1
-    print(f"evaluation order: {o}\n")
+    print(f"evaluation order: {o}; list walk: {w or ', '.join(f'{default_walk(n)} ({n} lanes)' for n in args.lanes)}\n")
     print(f"pruned digits MLPs 64-64-32-10, T=6, {args.samples} test samples, {args.backend}\n")
     print("| lanes | sparsity | accuracy (hw) | synapses | rows (dense layout) | synapse memory | synaptic ops | "
           "cycles / inference | fewer than dense | cycles per synaptic op vs dense | cycles / ideal |")

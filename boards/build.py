@@ -202,15 +202,15 @@ def clock_for(board, f_req_mhz: float, baud: int, *, search: bool = False):
 def build(network, board, build_dir=None, *, freq_mhz: float | None = None, lanes: int | None = None,
           synapse_ram: str | None = None, baud: int = DEFAULT_BAUD, seed: int = 1, samples: int = 5,
           dataset: str | None = None, latency_backend: str = "auto", do_program: bool = False,
-          retime: bool = True, learning: int | None = None, order: str | None = None, progress=None,
-          **link_kwargs) -> dict:
+          retime: bool = True, learning: int | None = None, order: str | None = None, walk: str | None = None,
+          progress=None, **link_kwargs) -> dict:
     """Build the bitstream for ``network`` (a :class:`SpikingNetwork` or a network ``.npz``) on
     ``board`` (``"icebreaker"``, ``"ulx3s-85f"`` or a :class:`~cssnn.boards.targets.Board`) in
     ``build_dir`` (default ``build/<board>``); return the report (also written to
     ``build_dir/build.json``).
 
     ``freq_mhz``: system clock (default the board's ``default_mhz``; the PLL makes the highest
-    frequency not above it); ``lanes``/``synapse_ram``/``order`` (the evaluation order): override the
+    frequency not above it); ``lanes``/``synapse_ram``/``order`` (the evaluation order)/``walk`` (the list walk): override the
     sizing; ``baud``: UART rate;
     ``seed``: nextpnr seed; ``samples``/``dataset``/``latency_backend``: the latency simulation
     (``samples=0`` skips it); ``do_program``: load the bitstream onto the board afterwards (needs its
@@ -243,7 +243,7 @@ def build(network, board, build_dir=None, *, freq_mhz: float | None = None, lane
     t_start = time.perf_counter()
 
     # 1-2: sizing, fit check, clock
-    ap = board_params(net, board, lanes=lanes, synapse_ram=synapse_ram, order=order)
+    ap = board_params(net, board, lanes=lanes, synapse_ram=synapse_ram, order=order, walk=walk)
     if learning is not None:
         ap = replace(ap, learn=LearnParams(inputs=net.n_inputs, neurons=learning))
     est = estimate(ap, board, max_payload=link_kwargs.get("max_payload", 256))

@@ -17,6 +17,7 @@ from cssnn.boards.targets import BOARDS
 from cssnn.boards.top import DEFAULT_BAUD
 from cssnn.command import CLIError, add_command, command_line, emit, one_line
 from cssnn.hw.memmap import ORDERS
+from cssnn.hw.params import WALKS
 
 __all__ = ["register", "cmd_build", "cmd_selftest", "cmd_board_sim"]
 
@@ -78,7 +79,7 @@ def cmd_build(args) -> None:
     try:
         r = build(net, args.board, args.out, freq_mhz=args.freq, lanes=lanes, baud=args.baud, seed=args.seed,
                   samples=args.samples, dataset=args.dataset, latency_backend=args.sim_backend,
-                  learning=args.learning, order=args.order, progress=_progress(args))
+                  learning=args.learning, order=args.order, walk=args.walk, progress=_progress(args))
     except BuildError as e:
         raise one_line(str(e)) from None
     r["command"] = command_line(args)
@@ -186,6 +187,9 @@ def register(subparsers) -> None:
     p.add_argument("--order", choices=ORDERS, default=None,
                    help="evaluation order of the layer-steps (default: waves if they fit with those lanes, else chain; "
                         "docs/SEMANTICS.md section 4)")
+    p.add_argument("--walk", choices=WALKS, default=None,
+                   help="how a spike's synapse list is walked: rows (all lanes together) or lanes (each lane on its "
+                        "own; default: lanes from 4 lanes on with block RAM, if it fits; docs/HARDWARE.md)")
     p.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART baud rate (default {DEFAULT_BAUD})")
     p.add_argument("--seed", type=int, default=1, help="place-and-route seed (default 1)")
     p.add_argument("--samples", type=int, default=5,

@@ -14,9 +14,13 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
+from amaranth.hdl import Shape
+
 from cssnn.boards.targets import Board, get_board
+from cssnn.hw.core.events import LANE_QUEUE
 from cssnn.hw.core.output import WORD_FIFO_DEPTH
 from cssnn.hw.core.spram import SPRAM_DEPTH, spram_count
 from cssnn.hw.learn import LearnMem
@@ -24,7 +28,7 @@ from cssnn.hw.memmap import ORDERS, AccelParams, Sel, layer_layout
 from cssnn.hw.params import CoreParams, index_lane_layout
 from cssnn.sw.mapping.image import place_network
 from cssnn.sw.mapping.requirements import DoesNotFit
-from cssnn.sw.mapping.sizing import params_for, pow2_at_least
+from cssnn.sw.mapping.sizing import default_walk, params_for, pow2_at_least
 from cssnn.sw.spec.network import SpikingNetwork
 
 __all__ = ["board_params", "estimate", "check_estimate", "check_synth", "memories",
@@ -109,20 +113,23 @@ def memories(ap: AccelParams, *, max_payload: int = 256, table_ram: str | None =
     n = p.lanes
     ev = p.index_bits + 2 + ap.layer_bits  # routed event: index, neg, end, source layer
     lane = ap.elem_bits  # a memory word is N lanes
+    walk = p.walk == "lanes"   # a synapse bank and an event queue per lane
     out = [
-        {"name": "synapse", "width": n * lane(Sel.SYNAPSE), "depth": p.synapse_rows, "masked": True,
-         "copies": 1, "kind": p.synapse_ram},
+        {"name": "synapse", "width": (1 if walk else n) * lane(Sel.SYNAPSE), "depth": p.synapse_rows,
+         "masked": not walk, "copies": n if walk else 1, "kind": p.synapse_ram},
         {"name": "state", "width": n * lane(Sel.STATE), "depth": p.groups, "masked": True, "copies": 1,
          "lane": lane(Sel.STATE)},
         {"name": "accumulator", "width": lane(Sel.ACC), "depth": p.acc_words, "masked": False, "copies": n},  # N banks
         {"name": "bias", "width": n * lane(Sel.BIAS), "depth": p.groups, "masked": True, "copies": 1,
          "lane": lane(Sel.BIAS)},
-        *({"name": f"index {name}", "width": f.shape.width, "depth": p.neurons, "masked": False, "copies": 1}
+        *({"name": f"index {name}", "width": Shape.cast(f.shape).width, "depth": p.neurons, "masked": False, "copies": 1}
           for name, f in index_lane_layout(p)),   # one memory per field
         {"name": "loopback FIFO", "width": ev, "depth": max(1, ap.fifo_depth - 1), "masked": False, "copies": 1},
         {"name": "tap FIFO", "width": ev, "depth": max(1, ap.tap_depth - 1), "masked": False, "copies": 1},
         {"name": "layer table", "width": layer_layout(p).size, "depth": ap.max_layers, "masked": False,
          "copies": 1, "kind": "forced" if table_ram == "block" else "block"},
+        *({"name": "lane queues", "width": p.row_bits + p.count_bits + 1, "depth": LANE_QUEUE - 1, "masked": False,
+           "copies": n, "kind": "small fifo"},) * walk,
         # measured: yosys puts the core's 8-word spike-word FIFO into one iCE40 block RAM
         {"name": "word FIFO", "width": p.group_bits + 2 * n + 1, "depth": WORD_FIFO_DEPTH - 1, "masked": False,
          "copies": 1, "kind": "small fifo"},
@@ -148,7 +155,7 @@ def _spram_count(p: CoreParams) -> int:
 def _blocks(mem: dict, family: str) -> int:
     if mem["kind"] == "forced" or (mem["kind"] == "small fifo" and family == "ice40"):
         d, w = (256, 16) if family == "ice40" else (512, 36)
-        return math.ceil(mem["width"] / w) * math.ceil(mem["depth"] / d)
+        return math.ceil(mem["width"] / w) * math.ceil(mem["depth"] / d) * mem["copies"]
     return ram_blocks(family, mem["width"], mem["depth"], masked=mem["masked"], lane=mem.get("lane")) * mem["copies"]
 
 
@@ -297,12 +304,15 @@ def _free_depth(board: Board, width: int, depth: int, *, spram: bool = False, ma
 
 
 def board_params(net: SpikingNetwork, board, *, lanes: int | None = None, synapse_ram: str | None = None,
-                 free_depths: bool = True, order: str | None = None) -> AccelParams:
+                 free_depths: bool = True, order: str | None = None, walk: str | None = None) -> AccelParams:
     """The :class:`AccelParams` to build for ``net`` on ``board`` (see the module docstring).
 
     ``lanes``: force a lane count (default: the largest of ``board.lanes`` whose estimate fits);
     ``order``: force the evaluation order (default: ``"waves"`` if it fits with that lane count, else
-    ``"chain"``); ``synapse_ram``: force ``"block"`` or ``"spram"`` (default: the board's); ``free_depths``: round
+    ``"chain"``); ``walk``: force the list walk (default: ``"lanes"`` from
+    :data:`~cssnn.sw.mapping.sizing.LANE_WALK_LANES` lanes on with block RAM, if it fits: its banks
+    of one lane fill block RAMs less well, else ``"rows"``); ``synapse_ram``: force ``"block"`` or
+    ``"spram"`` (default: the board's); ``free_depths``: round
     depths up to the RAM primitives' free depth. Raises :class:`DoesNotFit` naming the resource
     that runs out (for the smallest lane count tried) or the reason the network cannot run at all."""
     board = get_board(board)
@@ -313,10 +323,12 @@ def board_params(net: SpikingNetwork, board, *, lanes: int | None = None, synaps
     orders = ORDERS[::-1] if order is None else (order,)   # waves first: faster, when it fits
     error = None
     for n in candidates:
-        for o in orders:
+        walks = (walk,) if walk else ("lanes", "rows") if default_walk(n) == "lanes" and ram == "block" else ("rows",)
+        for w, o in itertools.product(walks, orders):
             try:
-                ap = _sized(net, board, n, ram, free_depths, o)
-                fill = 1.0 if (lanes is not None or n == candidates[-1]) and o == orders[-1] else LOGIC_FILL
+                ap = _sized(net, board, n, ram, free_depths, o, w)
+                last = w == walks[-1] and o == orders[-1]
+                fill = 1.0 if (lanes is not None or n == candidates[-1]) and last else LOGIC_FILL
                 check_estimate(estimate(ap, board), board, what=f"the network with {n} lane{'s' * (n > 1)}",
                                logic_fill=fill)
                 return ap
@@ -325,15 +337,17 @@ def board_params(net: SpikingNetwork, board, *, lanes: int | None = None, synaps
     raise error
 
 
-def _sized(net: SpikingNetwork, board: Board, lanes: int, ram: str, free_depths: bool, order: str) -> AccelParams:
+def _sized(net: SpikingNetwork, board: Board, lanes: int, ram: str, free_depths: bool, order: str,
+           walk: str) -> AccelParams:
     try:
-        ap = params_for(net, lanes=lanes, pow2_depths=False, order=order)
+        ap = params_for(net, lanes=lanes, pow2_depths=False, order=order, walk=walk)
     except ValueError as e:  # DoesNotFit, or parameters no core can have
         raise DoesNotFit(str(e)) from None
     core = ap.core
     rows, words = core.synapse_rows, core.groups
     if free_depths:
-        rows = _free_depth(board, lanes * ap.elem_bits(Sel.SYNAPSE), rows, spram=ram == "spram")
+        banks = 1 if core.walk == "lanes" else lanes   # lanes per synapse memory
+        rows = _free_depth(board, banks * ap.elem_bits(Sel.SYNAPSE), rows, spram=ram == "spram")
         words = _free_depth(board, lanes * ap.elem_bits(Sel.STATE), words)
 
     def sized(words):

@@ -34,7 +34,7 @@ __all__ = ["Sel", "Reg", "RunMode", "Counter", "Route", "AccelParams", "layer_la
            "PROTOCOL_VERSION", "ORDERS", "CORE_SELS", "LEARN_SELS", "learn_mem", "MODE_BITS"]
 
 #: Version of the memory map and the host protocol built on it (reported by IDENTIFY).
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 
 #: Evaluation orders of the controller (:attr:`AccelParams.order`).
 ORDERS = ("chain", "waves")

@@ -15,7 +15,7 @@ from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, enum
 from amaranth.utils import bits_for, ceil_log2, exact_log2
 
-__all__ = ["CoreParams", "Mode", "HostMem", "READ_LATENCY", "SYNAPSE_RAMS", "SPRAM_WIDTH", "check_params",
+__all__ = ["CoreParams", "Mode", "HostMem", "READ_LATENCY", "SYNAPSE_RAMS", "WALKS", "SPRAM_WIDTH", "check_params",
            "spram_words", "width_floors", "event_layout", "config_layout", "syn_lane_layout", "index_lane_layout",
            "state_lane_layout", "lane_shape", "pack", "unpack"]
 
@@ -50,6 +50,9 @@ MAX_LANES = 256
 #: Synapse memory implementations (:attr:`CoreParams.synapse_ram`).
 SYNAPSE_RAMS = ("block", "spram")
 
+#: How a spike's synapse list is walked (:attr:`CoreParams.walk`).
+WALKS = ("rows", "lanes")
+
 #: Bits of an iCE40 UltraPlus SPRAM word (SB_SPRAM256KA, :mod:`cssnn.hw.core.spram`): a synapse
 #: lane takes ``ceil(lane bits / 16)`` of them side by side.
 SPRAM_WIDTH = 16
@@ -80,6 +83,11 @@ class CoreParams:
     synapse_ram     where the synapse memory lives: "block" (block RAM, any device) or "spram"
                     (iCE40 UltraPlus single-port RAM, SB_SPRAM256KA: 16 bits of a lane and 16k rows each,
                     :mod:`cssnn.hw.core.spram`; simulates bit-exactly through its model)
+    walk            how a spike's list is walked: "rows" (all lanes together, one row per clock: a
+                    list costs its fullest lane) or "lanes" (each lane walks its own part of the
+                    list, from its own queue of events: a step costs its busiest lane; the index
+                    entry holds a count per lane, the synapse memory is a bank per lane;
+                    docs/HARDWARE.md, "Lane walk")
     """
 
     lanes: int = 8
@@ -96,6 +104,7 @@ class CoreParams:
     layer_words: int | None = None
     acc_words: int | None = None
     list_rows: int | None = None
+    walk: str = "rows"
 
     def __post_init__(self):
         def need(cond, msg):
@@ -144,6 +153,9 @@ class CoreParams:
              f"acc_words must be neurons / lanes = {groups} or a power of two below it, not {a!r}")
         need(self.synapse_ram in SYNAPSE_RAMS,
              f"synapse_ram must be one of {', '.join(map(repr, SYNAPSE_RAMS))}, not {self.synapse_ram!r}")
+        need(self.walk in WALKS, f"walk must be one of {', '.join(map(repr, WALKS))}, not {self.walk!r}")
+        need(self.walk == "rows" or self.synapse_ram == "block",
+             f"walk='lanes' needs synapse_ram='block' (a bank per lane), not {self.synapse_ram!r}")
 
     # ---- derived widths ----
     @property
@@ -270,7 +282,12 @@ def syn_lane_layout(p: CoreParams) -> data.StructLayout:
 
 
 def index_lane_layout(p: CoreParams) -> data.StructLayout:
-    """One index-memory entry: the first synapse row of a presynaptic neuron's list and its row count."""
+    """One index-memory entry: the first synapse row of a presynaptic neuron's list and its row count
+    (``walk = "rows"``), or the rows of each lane's part of it (``walk = "lanes"``: ``counts[k]``,
+    lane ``k``'s synapses, in rows ``first .. first + counts[k] - 1`` of its bank)."""
+    if p.walk == "lanes":
+        return data.StructLayout({"first": unsigned(p.row_bits),
+                                  "counts": data.ArrayLayout(unsigned(p.count_bits), p.lanes)})
     return data.StructLayout({"first": unsigned(p.row_bits), "rows": unsigned(p.count_bits)})
 
 
@@ -296,6 +313,10 @@ def _checked(shape, value, name: str):
         if unknown:
             raise ValueError(f"no field {name}{sorted(unknown)[0]!r}")
         return {field: _checked(f.shape, value[field], f"{name}{field}.") for field, f in shape if field in value}
+    if isinstance(shape, data.ArrayLayout):
+        if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__len__") or len(value) != shape.length:
+            raise ValueError(f"{name.rstrip('.') or 'value'} must be a sequence of {shape.length}, not {value!r}")
+        return [_checked(shape.elem_shape, v, f"{name.rstrip('.')}[{i}].") for i, v in enumerate(value)]
     name = name.rstrip(".") or "value"
     try:
         value = operator.index(value)
@@ -311,19 +332,21 @@ def _checked(shape, value, name: str):
 def pack(shape, value) -> int:
     """The raw bits (an unsigned int) of ``value`` in ``shape``, as the hardware holds them: a dict of
     field values (nested for nested layouts; fields left out are 0) for a
-    :class:`~amaranth.lib.data.StructLayout`, an int for a plain shape; two's complement for signed
-    ones. ``ValueError`` names a value that does not fit."""
+    :class:`~amaranth.lib.data.StructLayout`, a sequence for an ``ArrayLayout``, an int for a plain
+    shape; two's complement for signed ones. ``ValueError`` names a value that does not fit."""
     value = _checked(shape, value, "")
-    if isinstance(shape, data.StructLayout):
+    if isinstance(shape, (data.StructLayout, data.ArrayLayout)):
         return shape.const(value).as_value().value
     return value & (2 ** Shape.cast(shape).width - 1)
 
 
 def unpack(shape, raw: int):
-    """The inverse of :func:`pack`: a dict of ints for a StructLayout, an int otherwise."""
+    """The inverse of :func:`pack`: a dict for a StructLayout, a list for an ArrayLayout, an int otherwise."""
     if isinstance(shape, data.StructLayout):
-        view = shape.from_bits(raw)
-        return {name: int(getattr(view, name)) for name, _ in shape}
+        return {name: unpack(f.shape, raw >> f.offset) for name, f in shape}
+    if isinstance(shape, data.ArrayLayout):
+        w = Shape.cast(shape.elem_shape).width
+        return [unpack(shape.elem_shape, raw >> (i * w)) for i in range(shape.length)]
     s = Shape.cast(shape)
     raw &= 2**s.width - 1
     return raw - (raw >> (s.width - 1) << s.width) if s.signed else raw

@@ -2,9 +2,11 @@
 """Unit tests of the core's components in the Amaranth simulator."""
 
 import random
+from dataclasses import replace
 
 import pytest
 from amaranth.back import rtlil
+from amaranth.hdl import Shape
 from amaranth.sim import Simulator
 
 from cssnn.hw.core import Core
@@ -13,7 +15,7 @@ from cssnn.hw.core.argmax import Argmax
 from cssnn.hw.core.serializer import SpikeSerializer
 from cssnn.hw.core.skid import SkidBuffer
 from cssnn.hw.core.synapse import SynapseMemory
-from cssnn.hw.params import CoreParams
+from cssnn.hw.params import WALKS, CoreParams, HostMem, index_lane_layout, lane_shape, pack, unpack
 from cssnn.verif.pysim import run_testbenches
 
 P = CoreParams(lanes=4, weight_bits=5, membrane_bits=10, output_bits=12, acc_bits=8, bias_bits=8,
@@ -24,8 +26,9 @@ def s2u(v, bits):
     return v & (2**bits - 1)
 
 
-def test_spike_accumulator_adds_subtracts_and_skips_masked():
-    dut = SpikeAccumulator(P)
+@pytest.mark.parametrize("walk", WALKS)
+def test_spike_accumulator_adds_subtracts_and_skips_masked(walk):
+    dut = SpikeAccumulator(replace(P, walk=walk))   # lanes: a sign per lane
     rng = random.Random(0)
     wq = 2 ** (P.weight_bits - 1) - 1
 
@@ -34,11 +37,11 @@ def test_spike_accumulator_adds_subtracts_and_skips_masked():
             acc = [rng.randint(-100, 100) for _ in range(P.lanes)]
             w = [rng.randint(-wq, wq) for _ in range(P.lanes)]
             mk = [rng.random() < 0.7 for _ in range(P.lanes)]
-            neg = rng.random() < 0.5
+            neg = [rng.random() < 0.5 for _ in range(P.lanes)] if walk == "lanes" else [rng.random() < 0.5] * P.lanes
             for k in range(P.lanes):
                 ctx.set(dut.acc_in[k], acc[k]); ctx.set(dut.row[k].weight, w[k]); ctx.set(dut.row[k].mask, mk[k])
-            ctx.set(dut.neg, neg)
-            want = [a + (-x if neg else x) * m for a, x, m in zip(acc, w, mk)]
+            ctx.set(dut.neg, sum(b << k for k, b in enumerate(neg)) if walk == "lanes" else neg[0])
+            want = [a + (-x if s else x) * m for a, x, m, s in zip(acc, w, mk, neg)]
             assert [ctx.get(dut.acc_out[k]) for k in range(P.lanes)] == want
             assert ctx.get(dut.synops) == sum(mk)
 
@@ -70,6 +73,47 @@ def test_synapse_memory_lane_writes_sync_read_and_hold():
         assert [(ctx.get(dut.read_data[k].weight), ctx.get(dut.read_data[k].mask)) for k in range(P.lanes)] == ref[-1]
 
     run_testbenches(dut, tb)
+
+
+def test_synapse_banks_read_each_lane_at_its_own_address():
+    """walk = "lanes": a bank per lane, lane k reads row addr[k]; writes stay one lane at a time."""
+    p = replace(P, walk="lanes")
+    dut = SynapseMemory(p)
+    rng = random.Random(2)
+    ref = [[rng.randint(-15, 15) for _ in range(p.lanes)] for _ in range(p.synapse_rows)]
+
+    async def tb(ctx):
+        for r in range(p.synapse_rows):
+            for k in range(p.lanes):
+                ctx.set(dut.write_addr, r); ctx.set(dut.write_lane, k); ctx.set(dut.write_en, 1)
+                ctx.set(dut.write_data.weight, ref[r][k])
+                await ctx.tick()
+        ctx.set(dut.write_en, 0)
+        for _ in range(40):
+            addrs = [rng.randrange(p.synapse_rows) for _ in range(p.lanes)]
+            for k, a in enumerate(addrs):
+                ctx.set(dut.read_addr[k], a)
+            await ctx.tick()
+            assert [ctx.get(dut.read_data[k].weight) for k in range(p.lanes)] == [ref[a][k] for k, a in enumerate(addrs)]
+
+    run_testbenches(dut, tb)
+
+
+def test_index_entries_with_lane_counts_pack_and_unpack():
+    p = CoreParams(lanes=4, neurons=32, synapse_rows=64, walk="lanes")
+    layout = index_lane_layout(p)
+    entry = {"first": 37, "counts": [0, 3, 8, 1]}
+    raw = pack(layout, entry)
+    assert unpack(layout, raw) == entry and raw == 37 | (0 | 3 << 4 | 8 << 8 | 1 << 12) << p.row_bits
+    assert Shape.cast(lane_shape(p, HostMem.INDEX)).width == p.row_bits + 4 * p.count_bits
+    with pytest.raises(ValueError, match=r"counts must be a sequence of 4, not \[1, 2\]"):
+        pack(layout, {"first": 0, "counts": [1, 2]})
+    with pytest.raises(ValueError, match=r"counts\[2\] = 16 does not fit its 4-bit field"):
+        pack(layout, {"first": 0, "counts": [1, 2, 16, 0]})
+    with pytest.raises(ValueError, match="walk must be one of 'rows', 'lanes', not 'both'"):
+        CoreParams(walk="both")
+    with pytest.raises(ValueError, match="walk='lanes' needs synapse_ram='block'"):
+        CoreParams(walk="lanes", synapse_ram="spram")
 
 
 def _serializer_words(rng, count):
@@ -235,8 +279,9 @@ def test_argmax_lowest_index_wins_ties():
     run_testbenches(dut, tb)
 
 
-def test_core_has_no_multiplier_and_no_slow_compares():
-    text = rtlil.convert(Core(CoreParams(lanes=4, neurons=32, synapse_rows=64)), name="core")
+@pytest.mark.parametrize("walk", WALKS)
+def test_core_has_no_multiplier_and_no_slow_compares(walk):
+    text = rtlil.convert(Core(CoreParams(lanes=4, neurons=32, synapse_rows=64, walk=walk)), name="core")
     assert "$mul" not in text and "$div" not in text and "$mod" not in text
     # yosys maps > and <= with a zero detect after the carry chain (several LUT levels; it was on the
     # ECP5's critical path); < and >= are the carry chain alone. So the gateware only writes those.

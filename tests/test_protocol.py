@@ -183,12 +183,12 @@ def test_identity_block_is_the_documented_byte_layout():
                                 list_rows=7),
                      max_layers=5, timestep_bits=6, fifo_depth=33, tap_depth=3, order="waves")
     c = ap.core
-    want = struct.pack("<4sHHII" + "I" * 24, b"CSNN", PROTOCOL_VERSION, 384, 123456, 2**32 - 1,
+    want = struct.pack("<4sHHII" + "I" * 25, b"CSNN", PROTOCOL_VERSION, 384, 123456, 2**32 - 1,
                        c.lanes, c.weight_bits, c.membrane_bits, c.output_bits, c.acc_bits, c.bias_bits,
-                       c.threshold_bits, c.neurons, c.synapse_rows, c.counter_bits, 1, c.layer_words, c.acc_words, 7,
+                       c.threshold_bits, c.neurons, c.synapse_rows, c.counter_bits, 1, c.layer_words, c.acc_words, 7, 0,
                        ap.max_layers, ap.timestep_bits, ap.fifo_depth, ap.tap_depth, 1, 0, 0, 0, 0, 512)
     ident = Identity(ap, 384, 123456, 2**32 - 1, fifo_depth=512)
-    assert encode_identity(ident) == want and len(want) == wire.IDENTIFY_BYTES == 112
+    assert encode_identity(ident) == want and len(want) == wire.IDENTIFY_BYTES == 116
     assert decode_identity(want) == ident
     learning = replace(ap, learn=LearnParams(inputs=64, neurons=32, window=8, weight_bits=8))
     assert encode_identity(Identity(learning, 384, 123456, 2**32 - 1))[-20:-4] == struct.pack("<IIII", 64, 32, 8, 8)
@@ -209,9 +209,10 @@ def test_identity_rejects_foreign_or_broken_blocks():
         decode_identity(b"XXXX" + bytes(blob[4:]))
     with pytest.raises(ProtocolError, match="version"):
         decode_identity(bytes(blob[:4]) + struct.pack("<H", PROTOCOL_VERSION + 1) + bytes(blob[6:]))
-    # older devices (version 3: a 100-byte block; 4: 104) are named by their version, not by the length
-    for version, size in ((3, 100), (4, 104)):
-        with pytest.raises(ProtocolError, match=f"protocol version {version}, this host version 5: rebuild"):
+    # older devices (version 3: a 100-byte block; 4: 104; 5: 112) are named by their version, not by the length
+    for version, size in ((3, 100), (4, 104), (5, 112)):
+        with pytest.raises(ProtocolError, match=f"protocol version {version}, this host version {PROTOCOL_VERSION}: "
+                                                "rebuild"):
             decode_identity(bytes(blob[:4]) + struct.pack("<H", version) + bytes(blob[6:size]))
     with pytest.raises(ProtocolError, match="at least"):
         decode_identity(bytes(blob[:-1]))

@@ -2,6 +2,8 @@
 presynaptic neuron's list holds only the synapses that exist, a spike costs one clock per row of
 its list, and the results stay bit-exact."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,7 @@ from cssnn.sw.mapping.requirements import DoesNotFit, check_fits, requirements
 from cssnn.sw.mapping.sizing import params_for
 from cssnn.sw.spec.layers import Conv2d, Dense
 from cssnn.sw.spec.network import SpikingLayer, SpikingNetwork
-from cssnn.verif.netgen import sparse_case, sparsify
+from cssnn.verif.netgen import golden, sparse_case, sparsify
 from cssnn.verif.pysim import check_cases, run_with_core
 
 
@@ -22,12 +24,13 @@ def params(lanes):
                       threshold_bits=10, neurons=64 if lanes < 4 else 128, synapse_rows=512)
 
 
-@pytest.mark.parametrize("lanes, seed", [(1, 20), (2, 21), (4, 22)])
-def test_sparse_random_networks_bit_exact(lanes, seed):
+@pytest.mark.parametrize("lanes, seed, walk", [(1, 20, "rows"), (2, 21, "rows"), (4, 22, "rows"),
+                                              (2, 23, "lanes"), (4, 25, "lanes")])
+def test_sparse_random_networks_bit_exact(lanes, seed, walk):
     """Densities 1% to 100%, empty fan-outs, a one-lane output layer, conv and pool layers; input gaps
-    and output back-pressure. Spikes, membranes, logits and every counter (synaptic ops: existing
-    synapses only) equal the golden model's."""
-    p = params(lanes)
+    and output back-pressure; both list walks. Spikes, membranes, logits and every counter (synaptic
+    ops: existing synapses only) equal the golden model's."""
+    p = replace(params(lanes), walk=walk)
     rng = np.random.default_rng(seed)
     cases = [sparse_case(rng, p, 2, max_size=20) for _ in range(8)]
     reports = check_cases(p, cases, seed=seed, valid_prob=0.7, ready_prob=0.6)
@@ -71,6 +74,49 @@ def test_a_spike_costs_the_rows_of_its_list():
     # a step with rows also waits once for the accumulate stage to drain (its D, A, B, D2, X: 4 more)
     assert c["one"] == c["none"] + 1 + 4 and c["big"] == c["one"] + 7
     assert c["all"] == c["one"] + 7 + 2 + 1    # the empty ones pass while neuron 0's rows issue
+
+
+def _one_lane_lists(lanes=4, outputs=32):
+    """Inputs 0, 1, 2 connect to the output neurons of lane 0, 1, 2 only (an output layer keeps its
+    neurons in slot order: neuron j in lane j % N), so each of their lists has all its synapses in one
+    lane: ``outputs / N`` rows; inputs 3..5 have none."""
+    rng = np.random.default_rng(4)
+    mask = np.zeros((outputs, 6), bool)
+    for i in range(3):
+        mask[i::lanes, i] = True
+    return _net([SpikingLayer(Dense(6, outputs), rng.integers(-20, 20, size=(outputs, 6)), np.zeros(outputs, int),
+                              None, mask)])
+
+
+def test_lanes_walk_their_own_lists():
+    """The worst-case imbalance, measured: three spikes whose lists each fill one lane (8 rows). Walking
+    rows, the step issues 24 rows; with each lane walking its own part, the three lists run side by
+    side (the second and third spike enter a clock apart) and an empty list still costs nothing.
+    Bit-exact on both walks (results, every counter)."""
+    net = _one_lane_lists()
+    cycles = {}
+    for walk in ("rows", "lanes"):
+        p = replace(params(4), walk=walk)
+        img = place_network(net, p)
+        assert [img.index_entry(0, i) for i in range(4)] == (
+            [{"first": 8 * i, "rows": 8} for i in range(3)] + [{"first": 24, "rows": 0}] if walk == "rows" else
+            [{"first": 8 * i, "counts": [8 * (k == i) for k in range(4)]} for i in range(3)]
+            + [{"first": 24, "counts": [0] * 4}])
+        cfg = img.layers[1].config(Mode.OUT_FIRST)
+
+        async def body(drv, img=img, cfg=cfg):
+            await drv.load(img)
+            return {name: (await drv.run_step(cfg, evs)).cycles
+                    for name, evs in {"one": [(0, 1)], "three": [(0, 1), (1, -1), (2, 1)],
+                                      "three+empty": [(0, 1), (3, 1), (1, -1), (4, 1), (2, 1)]}.items()}
+
+        cycles[walk] = run_with_core(p, body)
+        xs = np.random.default_rng(6).integers(0, net.input_limit + 1, size=(3, 6))
+        check_cases(p, [(net, xs, golden(net, xs, p.membrane_bits))], seed=2, valid_prob=0.7, ready_prob=0.6)
+    assert cycles["rows"]["three"] == cycles["rows"]["one"] + 16
+    assert cycles["lanes"]["one"] == cycles["rows"]["one"]
+    assert cycles["lanes"]["three"] == cycles["lanes"]["one"] + 2
+    assert cycles["lanes"]["three+empty"] == cycles["lanes"]["one"] + 4   # one clock per event into the input
 
 
 def test_dense_and_conv_lists_are_balanced():

@@ -13,6 +13,10 @@ word of a lane, and an item's read (in B) misses the sums of the two items ahead
 D2 and X then), so those are forwarded by hand, lane by lane: ``w1``/``w2`` are the writes of
 the last two clocks, and the hit flags compare the addresses one clock early (in D2) to keep the
 compares off the adder's path. No stall, no bubble.
+
+With ``walk = "lanes"`` an item is one entry per lane, each of its own event (the lanes walk their
+lists apart): the sign is per lane, and a lane without an entry comes from the synapse store as
+zeros (mask 0, word 0 of the layer), so it adds nothing and writes back what it read.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ __all__ = ["AccumulateStage"]
 
 
 class AccumulateStage(wiring.Component):
-    """In: ``accum`` (the FSM is in ACCUM), ``issue`` (an item is issued in R), ``neg`` (its sign),
+    """In: ``accum`` (the FSM is in ACCUM), ``issue`` (an item is issued in R), ``neg`` (its sign; per
+    lane with ``walk = "lanes"``),
     ``neuron_base`` (the step's layer's first word),
     ``row`` (the synapse row read, from the synapse store's D register) and ``acc`` (the accumulator
     words read, from the neuron store's D register).
@@ -46,7 +51,7 @@ class AccumulateStage(wiring.Component):
         n = p.lanes
         acc = signed(p.acc_bits)
         super().__init__({
-            "accum": In(1), "issue": In(1), "neg": In(1), "neuron_base": In(p.group_bits),
+            "accum": In(1), "issue": In(1), "neg": In(n if p.walk == "lanes" else 1), "neuron_base": In(p.group_bits),
             "row": In(data.ArrayLayout(syn_lane_layout(p), n)), "acc": In(data.ArrayLayout(acc, n)),
             "acc_addr": Out(data.ArrayLayout(p.group_bits, n)), "acc_read": Out(1), "busy": Out(1),
             "write": Out(lanes_write_signature(p, acc)), "synops": Out(ceil_log2(n + 1)),
@@ -59,13 +64,13 @@ class AccumulateStage(wiring.Component):
         m.submodules.adder = adder = SpikeAccumulator(p)
         addrs = data.ArrayLayout(p.group_bits, n)
         # the item's valid bit and sign through D, A, B, D2 and X; its row from A on
-        d_v, d_neg = Signal(), Signal()
-        a_v, a_neg = Signal(), Signal()
-        b_v, b_neg, b_addr = Signal(), Signal(), Signal(addrs)
+        d_v, d_neg = Signal(), Signal.like(self.neg)
+        a_v, a_neg = Signal(), Signal.like(self.neg)
+        b_v, b_neg, b_addr = Signal(), Signal.like(self.neg), Signal(addrs)
         b_row = Signal.like(self.row)
-        d2_v, d2_neg, d2_addr = Signal(), Signal(), Signal(addrs)
+        d2_v, d2_neg, d2_addr = Signal(), Signal.like(self.neg), Signal(addrs)
         d2_row = Signal.like(self.row)
-        x_v, x_neg, x_addr = Signal(), Signal(), Signal(addrs)
+        x_v, x_neg, x_addr = Signal(), Signal.like(self.neg), Signal(addrs)
         x_row = Signal.like(self.row)
         with m.If(self.accum):
             m.d.sync += [d_v.eq(self.issue), d_neg.eq(self.neg)]

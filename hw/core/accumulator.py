@@ -25,7 +25,8 @@ __all__ = ["SpikeAccumulator"]
 
 
 class SpikeAccumulator(wiring.Component):
-    """``acc_in`` (N x signed Bi), ``row`` (N x (weight, mask)), ``neg`` -> ``acc_out``, ``synops``."""
+    """``acc_in`` (N x signed Bi), ``row`` (N x (weight, mask)), ``neg`` (per lane with
+    ``walk = "lanes"``, whose lanes carry items of different events) -> ``acc_out``, ``synops``."""
 
     def __init__(self, params: CoreParams):
         check_params(self, params)
@@ -34,7 +35,7 @@ class SpikeAccumulator(wiring.Component):
         super().__init__({
             "acc_in": In(data.ArrayLayout(signed(p.acc_bits), n)),
             "row": In(data.ArrayLayout(syn_lane_layout(p), n)),
-            "neg": In(1),
+            "neg": In(n if p.walk == "lanes" else 1),
             "acc_out": Out(data.ArrayLayout(signed(p.acc_bits), n)),
             "synops": Out(ceil_log2(n + 1)),
         })
@@ -44,7 +45,8 @@ class SpikeAccumulator(wiring.Component):
         n = self.params.lanes
         for k in range(n):
             a, syn = self.acc_in[k], self.row[k]
-            upd = Mux(self.neg, a - syn.weight, a + syn.weight)
+            neg = self.neg[k] if self.params.walk == "lanes" else self.neg
+            upd = Mux(neg, a - syn.weight, a + syn.weight)
             m.d.comb += self.acc_out[k].eq(Mux(syn.mask, upd, a))
         m.d.comb += self.synops.eq(sum(self.row[k].mask for k in range(n)))
         return m

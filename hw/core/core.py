@@ -236,7 +236,7 @@ class Core(wiring.Component):
             ev.row_issue.eq(row), ev.end_take.eq(handoff),
             idx.accum.eq(accum), idx.pipe_addr.eq(ev.index_addr), idx.pipe_en.eq(ev.index_en),
             syn.accum.eq(accum), syn.row_load.eq(ev.load), syn.row_first.eq(ev.first_row),
-            syn.row_step.eq(row),
+            syn.row_step.eq(ev.issues),
             nst.acc_read.eq(acc.acc_read), nst.update.eq(updating), nst.word.eq(word), nst.upd_valid.eq(upd.d_valid),
             nst.acc_addr.eq(acc.acc_addr),
             acc.accum.eq(accum), acc.issue.eq(row), acc.neg.eq(ev.neg), acc.neuron_base.eq(cfg.neuron_base),

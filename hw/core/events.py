@@ -12,17 +12,26 @@ An event whose neuron has no synapses into this layer (0 rows) leaves EB without
 event register: it costs no row. Events are taken only while ``accum`` and never past the end
 marker, which stays in the event register until the core takes it (``end_take``): the next step's
 input (or this step's own output, on a loopback) stays out.
+
+With ``CoreParams.walk = "lanes"`` the event register is one walker per lane, each fed by a queue of
+its own (:data:`LANE_QUEUE` events): EB hands an event to the queue of every lane that has synapses
+of it (``counts[k] > 0``; a full queue holds EB), and walker ``k`` issues its ``counts[k]`` rows at its
+own pace, so a step costs its busiest lane instead of the sum of every list's fullest lane. The end
+marker stays in EB; it is ``end`` once every queue and walker is empty.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from cssnn.hw.params import CoreParams, check_params, event_layout, index_lane_layout
 
-__all__ = ["EventInput"]
+__all__ = ["EventInput", "LANE_QUEUE"]
+
+#: Events each lane's queue holds (``walk = "lanes"``): how far the lanes may walk apart.
+LANE_QUEUE = 8
 
 
 class EventInput(wiring.Component):
@@ -31,21 +40,23 @@ class EventInput(wiring.Component):
     of ``pending`` issues this clock), ``end_take`` (the end marker leaves the event register).
 
     Out: ``index_addr``/``index_en`` (the index memory's pipeline read), ``pending`` (a spike event
-    is in the event register: its next row may issue), ``last`` (that row is its last),
-    ``neg`` (its sign), ``end`` (the end marker is in the event register: ACCUM may end), ``load``
-    (the event register takes an event this clock) and ``first_row`` (that event's first row),
-    ``event`` (an input spike event is taken from EB: the event counter)."""
+    is in the event register: its next row may issue), ``neg`` (its sign), ``end`` (the end marker is
+    in the event register: ACCUM may end), ``load`` (the event register takes an event this clock) and
+    ``first_row`` (that event's first row), ``event`` (an input spike event is taken from EB: the
+    event counter). With ``walk = "lanes"``: ``pending`` is any walker's, ``issues`` says which lanes
+    issue a row when ``row_issue`` is high, and ``neg``, ``load`` and ``first_row`` are per lane."""
 
     def __init__(self, params: CoreParams):
         check_params(self, params)
         self.params = p = params
+        n = p.lanes if p.walk == "lanes" else 1
         super().__init__({
             "events": In(stream.Signature(event_layout(p))),
             "accum": In(1), "idx_base": In(p.slot_bits), "index_data": In(index_lane_layout(p)),
             "row_issue": In(1), "end_take": In(1),
             "index_addr": Out(p.slot_bits), "index_en": Out(1),
-            "pending": Out(1), "last": Out(1), "neg": Out(1), "end": Out(1), "load": Out(1),
-            "first_row": Out(p.row_bits), "event": Out(1),
+            "pending": Out(1), "issues": Out(n), "neg": Out(n), "end": Out(1), "load": Out(n),
+            "first_row": Out(data.ArrayLayout(p.row_bits, n) if p.walk == "lanes" else p.row_bits), "event": Out(1),
         })
 
     def elaborate(self, platform):
@@ -59,16 +70,8 @@ class EventInput(wiring.Component):
         em_v, em_neg, em_end = Signal(), Signal(), Signal()   # the index memory's read in flight
         eb_v, eb_neg, eb_end = Signal(), Signal(), Signal()
         eb = Signal(index_lane_layout(p))
-        eb_empty = Signal()        # the event in EB has no synapse rows
-        evq_v, evq_neg, evq_end = Signal(), Signal(), Signal()
-        rem = Signal(p.count_bits)  # rows of the event register's event still to issue
-        last = Signal()             # rem == 1, as a register
-        evq_take, evq_load, eb_take = Signal(), Signal(), Signal()
-
+        eb_take = Signal()         # EB's event leaves (to the event register, a queue, or nowhere)
         m.d.comb += [
-            evq_take.eq(self.row_issue & last),   # the event's last row issues
-            evq_load.eq(self.accum & eb_v & ~(eb_empty & ~eb_end) & (~evq_v | evq_take)),
-            eb_take.eq(evq_load | (self.accum & eb_v & eb_empty & ~eb_end)),
             adv.eq(~eb_v | eb_take),
             self.events.ready.eq(self.accum & ~end_in & (~e1_v | adv)),
             self.index_addr.eq(e1_slot), self.index_en.eq(adv),
@@ -80,8 +83,29 @@ class EventInput(wiring.Component):
             m.d.sync += e1_v.eq(0)
         with m.If(adv):
             m.d.sync += [em_v.eq(e1_v), em_neg.eq(e1_neg), em_end.eq(e1_end),
-                         eb_v.eq(em_v), eb_neg.eq(em_neg), eb_end.eq(em_end), eb.eq(self.index_data),
-                         eb_empty.eq(self.index_data.rows == 0)]
+                         eb_v.eq(em_v), eb_neg.eq(em_neg), eb_end.eq(em_end), eb.eq(self.index_data)]
+        with m.If(self.end_take):
+            m.d.sync += end_in.eq(0)
+        if p.walk == "lanes":
+            self._walkers(m, adv, eb_v, eb_neg, eb_end, eb, eb_take)
+        else:
+            self._register(m, adv, eb_v, eb_neg, eb_end, eb, eb_take)
+        return m
+
+    def _register(self, m, adv, eb_v, eb_neg, eb_end, eb, eb_take):
+        """The event register: EB's event, its rows issued one per ``row_issue``."""
+        eb_empty = Signal()        # the event in EB has no synapse rows
+        evq_v, evq_neg, evq_end = Signal(), Signal(), Signal()
+        rem = Signal(self.params.count_bits)  # rows of the event register's event still to issue
+        last = Signal()             # rem == 1, as a register
+        evq_take, evq_load = Signal(), Signal()
+        with m.If(adv):
+            m.d.sync += eb_empty.eq(self.index_data.rows == 0)
+        m.d.comb += [
+            evq_take.eq(self.row_issue & last),   # the event's last row issues
+            evq_load.eq(self.accum & eb_v & ~(eb_empty & ~eb_end) & (~evq_v | evq_take)),
+            eb_take.eq(evq_load | (self.accum & eb_v & eb_empty & ~eb_end)),
+        ]
         with m.If(evq_load):
             m.d.sync += [evq_v.eq(1), evq_neg.eq(eb_neg), evq_end.eq(eb_end), rem.eq(eb.rows), last.eq(eb.rows == 1)]
         with m.Elif(self.row_issue):
@@ -89,10 +113,49 @@ class EventInput(wiring.Component):
             with m.If(last):
                 m.d.sync += evq_v.eq(0)
         with m.If(self.end_take):
-            m.d.sync += [evq_v.eq(0), end_in.eq(0)]
+            m.d.sync += evq_v.eq(0)
         m.d.comb += [
-            self.pending.eq(evq_v & ~evq_end), self.last.eq(last), self.end.eq(evq_v & evq_end),
+            self.pending.eq(evq_v & ~evq_end), self.issues.eq(self.row_issue), self.end.eq(evq_v & evq_end),
             self.neg.eq(evq_neg), self.load.eq(evq_load), self.first_row.eq(eb.first),
             self.event.eq(eb_take & ~eb_end),
         ]
-        return m
+
+    def _walkers(self, m, adv, eb_v, eb_neg, eb_end, eb, eb_take):
+        """A queue and a walker per lane; EB's spike goes to the queues of the lanes it has synapses in."""
+        p = self.params
+        n = p.lanes
+        want = Signal(n)           # lanes with synapses of EB's event
+        with m.If(adv):
+            m.d.sync += want.eq(Cat(c != 0 for c in self.index_data.counts))
+        entry = data.StructLayout({"first": p.row_bits, "count": p.count_bits, "neg": 1})
+        space, busy, walking = Signal(n), Signal(n), Signal(n)
+        for k in range(n):
+            m.submodules[f"queue{k}"] = q = fifo.SyncFIFOBuffered(width=entry.size, depth=LANE_QUEUE)
+            head, nxt = entry(q.r_data), Signal(entry)
+            v, neg, last = Signal(), Signal(), Signal()
+            rem = Signal(p.count_bits)
+            issue, free, direct, load = Signal(), Signal(), Signal(), Signal()
+            m.d.comb += [
+                space[k].eq(q.w_rdy | ~want[k]), busy[k].eq((q.level != 0) | v), walking[k].eq(v),
+                issue.eq(self.row_issue & v), free.eq(~v | (issue & last)),
+                # an empty queue and a free walker: EB's event goes straight into the walker
+                direct.eq(eb_take & want[k] & (q.level == 0) & free),
+                q.w_data.eq(Cat(eb.first, eb.counts[k], eb_neg)), q.w_en.eq(eb_take & want[k] & ~direct),
+                q.r_en.eq(self.accum & q.r_rdy & free),
+                load.eq(direct | q.r_en), nxt.eq(Mux(direct, q.w_data, head)),
+                self.issues[k].eq(issue), self.load[k].eq(load), self.first_row[k].eq(nxt.first),
+                self.neg[k].eq(neg),
+            ]
+            with m.If(load):
+                m.d.sync += [v.eq(1), neg.eq(nxt.neg), rem.eq(nxt.count), last.eq(nxt.count == 1)]
+            with m.Elif(issue):
+                m.d.sync += [rem.eq(rem - 1), last.eq(rem == 2)]
+                with m.If(last):
+                    m.d.sync += v.eq(0)
+        m.d.comb += [
+            eb_take.eq(self.accum & eb_v & ~eb_end & space.all()),
+            self.pending.eq(walking.any()), self.end.eq(eb_v & eb_end & ~busy.any()),
+            self.event.eq(eb_take),
+        ]
+        with m.If(self.end_take):
+            m.d.sync += eb_v.eq(0)

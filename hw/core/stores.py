@@ -91,7 +91,9 @@ class SynapseStore(wiring.Component):
 
     Pipeline side: ``row_load`` loads ``row`` with ``row_first`` (an event's first row), else
     ``row_step`` steps it; while ``accum`` is high the memory reads ``row``; ``row_data`` is the row
-    read, registered. Random-access side: ``read`` (:func:`synapse_read_signature`; its address is
+    read, registered. With ``walk = "lanes"`` all three are per lane (each bank has its own ``row``),
+    and a lane whose bank issued no read while ``accum`` comes out of D as zeros (no synapse: mask 0,
+    word 0 of the layer). Random-access side: ``read`` (:func:`synapse_read_signature`; its address is
     used while ``accum`` is low, its ``data`` is ``row_data``) and ``write``
     (:func:`synapse_write_signature`).
     """
@@ -99,9 +101,12 @@ class SynapseStore(wiring.Component):
     def __init__(self, params: CoreParams):
         check_params(self, params)
         self.params = p = params
+        lanes = p.walk == "lanes"
         super().__init__({
             "read": In(synapse_read_signature(p)), "write": In(synapse_write_signature(p)),
-            "accum": In(1), "row_load": In(1), "row_first": In(p.row_bits), "row_step": In(1),
+            "accum": In(1), "row_load": In(p.lanes if lanes else 1),
+            "row_first": In(data.ArrayLayout(p.row_bits, p.lanes) if lanes else p.row_bits),
+            "row_step": In(p.lanes if lanes else 1),
             "row_data": Out(_row(p)),
         })
 
@@ -110,17 +115,33 @@ class SynapseStore(wiring.Component):
         m = Module()
         m.submodules.mem = mem = SynapseMemory(p)
         # the read address comes from a register: timing (docs/BOARDS.md, item 19)
-        row = Signal(p.row_bits)
-        with m.If(self.row_load):
-            m.d.sync += row.eq(self.row_first)
-        with m.Elif(self.row_step):
-            m.d.sync += row.eq(row + 1)
-        m.d.comb += mem.read_addr.eq(self.read.addr)
-        with m.If(self.accum):
-            m.d.comb += mem.read_addr.eq(row)
-        # D: the memory output registered before any logic
         d_syn = Signal.like(mem.read_data)
-        m.d.sync += d_syn.eq(mem.read_data)
+        if p.walk == "lanes":
+            for k in range(p.lanes):
+                row, zero = Signal(p.row_bits), Signal()
+                with m.If(self.row_load[k]):
+                    m.d.sync += row.eq(self.row_first[k])
+                with m.Elif(self.row_step[k]):
+                    m.d.sync += row.eq(row + 1)
+                m.d.comb += mem.read_addr[k].eq(Mux(self.accum, row, self.read.addr))
+                # D: the memory output registered before any logic; zeros (a synchronous reset) for a
+                # lane that read nothing
+                m.d.sync += zero.eq(self.accum & ~self.row_step[k])
+                with m.If(zero):
+                    m.d.sync += d_syn[k].eq(0)
+                with m.Else():
+                    m.d.sync += d_syn[k].eq(mem.read_data[k])
+        else:
+            row = Signal(p.row_bits)
+            with m.If(self.row_load):
+                m.d.sync += row.eq(self.row_first)
+            with m.Elif(self.row_step):
+                m.d.sync += row.eq(row + 1)
+            m.d.comb += mem.read_addr.eq(self.read.addr)
+            with m.If(self.accum):
+                m.d.comb += mem.read_addr.eq(row)
+            # D: the memory output registered before any logic
+            m.d.sync += d_syn.eq(mem.read_data)
         m.d.comb += [
             self.row_data.eq(d_syn), self.read.data.eq(d_syn),
             mem.write_addr.eq(self.write.addr), mem.write_lane.eq(self.write.lane),

@@ -13,6 +13,9 @@ a time (lane-granular enables), which is what a host link or a learning engine n
 
 With ``CoreParams.synapse_ram = "spram"`` the memory is built from iCE40 UltraPlus SPRAM instead
 (:class:`~cssnn.hw.core.spram.SpramSynapseMemory`: same ports and timing, a simulation model off-chip).
+
+With ``CoreParams.walk = "lanes"`` each lane is a memory of its own (a bank), read at its own
+address: ``read_addr`` is then one address per lane.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ __all__ = ["SynapseMemory"]
 
 
 class SynapseMemory(wiring.Component):
-    """Ports: ``read_addr``, ``read_en`` (hold when 0) -> ``read_data`` (N lanes, one clock later);
+    """Ports: ``read_addr`` (per lane with ``walk = "lanes"``), ``read_en`` (hold when 0) -> ``read_data``
+    (N lanes, one clock later);
     ``write_addr``, ``write_lane``, ``write_data`` (one lane: weight, offset, mask), ``write_en``."""
 
     def __init__(self, params: CoreParams):
@@ -35,7 +39,8 @@ class SynapseMemory(wiring.Component):
         self.params = p = params
         self.lane = syn_lane_layout(p)
         super().__init__({
-            "read_addr": In(p.row_bits), "read_en": In(1, init=1),
+            "read_addr": In(data.ArrayLayout(p.row_bits, p.lanes) if p.walk == "lanes" else p.row_bits),
+            "read_en": In(1, init=1),
             "read_data": Out(data.ArrayLayout(self.lane, p.lanes)),
             "write_addr": In(p.row_bits), "write_lane": In(max(1, p.lane_bits)),
             "write_data": In(self.lane), "write_en": In(1),
@@ -51,6 +56,14 @@ class SynapseMemory(wiring.Component):
             for name in ("read_addr", "read_en", "write_addr", "write_lane", "write_data", "write_en"):
                 m.d.comb += getattr(inner, name).eq(getattr(self, name))
             m.d.comb += self.read_data.eq(inner.read_data)
+            return m
+        if p.walk == "lanes":
+            for k in range(p.lanes):
+                m.submodules[f"bank{k}"] = bank = memory.Memory(shape=self.lane, depth=p.synapse_rows, init=[])
+                wr, rd = bank.write_port(), bank.read_port(domain="sync")
+                m.d.comb += [rd.addr.eq(self.read_addr[k]), rd.en.eq(self.read_en), self.read_data[k].eq(rd.data),
+                             wr.addr.eq(self.write_addr), wr.data.eq(self.write_data),
+                             wr.en.eq(self.write_en & (self.write_lane == k))]
             return m
         m.submodules.mem = mem = memory.Memory(shape=data.ArrayLayout(self.lane, p.lanes), depth=p.synapse_rows,
                                                init=[])

@@ -23,7 +23,7 @@ from amaranth.lib import data, enum
 
 from cssnn.hw.learn import LearnParams
 from cssnn.hw.memmap import ORDERS, PROTOCOL_VERSION, AccelParams, Sel
-from cssnn.hw.params import SYNAPSE_RAMS, CoreParams, pack
+from cssnn.hw.params import SYNAPSE_RAMS, WALKS, CoreParams, pack
 
 __all__ = [
     "SYNC_REQUEST", "SYNC_REPLY", "CRC_BYTES", "MAX_LEN", "MAGIC", "Cmd", "Status", "NO_CMD",
@@ -114,16 +114,17 @@ def unpack_bytes(layout: data.StructLayout, blob: bytes) -> data.Const:
 # ---------------------------------------------------------------------------------------------
 
 #: Field order of the identity block: every field of CoreParams, then of AccelParams (but core),
-#: each a u32. ``synapse_ram`` (a name) is sent as its index in :data:`SYNAPSE_RAMS`.
+#: each a u32. A name (``synapse_ram``, ``order``, ``walk``) is sent as its index in its tuple
+#: (:data:`ENUM_FIELDS`).
 CORE_FIELDS = ("lanes", "weight_bits", "membrane_bits", "output_bits", "acc_bits", "bias_bits",
                "threshold_bits", "neurons", "synapse_rows", "counter_bits", "synapse_ram", "layer_words", "acc_words",
-               "list_rows")
+               "list_rows", "walk")
 ACCEL_FIELDS = ("max_layers", "timestep_bits", "fifo_depth", "tap_depth", "order")
 #: The learning engine's fields (LearnParams), all 0 when the accelerator has none.
 LEARN_FIELDS = ("inputs", "neurons", "window", "weight_bits")
-ENUM_FIELDS = {"synapse_ram": SYNAPSE_RAMS, "order": ORDERS}
+ENUM_FIELDS = {"synapse_ram": SYNAPSE_RAMS, "order": ORDERS, "walk": WALKS}
 
-#: The identity block (protocol version 5, 112 bytes), little-endian.
+#: The identity block (protocol version 6, 116 bytes), little-endian.
 IDENTITY_LAYOUT = data.StructLayout({
     "magic": 32,
     "protocol_version": 16,
@@ -135,7 +136,7 @@ IDENTITY_LAYOUT = data.StructLayout({
     "learn": data.StructLayout({name: 32 for name in LEARN_FIELDS}),
     "fifo_depth": 32,           # bytes the link queues in each direction (0: none; version 4)
 })
-IDENTIFY_BYTES = IDENTITY_LAYOUT.size // 8  #: 112 for protocol version 5
+IDENTIFY_BYTES = IDENTITY_LAYOUT.size // 8  #: 116 for protocol version 6
 MAGIC_VALUE = int.from_bytes(MAGIC, "little")
 
 

@@ -158,8 +158,16 @@ class NetworkImage:
         index = lane_shape(p, HostMem.INDEX)
         for w in range(self.neuron_base, self.words_used):
             for k in range(p.lanes):
-                yield HostMem.INDEX, w, k, pack(index, {"first": int(self.index_first[w, k]),
-                                                        "rows": int(self.index_rows[w, k])})
+                yield HostMem.INDEX, w, k, pack(index, self.index_entry(w, k))
+
+    def index_entry(self, word: int, lane: int) -> dict:
+        """The index entry of slot ``word * N + lane`` (:func:`~cssnn.hw.params.index_lane_layout`): its
+        list's first row and row count, or (``walk = "lanes"``) each lane's rows of it (a lane's
+        synapses are the first rows of its column of the list)."""
+        first, rows = int(self.index_first[word, lane]), int(self.index_rows[word, lane])
+        if self.params.walk == "lanes":
+            return {"first": first, "counts": [int(c) for c in self.syn_mask[first:first + rows].sum(axis=0)]}
+        return {"first": first, "rows": rows}
 
     def input_writes(self, x) -> list[tuple[HostMem, int, int, int]]:
         """Host writes that load one sample's integer input ``x`` (n_inputs values) as the encoder's bias

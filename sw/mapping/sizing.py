@@ -15,17 +15,29 @@ from cssnn.hw.params import CoreParams, width_floors
 from cssnn.sw.mapping.requirements import requirements
 from cssnn.sw.spec.network import SpikingNetwork
 
-__all__ = ["params_for", "pow2_at_least", "synapse_memory"]
+__all__ = ["params_for", "pow2_at_least", "synapse_memory", "LANE_WALK_LANES", "default_walk"]
 
 
 def pow2_at_least(n: int) -> int:
     return 1 << max(0, int(n - 1).bit_length())
 
 
+#: Lanes from which :func:`params_for` has the lanes walk their lists apart (``CoreParams.walk =
+#: "lanes"``): with few lanes a list's lanes are nearly even anyway, and the queues and the wider
+#: index entries cost logic the iCEBreaker does not have (measured: docs/HARDWARE.md, "Lane walk").
+LANE_WALK_LANES = 4
+
+
+def default_walk(lanes: int) -> str:
+    """The list walk :func:`params_for` chooses for ``lanes`` lanes (:data:`LANE_WALK_LANES`)."""
+    return "lanes" if lanes >= LANE_WALK_LANES else "rows"
+
+
 def params_for(net: SpikingNetwork, *, lanes: int = 8, counter_bits: int = 32, pow2_depths: bool = True,
-               order: str = "waves", **accel_kwargs) -> AccelParams:
-    """The accelerator parameters sized for ``net`` with ``lanes`` lanes and the evaluation ``order``
-    (default waves, the faster; its loopback FIFO holds more: :meth:`AccelParams.loopback_entries`),
+               order: str = "waves", walk: str | None = None, **accel_kwargs) -> AccelParams:
+    """The accelerator parameters sized for ``net`` with ``lanes`` lanes, the evaluation ``order``
+    (default waves, the faster; its loopback FIFO holds more: :meth:`AccelParams.loopback_entries`)
+    and the list ``walk`` (default: ``"lanes"`` from :data:`LANE_WALK_LANES` lanes on, else ``"rows"``),
     memory depths rounded up to powers of two unless ``pow2_depths`` is false; extra keywords go to
     :class:`AccelParams`.
 
@@ -42,7 +54,8 @@ def params_for(net: SpikingNetwork, *, lanes: int = 8, counter_bits: int = 32, p
                       acc_bits=max(req.acc_bits, floor["acc_bits"]), bias_bits=max(req.bias_bits, floor["bias_bits"]),
                       threshold_bits=req.threshold_bits, counter_bits=counter_bits, neurons=words * lanes,
                       synapse_rows=rows, layer_words=req.layer_words, list_rows=req.list_rows,
-                      acc_words=min(words, pow2_at_least(req.weight_layer_words)))
+                      acc_words=min(words, pow2_at_least(req.weight_layer_words)),
+                      walk=walk or default_walk(lanes))
     kw = dict(max_layers=max(2, pow2_at_least(req.n_layers + 1)), timestep_bits=max(1, req.timesteps.bit_length()),
               order=order)
     kw.update(accel_kwargs)
