@@ -76,7 +76,7 @@ def pruned_digits(data, lanes_list, samples, backend, order: str = "waves", walk
     xs = quantize_input(data.x_test[:samples], nets[0.0].input_bits)
     rows = []
     for lanes in lanes_list:
-        ap = params_for(nets[0.0], lanes=lanes, order=order, walk=walk)   # the dense network's accelerator holds them all
+        ap = params_for(nets[0.0], lanes=lanes, order=order, walk=walk or default_walk(lanes))   # the dense network's accelerator holds them all
         with Accelerator(open_backend(backend, ap)) as acc:
             for s, net in nets.items():
                 rows.append({"lanes": lanes, "sparsity": s, **run_net(acc, ap, net, xs, data.y_test[:samples])})
@@ -124,7 +124,7 @@ def conv_digits(data, lanes, samples, backend, order: str = "waves", walk: str |
     ann, trained = conv_ann(data)
     net = convert(ann, data.x_train, ConversionConfig())
     xs = quantize_input(data.x_test[:samples], net.input_bits)
-    ap = params_for(net, lanes=lanes, order=order, walk=walk)
+    ap = params_for(net, lanes=lanes, order=order, walk=walk or default_walk(lanes))
     with Accelerator(open_backend(backend, ap)) as acc:
         r = run_net(acc, ap, net, xs, data.y_test[:samples])
     return {"lanes": lanes, "trained": trained,
@@ -156,7 +156,7 @@ def random_networks(lanes, count, backend, seed: int = 2026, order: str = "waves
 
 def large_layer(samples, backend, lanes: int = 2, order: str = "waves", walk: str | None = None) -> list[dict]:
     nets = {d: mlp_784_256_10(density=d) for d in (1.0, 0.5, 0.2, 0.1, 0.05)}
-    ap = params_for(nets[1.0], lanes=lanes, order=order, walk=walk)
+    ap = params_for(nets[1.0], lanes=lanes, order=order, walk=walk or default_walk(lanes))
     xs = np.random.default_rng(0).integers(0, nets[1.0].input_limit + 1, size=(samples, 784))
     rows = []
     with Accelerator(open_backend(backend, ap)) as acc:
@@ -184,7 +184,8 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", choices=("verilator", "amaranth"), default="verilator")
     ap.add_argument("--order", choices=ORDERS, default="waves", help="the evaluation order (default waves)")
     ap.add_argument("--walk", choices=WALKS, default=None,
-                    help="the list walk (default: lanes from 4 lanes on, else rows; docs/HARDWARE.md)")
+                    help="the list walk (default: lanes from 4 lanes on, else rows, whatever the dense network's "
+                         "lanes; docs/HARDWARE.md)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()

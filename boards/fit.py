@@ -27,7 +27,7 @@ from cssnn.hw.learn import LearnMem
 from cssnn.hw.memmap import ORDERS, AccelParams, Sel, layer_layout
 from cssnn.hw.params import CoreParams, index_lane_layout
 from cssnn.sw.mapping.image import place_network
-from cssnn.sw.mapping.requirements import DoesNotFit
+from cssnn.sw.mapping.requirements import DoesNotFit, requirements
 from cssnn.sw.mapping.sizing import default_walk, params_for, pow2_at_least
 from cssnn.sw.spec.network import SpikingNetwork
 
@@ -309,9 +309,9 @@ def board_params(net: SpikingNetwork, board, *, lanes: int | None = None, synaps
 
     ``lanes``: force a lane count (default: the largest of ``board.lanes`` whose estimate fits);
     ``order``: force the evaluation order (default: ``"waves"`` if it fits with that lane count, else
-    ``"chain"``); ``walk``: force the list walk (default: ``"lanes"`` from
-    :data:`~cssnn.sw.mapping.sizing.LANE_WALK_LANES` lanes on with block RAM, if it fits: its banks
-    of one lane fill block RAMs less well, else ``"rows"``); ``synapse_ram``: force ``"block"`` or
+    ``"chain"``); ``walk``: force the list walk (default: with block RAM
+    :func:`~cssnn.sw.mapping.sizing.default_walk`'s choice if it fits: banks of one lane fill block
+    RAMs less well, else ``"rows"``); ``synapse_ram``: force ``"block"`` or
     ``"spram"`` (default: the board's); ``free_depths``: round
     depths up to the RAM primitives' free depth. Raises :class:`DoesNotFit` naming the resource
     that runs out (for the smallest lane count tried) or the reason the network cannot run at all."""
@@ -323,7 +323,12 @@ def board_params(net: SpikingNetwork, board, *, lanes: int | None = None, synaps
     orders = ORDERS[::-1] if order is None else (order,)   # waves first: faster, when it fits
     error = None
     for n in candidates:
-        walks = (walk,) if walk else ("lanes", "rows") if default_walk(n) == "lanes" and ram == "block" else ("rows",)
+        if walk:
+            walks = (walk,)
+        elif ram == "block":   # the lanes walk where they gain, else rows; rows where the banks do not fit
+            walks = tuple(dict.fromkeys((_default_walk(net, n), "rows")))
+        else:
+            walks = ("rows",)
         for w, o in itertools.product(walks, orders):
             try:
                 ap = _sized(net, board, n, ram, free_depths, o, w)
@@ -335,6 +340,13 @@ def board_params(net: SpikingNetwork, board, *, lanes: int | None = None, synaps
             except DoesNotFit as e:
                 error = e
     raise error
+
+
+def _default_walk(net: SpikingNetwork, lanes: int) -> str:
+    try:
+        return default_walk(lanes, requirements(net, lanes))
+    except ValueError:   # DoesNotFit: _sized names it
+        return "rows"
 
 
 def _sized(net: SpikingNetwork, board: Board, lanes: int, ram: str, free_depths: bool, order: str,

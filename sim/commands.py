@@ -106,7 +106,7 @@ def cmd_sim(args) -> None:
         "trace": str(args.trace) if args.trace else None,
         "hardware": {"lanes": ap.core.lanes, **{k: getattr(ap.core, k) for k in (
             "weight_bits", "membrane_bits", "output_bits", "acc_bits", "bias_bits", "threshold_bits", "neurons",
-            "synapse_rows", "layer_words", "list_rows")}, "order": ap.order, "fifo_depth": ap.fifo_depth},
+            "synapse_rows", "layer_words", "list_rows", "walk")}, "order": ap.order, "fifo_depth": ap.fifo_depth},
         "command": command_line(args),
     }
     verdict = "BIT-EXACT" if payload["bit_exact"] else f"{payload['mismatches']} MISMATCHING SAMPLES"

@@ -14,7 +14,7 @@ from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from cssnn.boards.commands import register
-from cssnn.boards.fit import LOGIC_FILL, board_params, check_estimate, check_synth, estimate, ram_blocks
+from cssnn.boards.fit import LOGIC_FILL, board_params, check_estimate, check_synth, estimate, memories, ram_blocks
 from cssnn.boards.pll import ecp5_pll, ice40_pll, pll_config
 from cssnn.boards.program import ProgrammerMissing, program
 from cssnn.boards.report import ReportError, parse_report, parse_yosys_stat
@@ -178,6 +178,17 @@ def test_digits_fits_icebreaker_with_room_and_spram():
     assert ecp.fifo_depth == ecp.loopback_entries([64, 64, 32]) == 65 + 65 + 33 + 65
     assert board_params(net, "icebreaker", order="waves").order == "waves"
     assert estimate(replace(ap, order="waves"), b)["ICESTORM_LC"] > LOGIC_FILL * 5280
+    # the list walk: rows on both (the iCE40's SPRAM holds whole rows; the dense network's lanes are
+    # even, so on the ECP5 a bank and a queue per lane would cost logic for nothing); where a pruned
+    # network's lanes are uneven, the ECP5 walks lanes; forced, either, or a one-line reason
+    assert (ap.core.walk, ecp.core.walk) == ("rows", "rows")
+    assert board_params(mlp_784_256_10(density=0.1), "ulx3s-85f").core.walk == "lanes"
+    lanes = board_params(net, "ulx3s-85f", walk="lanes")
+    assert lanes.core.walk == "lanes" and lanes.core.lanes == 16
+    with pytest.raises(DoesNotFit, match="walk='lanes' needs synapse_ram='block'"):
+        board_params(net, "icebreaker", walk="lanes", lanes=2)
+    banks = {m["name"]: m for m in memories(lanes)}
+    assert banks["synapse"]["copies"] == 16 and banks["lane queues"]["copies"] == 16
 
 
 def test_mlp_784_does_not_fit_icebreaker_but_fits_ulx3s(tmp_path):
@@ -189,6 +200,10 @@ def test_mlp_784_does_not_fit_icebreaker_but_fits_ulx3s(tmp_path):
     ap = board_params(net, "ulx3s-85f")
     est = estimate(ap, "ulx3s-85f")
     assert est["DP16KD"] <= 208 and est["TRELLIS_COMB"] < 83640
+    # a bank per lane fills the DP16KDs less well (13 of 18 bits): the dense layer walks rows
+    assert ap.core.walk == "rows" and ap.core.lanes == 16
+    with pytest.raises(DoesNotFit, match="block RAMs"):
+        board_params(net, "ulx3s-85f", walk="lanes", lanes=16)
     # the build stops at the sizing step: no tool runs, no build directory
     from cssnn.boards.build import build
 

@@ -5,6 +5,8 @@ networks through the host port of one simulation and compares every spike of eve
 membrane, the logits, the class and the counters with the golden model.
 """
 
+from dataclasses import replace
+
 import pytest
 
 from cssnn.hw.params import CoreParams
@@ -16,10 +18,12 @@ WIDE = CoreParams(lanes=8, weight_bits=8, membrane_bits=13, output_bits=32, acc_
 #: A narrow configuration: 2 lanes, small widths (saturation is common), small memories.
 NARROW = CoreParams(lanes=2, weight_bits=5, membrane_bits=10, output_bits=20, acc_bits=10, bias_bits=10,
                     threshold_bits=8, neurons=64, synapse_rows=512)
+#: WIDE with each lane walking its own part of a list (a bank, a queue and a walker per lane).
+LANES = replace(WIDE, walk="lanes")
 
 
-@pytest.mark.parametrize("p", [WIDE, NARROW, CoreParams(lanes=1, neurons=4, synapse_rows=4)],
-                         ids=["wide", "narrow", "one-lane"])
+@pytest.mark.parametrize("p", [WIDE, NARROW, CoreParams(lanes=1, neurons=4, synapse_rows=4), LANES],
+                         ids=["wide", "narrow", "one-lane", "lane-walk"])
 def test_verilator_lint_clean(p):
     _, path = core_verilog(p)
     res = lint(path)
@@ -55,7 +59,7 @@ def test_cocotb_random_narrow():
     _check(report, 200)
 
 
-@pytest.mark.parametrize("p", [WIDE, NARROW], ids=["wide", "narrow"])
+@pytest.mark.parametrize("p", [WIDE, NARROW, LANES], ids=["wide", "narrow", "lane-walk"])
 def test_cocotb_sparse_random_networks(p):
     """Random existence masks (densities 1% to 100%), empty fan-outs, one-lane layers, conv and pool."""
     spec = {"sparse": {"seed": 13 + p.lanes, "networks": 120, "samples": 2, "max_size": 40},

@@ -119,6 +119,22 @@ def test_lanes_walk_their_own_lists():
     assert cycles["lanes"]["three+empty"] == cycles["lanes"]["one"] + 4   # one clock per event into the input
 
 
+def test_default_walk_follows_the_lanes_imbalance():
+    """params_for has the lanes walk apart from 4 lanes on where walking rows would issue at least
+    LANE_WALK_GAIN times the busiest lanes' synapses: one-lane lists yes, a dense layer no."""
+    from cssnn.sw.mapping.sizing import LANE_WALK_GAIN, default_walk
+
+    one_lane = requirements(_one_lane_lists(), 4)
+    assert one_lane.synapse_rows == 24 and one_lane.busiest_lane_synapses == 8    # 3 lists of 8 in 3 lanes
+    dense = _net([SpikingLayer(Dense(6, 32), np.ones((32, 6), int), np.zeros(32, int), None)])
+    req = requirements(dense, 4)
+    assert req.synapse_rows == req.busiest_lane_synapses == 48 < LANE_WALK_GAIN * 48
+    assert [default_walk(4, one_lane), default_walk(4, req), default_walk(2, one_lane), default_walk(4)] == [
+        "lanes", "rows", "rows", "lanes"]
+    assert params_for(_one_lane_lists(), lanes=4).core.walk == "lanes"
+    assert params_for(dense, lanes=8).core.walk == "rows" and params_for(dense, lanes=8, walk="lanes").core.walk == "lanes"
+
+
 def test_dense_and_conv_lists_are_balanced():
     # dense: every presynaptic neuron has ceil(n_out / N) rows
     conn = np.ones((20, 7), bool)

@@ -87,6 +87,7 @@ def test_cli_sim_amaranth_and_dataset_file(capsys, tmp_path, digits_file, digits
                        "--lanes", "4", "--json")
     r = json.loads(out)
     assert code == 0 and r["bit_exact"] and r["samples"] == 3 and r["hardware"]["lanes"] == 4
+    assert r["hardware"]["walk"] == "rows"   # the dense network's lanes are even: no lane walk
     net, _ = digits_network(6)
     img = place_network(net, params_for(net, lanes=4).core)
     assert r["synapses"] == img.synapses == sum(layer.synapses for layer in net.layers)

@@ -48,6 +48,8 @@ class LayerGeometry:
     slots: np.ndarray = field(compare=False, repr=False)
     #: synapse rows of each presynaptic neuron's list into this layer (empty for the encoder)
     list_rows: np.ndarray = field(compare=False, repr=False)
+    #: synapses into the neurons of each lane (what that lane walks when every neuron spikes once)
+    lane_synapses: np.ndarray = field(compare=False, repr=False, default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def rows(self) -> int:
@@ -71,7 +73,8 @@ def layer_geometry(net: SpikingNetwork, lanes: int) -> list[LayerGeometry]:
         extra = [channels_minor_slots(shape.out_shape)] if shape.kind != "dense" else []
         slots = identity_slots(sizes[l]) if l == L else assign_slots(conn, lanes, extra)
         out.append(LayerGeometry(l, sizes[l], -(-sizes[l] // lanes), conn.shape[1], int(conn.sum()), slots,
-                                 list_rows(conn, slots, lanes)))
+                                 list_rows(conn, slots, lanes),
+                                 np.bincount(slots % lanes, weights=conn.sum(axis=1), minlength=lanes).astype(np.int64)))
     return out
 
 
@@ -122,6 +125,13 @@ class Requirements:
     def synapses(self) -> int:
         """Synapses that exist (each one lane of one synapse row)."""
         return sum(g.synapses for g in self.geometry)
+
+    @property
+    def busiest_lane_synapses(self) -> int:
+        """Per weight layer the synapses of its busiest lane, summed: the rows the lanes walk when they
+        walk their own lists (``walk = "lanes"``) and every neuron spikes once; ``synapse_rows`` is
+        the same walking rows together."""
+        return sum(int(g.lane_synapses.max(initial=0)) for g in self.geometry[1:])
 
     @property
     def largest_layer(self) -> int:
