@@ -76,7 +76,8 @@ def pruned_digits(data, lanes_list, samples, backend, order: str = "waves", walk
     xs = quantize_input(data.x_test[:samples], nets[0.0].input_bits)
     rows = []
     for lanes in lanes_list:
-        ap = params_for(nets[0.0], lanes=lanes, order=order, walk=walk or default_walk(lanes))   # the dense network's accelerator holds them all
+        # the dense network's accelerator holds them all
+        ap = params_for(nets[0.0], lanes=lanes, order=order, walk=walk or default_walk(lanes))
         with Accelerator(open_backend(backend, ap)) as acc:
             for s, net in nets.items():
                 rows.append({"lanes": lanes, "sparsity": s, **run_net(acc, ap, net, xs, data.y_test[:samples])})

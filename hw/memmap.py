@@ -49,7 +49,7 @@ class Sel(enum.IntEnum, shape=4):
     STATE = HostMem.STATE.value      #: words x N: membrane (signed Bm), fired flag above it
     BIAS = HostMem.BIAS.value        #: words x N: bias (signed Bb); the encoder's bias is the sample's input x
     ACC = HostMem.ACC.value          #: words x N: per-step accumulator (signed Bi)
-    INDEX = HostMem.INDEX.value      #: words x N: a presynaptic neuron's synapse rows (first row, row count)
+    INDEX = HostMem.INDEX.value      #: words x N: a presynaptic neuron's synapse rows (first row, row count or counts)
     LAYER = 5    #: max_layers entries of :func:`layer_layout` (layer 0 = encoder ... layer L = output)
     ROUTE = 6    #: max_layers entries: :class:`Route` destination mask of each layer's output spikes
     REG = 7      #: registers, :class:`Reg`

@@ -42,7 +42,7 @@ class HostMem(enum.IntEnum, shape=3):
     STATE = 1    #: lane = (membrane: signed Bm, fired flag: 1 bit above it)
     BIAS = 2     #: lane = signed Bb
     ACC = 3      #: lane = signed Bi
-    INDEX = 4    #: lane = (first: a synapse row, rows: how many), per presynaptic neuron slot
+    INDEX = 4    #: lane = (first: a synapse row, rows: how many; walk = "lanes": counts, per lane), per presynaptic neuron slot
 
 
 MAX_LANES = 256
