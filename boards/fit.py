@@ -101,8 +101,8 @@ WAVES_LOGIC_ICE40 = 36
 
 #: Logic of the lane walk per lane (a walker, an event queue, a bank's row register and read-address
 #: select, the sign through the accumulate stage): measured on the digits network's ULX3S build with
-#: ``--walk lanes``, 16 lanes: 12,413 -> 14,441 LUT4.
-LANE_WALK_LOGIC = 127
+#: ``--walk lanes``, 16 lanes: 12,500 -> 14,441 LUT4.
+LANE_WALK_LOGIC = 121
 
 
 def memories(ap: AccelParams, *, max_payload: int = 256, table_ram: str | None = None,

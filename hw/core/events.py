@@ -11,9 +11,7 @@ and the index memory's read data)::
 An event whose neuron has no synapses into this layer (0 rows) leaves EB without entering the
 event register: it costs no row. Events are taken only while ``accum`` and never past the end
 marker, which stays in the event register until the core takes it (``end_take``): the next step's
-input (or this step's own output, on a loopback) stays out. From :data:`READY_REGISTER_LANES` lanes
-on, ``events.ready`` is a function of registers only: an event that arrives while E1 is held waits
-in a skid register, and E1 takes it before the stream's next (timing; no clock lost).
+input (or this step's own output, on a loopback) stays out.
 
 With ``CoreParams.walk = "lanes"`` the event register is one walker per lane, each fed by a queue of
 its own (:data:`LANE_QUEUE` events): EB hands an event to the queue of every lane that has synapses
@@ -30,15 +28,10 @@ from amaranth.lib.wiring import In, Out
 
 from cssnn.hw.params import CoreParams, check_params, event_layout, index_lane_layout
 
-__all__ = ["EventInput", "LANE_QUEUE", "READY_REGISTER_LANES"]
+__all__ = ["EventInput", "LANE_QUEUE"]
 
 #: Events each lane's queue holds (``walk = "lanes"``): how far the lanes may walk apart.
 LANE_QUEUE = 8
-
-#: Lanes from which ``events.ready`` comes from registers (a skid register in front of E1): from the
-#: row path through E1, EB and the event register to the router's FIFO was the ECP5's critical path
-#: (95.7 MHz, 16 lanes, seed 1); the iCE40 builds (2 lanes) meet their clock without its logic.
-READY_REGISTER_LANES = 4
 
 
 class EventInput(wiring.Component):
@@ -78,30 +71,16 @@ class EventInput(wiring.Component):
         eb_v, eb_neg, eb_end = Signal(), Signal(), Signal()
         eb = Signal(index_lane_layout(p))
         eb_take = Signal()         # EB's event leaves (to the event register, a queue, or nowhere)
-        take = Signal()            # an event is taken from the stream
         m.d.comb += [
-            adv.eq(~eb_v | eb_take), take.eq(self.events.valid & self.events.ready),
+            adv.eq(~eb_v | eb_take),
+            self.events.ready.eq(self.accum & ~end_in & (~e1_v | adv)),
             self.index_addr.eq(e1_slot), self.index_en.eq(adv),
         ]
-        with m.If(take):
-            m.d.sync += end_in.eq(ev.end)
-        if p.lanes >= READY_REGISTER_LANES:
-            # ``events.ready`` from registers: an event that comes while E1 is held waits in a skid
-            # register, which E1 takes first (no clock lost: the stream resumes as the skid empties)
-            s_v, s_neg, s_end, s_index = Signal(), Signal(), Signal(), Signal(p.index_bits)
-            src = [Mux(s_v, a, b) for a, b in ((s_neg, ev.neg), (s_end, ev.end), (s_index, ev.index))]
-            m.d.comb += self.events.ready.eq(self.accum & ~end_in & ~s_v)
-            with m.If(~e1_v | adv):
-                m.d.sync += [e1_v.eq(s_v | take), e1_neg.eq(src[0]), e1_end.eq(src[1]),
-                             e1_slot.eq(self.idx_base + src[2]), s_v.eq(0)]
-            with m.Elif(take):
-                m.d.sync += [s_v.eq(1), s_neg.eq(ev.neg), s_end.eq(ev.end), s_index.eq(ev.index)]
-        else:
-            m.d.comb += self.events.ready.eq(self.accum & ~end_in & (~e1_v | adv))
-            with m.If(take):
-                m.d.sync += [e1_v.eq(1), e1_neg.eq(ev.neg), e1_end.eq(ev.end), e1_slot.eq(self.idx_base + ev.index)]
-            with m.Elif(adv):
-                m.d.sync += e1_v.eq(0)
+        with m.If(self.events.valid & self.events.ready):
+            m.d.sync += [e1_v.eq(1), e1_neg.eq(ev.neg), e1_end.eq(ev.end), e1_slot.eq(self.idx_base + ev.index),
+                         end_in.eq(ev.end)]
+        with m.Elif(adv):
+            m.d.sync += e1_v.eq(0)
         with m.If(adv):
             m.d.sync += [em_v.eq(e1_v), em_neg.eq(e1_neg), em_end.eq(e1_end),
                          eb_v.eq(em_v), eb_neg.eq(em_neg), eb_end.eq(em_end), eb.eq(self.index_data)]
