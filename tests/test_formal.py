@@ -23,6 +23,7 @@ from cssnn.verif.proofs import (
     controller_proof,
     crc_proof,
     credit_fifo_proof,
+    lane_walk_proof,
     hostlink_proof,
     receiver_proof,
     router_proof,
@@ -305,3 +306,26 @@ def test_formal_credit_fifo_never_overflows_and_keeps_the_events(mutant, scorebo
     proof = credit_fifo_proof(update.UpdateStage, output_stage, P, scoreboard=scoreboard)
     depth = CREDIT_SCOREBOARD_DEPTH if scoreboard else CREDIT_DEPTH
     _check(prove(proof, "credit", mode="bmc", depth=depth, workdir=tmp_path), passes=passes)
+
+
+# ---- the lane walk: every lane issues exactly its rows before the end marker (bounded) ----
+
+#: BMC depth: events through E1, the index read and EB into a walker and a queue of 2, their rows
+#: (up to 3 each) and the end marker's handoff, twice.
+LANE_WALK_DEPTH = 14
+LANE_WALK_MUTANTS = {
+    # the end register forgets the event EB hands on in the same clock
+    "end-misses-the-last-event": ("idle.eq(~busy.any() & ~eb_take)", "idle.eq(~busy.any())"),
+    "a-row-too-few": ("last.eq(nxt.count == 1)", "last.eq(nxt.count == 2)"),
+}
+
+
+@pytest.mark.parametrize("mutant", [None, *LANE_WALK_MUTANTS], ids=["design", *(f"mutant-{k}" for k in LANE_WALK_MUTANTS)])
+def test_formal_lane_walk_issues_every_lanes_rows_before_the_end(mutant, monkeypatch, tmp_path):
+    import cssnn.hw.core.events as events
+
+    p = CoreParams(lanes=2, neurons=8, synapse_rows=16, list_rows=3, walk="lanes")
+    namespace = vars(events) if mutant is None else _mutant(events, *LANE_WALK_MUTANTS[mutant])
+    monkeypatch.setitem(namespace, "LANE_QUEUE", 2)     # small queues: full and empty within the depth
+    proof = lane_walk_proof(namespace["EventInput"], p)
+    _check(prove(proof, "lane_walk", mode="bmc", depth=LANE_WALK_DEPTH, workdir=tmp_path), passes=mutant is None)

@@ -20,6 +20,9 @@ can hand it a planted mutant and expect a counterexample.
   events leaving are the words' spikes and end markers, each once, in order.
 - :func:`byte_fifo_proof`: the host link's byte FIFO keeps every byte, in order, refuses only when
   full and offers a byte inside within its latency.
+- :func:`lane_walk_proof`: the event input with the lane walk: every lane issues exactly the rows its
+  part of the step's spikes has (``counts[k]`` of each), never more, all of them before the end
+  marker shows.
 - :func:`hostlink_proof`: the whole host link at its ports (with an :class:`AbstractCrc`): one
   well-formed reply per frame, no bus write or run without a good CRC or outside the request, and
   never a wedge while a reply is owed.
@@ -55,7 +58,7 @@ from cssnn.verif.formal import any_const, any_seq, initial
 
 __all__ = ["skid_buffer_proof", "byte_fifo_proof", "hostlink_proof", "AbstractCrc", "tsa_lane_proof", "router_proof",
            "ROUTER_TABLE", "controller_proof", "receiver_proof",
-           "crc16_bitwise", "crc_proof", "credit_fifo_proof"]
+           "crc16_bitwise", "crc_proof", "credit_fifo_proof", "lane_walk_proof"]
 
 
 def _stream_scoreboard(m: Module, i_fire, i_data, o_fire, o_data, *, capacity: int, width: int, bits: int = 5):
@@ -515,6 +518,36 @@ def credit_fifo_proof(update_factory, output_factory, p: CoreParams, *, scoreboa
     m.d.comb += [Assume(entered < (1 << bits) - 2), Assume(k < (1 << bits) - 2)]   # no wrap in the trace
     return m
 
+
+
+def lane_walk_proof(factory, p: CoreParams, *, bits: int = 6) -> Module:
+    """``factory(p)`` makes the core's :class:`~cssnn.hw.core.events.EventInput` with
+    ``p.walk == "lanes"``. Free: the event stream, ``accum``, ``idx_base``, the index memory's data
+    (any entry for any event) and the core's row permission ``row_issue`` (only while a walker has a
+    row: the core's rule); the handoff ``end_take`` comes only with ``end``. Per lane, the rows
+    promised are the ``counts[k]`` of every spike EB hands on (``event``), with the entry EB took
+    when it advanced (``index_en``). Asserted: no lane issues more rows than promised, and at the
+    end marker every lane has issued all of its rows."""
+    assert p.walk == "lanes"
+    m = Module()
+    m.submodules.ev = ev = factory(p)
+    n = p.lanes
+    for value in (ev.events.valid, ev.events.payload.as_value(), ev.accum, ev.idx_base, ev.index_data.as_value(),
+                  ev.row_issue, ev.end_take):
+        m.d.comb += value.eq(any_seq(len(value)))
+    m.d.comb += [Assume(~ev.row_issue | ev.pending), Assume(~ev.end_take | ev.end)]
+    eb_counts = Signal.like(ev.index_data.counts)     # the entry EB holds (taken when it advances)
+    with m.If(ev.index_en):
+        m.d.sync += eb_counts.eq(ev.index_data.counts)
+    for k in range(n):
+        promised, issued = Signal(bits), Signal(bits)
+        with m.If(ev.end_take):
+            m.d.sync += [promised.eq(0), issued.eq(0)]
+        with m.Else():
+            m.d.sync += [promised.eq(promised + Mux(ev.event, eb_counts[k], 0)), issued.eq(issued + ev.issues[k])]
+        m.d.comb += [Assert(issued <= promised), Assert(~ev.end | (issued == promised)),
+                     Assume(promised < (1 << bits) - (1 << p.count_bits))]   # no wrap in the trace
+    return m
 
 
 class AbstractCrc(wiring.Component):
