@@ -189,7 +189,8 @@ def register(subparsers) -> None:
                         "docs/SEMANTICS.md section 4)")
     p.add_argument("--walk", choices=WALKS, default=None,
                    help="how a spike's synapse list is walked: rows (all lanes together) or lanes (each lane on its "
-                        "own; default: lanes from 4 lanes on with block RAM, if it fits; docs/HARDWARE.md)")
+                        "own; default: lanes from 4 lanes on with block RAM where the network's lanes are uneven, "
+                        "if it fits; docs/HARDWARE.md)")
     p.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART baud rate (default {DEFAULT_BAUD})")
     p.add_argument("--seed", type=int, default=1, help="place-and-route seed (default 1)")
     p.add_argument("--samples", type=int, default=5,
