@@ -50,7 +50,6 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from cssnn.hw.core.core import MAX_INFLIGHT
 from cssnn.hw.memmap import ROUTE_PORTS, AccelParams, Route, layer_layout
 from cssnn.hw.params import Mode, config_layout, event_layout
 from cssnn.hw.router import routed_layout
@@ -149,11 +148,11 @@ class Controller(wiring.Component):
         inj_pending = Signal()   # the injected end marker has not been taken yet
         m.d.comb += [self.t.eq(cur_t), self.layer.eq(cur_layer)]
         # The core takes the next step while the previous one's spikes still leave (at most
-        # MAX_INFLIGHT steps in flight): the output demux follows a queue of the steps accepted,
+        # CoreParams.max_inflight steps in flight): the output demux follows a queue of the steps accepted,
         # popped by the core's done (one per step, as its end marker leaves).
         out_entry = data.StructLayout({"sink": 1, "layer": lb + 1, "out": 1, "last": 1})
-        out_q = [Signal(out_entry, name=f"out_q{k}") for k in range(MAX_INFLIGHT)]
-        out_n = Signal(range(MAX_INFLIGHT + 1))
+        out_q = [Signal(out_entry, name=f"out_q{k}") for k in range(ap.core.max_inflight)]
+        out_n = Signal(range(ap.core.max_inflight + 1))
         head = out_q[0]
         idle = Signal()
         m.d.comb += [idle.eq(~running & ~empty_run), self.busy.eq(~idle)]
@@ -205,9 +204,9 @@ class Controller(wiring.Component):
                      entry.last.eq(is_last)]
         m.d.sync += out_n.eq(out_n + push - pop)
         with m.If(pop):
-            for k in range(MAX_INFLIGHT - 1):
+            for k in range(ap.core.max_inflight - 1):
                 m.d.sync += out_q[k].eq(out_q[k + 1])
-        for k in range(MAX_INFLIGHT):   # the push lands at the first free place (after the pop)
+        for k in range(ap.core.max_inflight):   # the push lands at the first free place (after the pop)
             with m.If(push & (out_n - pop == k)):
                 m.d.sync += out_q[k].eq(entry)
         with m.If(restart):

@@ -15,7 +15,7 @@ from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, enum
 from amaranth.utils import bits_for, ceil_log2, exact_log2
 
-__all__ = ["CoreParams", "Mode", "HostMem", "READ_LATENCY", "SYNAPSE_RAMS", "WALKS", "SPRAM_WIDTH", "check_params",
+__all__ = ["CoreParams", "Mode", "HostMem", "READ_LATENCY", "SYNAPSE_RAMS", "WALKS", "SPRAM_WIDTH", "OVERLAP_LANES", "check_params",
            "spram_words", "width_floors", "event_layout", "config_layout", "syn_lane_layout", "index_lane_layout",
            "state_lane_layout", "lane_shape", "pack", "unpack"]
 
@@ -56,6 +56,9 @@ WALKS = ("rows", "lanes")
 #: Bits of an iCE40 UltraPlus SPRAM word (SB_SPRAM256KA, :mod:`cssnn.hw.core.spram`): a synapse
 #: lane takes ``ceil(lane bits / 16)`` of them side by side.
 SPRAM_WIDTH = 16
+
+#: Lanes from which a core overlaps its layer-steps (:attr:`CoreParams.overlap`).
+OVERLAP_LANES = 4
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,21 @@ class CoreParams:
     @property
     def host_addr_bits(self) -> int:
         return max(self.row_bits, self.group_bits)
+
+    @property
+    def overlap(self) -> bool:
+        """The core takes the next step's config and events while ACCUM still holds a step (behind its
+        end marker), and hands a step to UPDATE while the step before's last words are still in the
+        update stage (docs/HARDWARE.md, "Overlapped steps"). From :data:`OVERLAP_LANES` lanes on:
+        wide cores run short steps, where the refill counts; on 2 lanes it is not worth its logic."""
+        return self.lanes >= OVERLAP_LANES
+
+    @property
+    def max_inflight(self) -> int:
+        """Steps in flight in the core at once: one whose spikes (and end marker) are still leaving,
+        one updating, one accumulating; with :attr:`overlap`, also one handed to UPDATE while the
+        step before's last words are in the update stage, and the next one taken behind ACCUM's."""
+        return 5 if self.overlap else 4
 
     @property
     def max_threshold(self) -> int:

@@ -36,7 +36,6 @@ from amaranth.hdl import Assert, Assume, Cat, Const, Module, Mux, Signal, Value,
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
-from cssnn.hw.core.core import MAX_INFLIGHT
 from cssnn.hw.core.output import WORD_FIFO_DEPTH
 from cssnn.hw.link.crc import CRC16_INIT, CRC16_POLY, Crc16, crc_signature
 from cssnn.hw.link.execute import ADDR_AT, ADDR_BYTES, COUNT_AT, SEL_AT
@@ -262,7 +261,7 @@ def controller_proof(factory, router_factory, ap, *, timesteps: int, layers: int
     accelerator). T = ``timesteps`` and L = ``layers`` are set, one run is started in the first clock.
 
     The core is abstract: it takes a step config when it has no step's input pending and fewer than
-    ``MAX_INFLIGHT`` steps' outputs leaving; takes that step's input events up to its end marker;
+    ``ap.core.max_inflight`` steps' outputs leaving; takes that step's input events up to its end marker;
     then emits up to ``events`` spikes and an end marker for each step, in order, held until taken;
     ``core_done`` as an end marker leaves. Every ready/valid choice of the core and of the router's
     tap consumer may stall, at most ``stall`` clocks in a row. Asserted:
@@ -286,9 +285,9 @@ def controller_proof(factory, router_factory, ap, *, timesteps: int, layers: int
 
     # ---- the abstract core ----
     in_busy = Signal()                          # a step taken, its input's end marker not yet
-    pending = Signal(range(MAX_INFLIGHT + 1))   # steps whose input is in and whose output is leaving
+    pending = Signal(range(ap.core.max_inflight + 1))   # steps whose input is in and whose output is leaving
     take = _fair(m, ctrl.step.valid, stall=stall, name="step")
-    m.d.comb += ctrl.step.ready.eq(~in_busy & (pending < MAX_INFLIGHT) & take)
+    m.d.comb += ctrl.step.ready.eq(~in_busy & (pending < ap.core.max_inflight) & take)
     m.d.comb += ctrl.events.ready.eq(in_busy & _fair(m, in_busy & ctrl.events.valid, stall=stall, name="events"))
     step_fire = ctrl.step.valid & ctrl.step.ready
     in_end = ctrl.events.valid & ctrl.events.ready & ctrl.events.payload.end

@@ -64,7 +64,7 @@ forwarding), :class:`~.update.UpdateStage` (the neuron array's stages, credits, 
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -77,12 +77,7 @@ from cssnn.hw.core.stores import IndexStore, NeuronStore, SynapseStore
 from cssnn.hw.core.update import UpdateStage
 from cssnn.hw.params import CoreParams, check_params, config_layout, event_layout
 
-__all__ = ["Core", "MAX_INFLIGHT", "WORDS_FIRST_LANES", "host_signature", "COUNTERS"]
-
-
-#: Steps in flight at once: one whose spikes (and end marker) are still leaving, one updating, one
-#: accumulating.
-MAX_INFLIGHT = 3
+__all__ = ["Core", "WORDS_FIRST_LANES", "host_signature", "COUNTERS"]
 
 #: Lanes from which rows give way to UPDATE's words when its spikes would run dry (``words_first``):
 #: measured on 8 lanes, 784-256-10 at 5%: 10,453 -> 10,229 cycles (chain), 12,074 -> 10,600 (waves);
@@ -154,18 +149,34 @@ class Core(wiring.Component):
         same = Signal()
         d_addr, x_addr = Signal(p.group_bits), Signal(p.group_bits)   # the UPDATE word in D and X
         # steps accepted whose end marker has not left yet
-        inflight = Signal(range(MAX_INFLIGHT + 1))
+        inflight = Signal(range(p.max_inflight + 1))
         busy = Signal()
         m.d.comb += busy.eq(accum | updating | (inflight != 0))
 
-        m.d.comb += [self.busy.eq(busy), self.step.ready.eq(~accum & (inflight < MAX_INFLIGHT))]
         accept, handoff, done_words = Signal(), Signal(), Signal()
-        m.d.comb += [accept.eq(self.step.valid & self.step.ready), handoff.eq(accum & ev.end & ~updating & ~upd.busy),
-                     done_words.eq(issue & last)]
+        m.d.comb += [self.busy.eq(busy), accept.eq(self.step.valid & self.step.ready), done_words.eq(issue & last),
+                     handoff.eq(accum & ev.end & ~updating)]
         m.d.sync += inflight.eq(inflight + accept - out.done)
         same_next = Signal()
         m.d.comb += same_next.eq(same)
-        with m.If(accept):
+        if p.overlap:
+            # the next step's config is taken behind ACCUM's once its end marker is in (``nxt``): its
+            # events follow that marker into the event input, and ACCUM takes it at the handoff
+            nxt, nxt_v = Signal(config_layout(p)), Signal()
+            m.d.comb += [self.step.ready.eq((~accum | (ev.end_in & ~nxt_v)) & (inflight < p.max_inflight)),
+                         ev.ahead.eq(nxt_v), ev.idx_next.eq(nxt.idx_base)]
+            coming = Signal(config_layout(p))   # the step ACCUM takes at the handoff, if any
+            m.d.comb += coming.eq(Mux(nxt_v, nxt, self.step.payload))
+            with m.If(handoff):
+                m.d.sync += [accum.eq(nxt_v | accept), nxt_v.eq(0)]
+                with m.If(nxt_v | accept):
+                    m.d.sync += cfg.eq(coming)
+                    m.d.comb += same_next.eq(coming.neuron_base == cfg.neuron_base)
+            with m.Elif(accept & accum):
+                m.d.sync += [nxt.eq(self.step.payload), nxt_v.eq(1)]
+        else:
+            m.d.comb += self.step.ready.eq(~accum & (inflight < p.max_inflight))
+        with m.If(accept & ~accum):
             m.d.sync += [cfg.eq(self.step.payload), accum.eq(1)]
             m.d.comb += same_next.eq(updating & ~done_words & (self.step.payload.neuron_base == base))
         with m.If(done_words):
@@ -194,14 +205,19 @@ class Core(wiring.Component):
         # the handoff: ACCUM's end marker taken once UPDATE is free and its last word written back
         # (the update stage holds one step's config, and a step of the same layer must read the
         # state after that write); the step's config goes with it
+        # the step handed over updates the layer whose words are still in the update stage: its first
+        # word reads the state after their write-back
+        after_same = Signal()
         with m.If(handoff):
-            m.d.sync += [accum.eq(0), updating.eq(1), first.eq(1), g.eq(0), word.eq(cfg.neuron_base),
+            if not p.overlap:
+                m.d.sync += accum.eq(0)
+            m.d.sync += [updating.eq(1), after_same.eq(cfg.neuron_base == base), first.eq(1), g.eq(0), word.eq(cfg.neuron_base),
                          base.eq(cfg.neuron_base), groups.eq(cfg.groups), last.eq(cfg.groups == 1)]
         # UPDATE issues a word only with a credit (a place in the word FIFO), so nothing stalls; its
         # first word only once the last sum of its step is written (no row in the accumulate stage,
         # where ACCUM holds its rows back until then); and never while a row is in B (that row reads
         # the accumulator banks, and its sums are written in the clock the word's clear would be)
-        m.d.comb += issue.eq(updating & upd.credit & ~acc.acc_read & ~(first & acc.busy))
+        m.d.comb += issue.eq(updating & upd.credit & ~acc.acc_read & ~(first & (acc.busy | (after_same & upd.busy))))
         with m.If(issue):
             m.d.sync += [first.eq(0), g.eq(g + 1), word.eq(word + 1), last.eq(g + 2 == groups)]
             with m.If(last):

@@ -57,6 +57,7 @@ class EventInput(wiring.Component):
             "index_addr": Out(p.slot_bits), "index_en": Out(1),
             "pending": Out(1), "issues": Out(n), "neg": Out(n), "end": Out(1), "load": Out(n),
             "first_row": Out(data.ArrayLayout(p.row_bits, n) if p.walk == "lanes" else p.row_bits), "event": Out(1),
+            **({"ahead": In(1), "idx_next": In(p.slot_bits), "end_in": Out(1)} if p.overlap else {}),
         })
 
     def elaborate(self, platform):
@@ -64,28 +65,39 @@ class EventInput(wiring.Component):
         m = Module()
         ev = self.events.payload
         adv = Signal()             # E1, the index read and EB advance
-        end_in = Signal()          # the end marker has been taken (into E1)
+        end_in = Signal()          # an end marker has been taken (into E1) and not yet by the core
         e1_v, e1_neg, e1_end = Signal(), Signal(), Signal()
         e1_slot = Signal(p.slot_bits)
         em_v, em_neg, em_end = Signal(), Signal(), Signal()   # the index memory's read in flight
         eb_v, eb_neg, eb_end = Signal(), Signal(), Signal()
         eb = Signal(index_lane_layout(p))
         eb_take = Signal()         # EB's event leaves (to the event register, a queue, or nowhere)
+        take, open_ = Signal(), Signal()   # an event is taken; events may come (past any end marker)
+        base = Signal(p.slot_bits)         # the slot of index 0 for the event taken
         m.d.comb += [
             adv.eq(~eb_v | eb_take),
-            self.events.ready.eq(self.accum & ~end_in & (~e1_v | adv)),
+            self.events.ready.eq(self.accum & open_ & (~e1_v | adv)), take.eq(self.events.valid & self.events.ready),
             self.index_addr.eq(e1_slot), self.index_en.eq(adv),
         ]
-        with m.If(self.events.valid & self.events.ready):
-            m.d.sync += [e1_v.eq(1), e1_neg.eq(ev.neg), e1_end.eq(ev.end), e1_slot.eq(self.idx_base + ev.index),
-                         end_in.eq(ev.end)]
+        if p.overlap:
+            # the next step's events follow its predecessor's end marker (at most two markers in)
+            ends = Signal(range(3))
+            m.d.sync += ends.eq(ends + (take & ev.end) - self.end_take)
+            m.d.comb += [end_in.eq(ends != 0), open_.eq(~end_in | ((ends == 1) & self.ahead)),
+                         base.eq(Mux(end_in, self.idx_next, self.idx_base)), self.end_in.eq(end_in)]
+        else:
+            with m.If(take):
+                m.d.sync += end_in.eq(ev.end)
+            with m.If(self.end_take):
+                m.d.sync += end_in.eq(0)
+            m.d.comb += [open_.eq(~end_in), base.eq(self.idx_base)]
+        with m.If(take):
+            m.d.sync += [e1_v.eq(1), e1_neg.eq(ev.neg), e1_end.eq(ev.end), e1_slot.eq(base + ev.index)]
         with m.Elif(adv):
             m.d.sync += e1_v.eq(0)
         with m.If(adv):
             m.d.sync += [em_v.eq(e1_v), em_neg.eq(e1_neg), em_end.eq(e1_end),
                          eb_v.eq(em_v), eb_neg.eq(em_neg), eb_end.eq(em_end), eb.eq(self.index_data)]
-        with m.If(self.end_take):
-            m.d.sync += end_in.eq(0)
         if p.walk == "lanes":
             self._walkers(m, adv, eb_v, eb_neg, eb_end, eb, eb_take)
         else:

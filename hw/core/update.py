@@ -72,12 +72,16 @@ class UpdateStage(wiring.Component):
         m = Module()
         m.submodules.neurons = neurons = NeuronArray(p, pipelined=True)
         m.submodules.argmax = amax = Argmax(p)
-        # the step's config, held for its words
-        mode, threshold, count = Signal(Mode), Signal(p.threshold_bits), Signal(p.index_bits + 1)
-        encoder = Signal()
+        # the step's config, for its words issued in R; each word takes it along through D, X, Y, Z
+        # (what each stage uses), so a step may load while the words of the one before are still in
+        # the stage
+        cfg = data.StructLayout({"mode": Mode, "threshold": p.threshold_bits, "count": p.index_bits + 1, "encoder": 1})
+        r_cfg, d_cfg, x_cfg = Signal(cfg), Signal(cfg), Signal(cfg)
+        s2_mode, z_mode = Signal(Mode), Signal(Mode)
         with m.If(self.load):
-            m.d.sync += [mode.eq(self.mode), threshold.eq(self.threshold), count.eq(self.count),
-                         encoder.eq(self.encoder)]
+            m.d.sync += [r_cfg.mode.eq(self.mode), r_cfg.threshold.eq(self.threshold), r_cfg.count.eq(self.count),
+                         r_cfg.encoder.eq(self.encoder)]
+        m.d.sync += [d_cfg.eq(r_cfg), x_cfg.eq(d_cfg), s2_mode.eq(x_cfg.mode), z_mode.eq(s2_mode)]
 
         # D, X: the word's valid bit and group
         d_upd_v, x_upd_v = Signal(), Signal()
@@ -93,18 +97,18 @@ class UpdateStage(wiring.Component):
         for k in range(n):
             m.d.comb += [neurons.v[k].eq(self.state[k].v), neurons.fired[k].eq(self.state[k].fired)]
         m.d.comb += [neurons.acc.eq(self.acc), neurons.bias.eq(self.bias), neurons.en.eq(1),
-                     neurons.mode.eq(mode), neurons.threshold.eq(threshold)]
+                     neurons.mode.eq(s2_mode), neurons.threshold.eq(d_cfg.threshold)]
         valid_lanes = Signal(n)
         base = Signal(p.index_bits + 1)
         m.d.comb += base.eq(x_group << p.lane_bits)
         for k in range(n):
-            m.d.comb += valid_lanes[k].eq(base + k < count)
+            m.d.comb += valid_lanes[k].eq(base + k < x_cfg.count)
         s2_valid = Signal()
         s2_addr = Signal(p.group_bits)
         s2_group = Signal(p.group_bits)
         s2_lanes = Signal(n)
         m.d.sync += [s2_valid.eq(x_upd_v), s2_addr.eq(self.x_addr), s2_group.eq(x_group), s2_lanes.eq(valid_lanes)]
-        m.d.comb += [self.acc_clear.en.eq(x_upd_v & ~encoder), self.acc_clear.addr.eq(self.x_addr)]
+        m.d.comb += [self.acc_clear.en.eq(x_upd_v & ~x_cfg.encoder), self.acc_clear.addr.eq(self.x_addr)]
 
         # Y: the array's stage 2, spikes masked, into the Z registers
         pos, neg = Signal(n), Signal(n)
@@ -125,7 +129,7 @@ class UpdateStage(wiring.Component):
                      w.group.eq(z_group), w.pos.eq(z_pos), w.neg.eq(z_neg), w.end.eq(z_end),
                      self.words.valid.eq(z_valid & (z_any | z_end))]
         is_out = Signal()
-        m.d.comb += is_out.eq((mode == Mode.OUT) | (mode == Mode.OUT_FIRST))
+        m.d.comb += is_out.eq((z_mode == Mode.OUT) | (z_mode == Mode.OUT_FIRST))
         m.d.comb += [amax.en.eq(z_valid & is_out), amax.first.eq(z_group == 0), amax.group.eq(z_group),
                      amax.values.eq(Cat(z_word[k].v for k in range(n))), amax.valid.eq(z_lanes),
                      self.argmax_index.eq(amax.index), self.argmax_value.eq(amax.value)]
@@ -137,6 +141,6 @@ class UpdateStage(wiring.Component):
         m.d.comb += [self.credit.eq(free != 0), self.starving.eq(free == WORD_FIFO_DEPTH),
                      ret.eq((z_valid & ~z_any & ~z_end) + self.word_taken)]
         m.d.sync += free.eq(free + ret - (self.update & self.issue))
-        m.d.comb += [self.d_valid.eq(d_upd_v), self.d_encoder.eq(encoder), self.argmax_idle.eq(~amax.busy),
+        m.d.comb += [self.d_valid.eq(d_upd_v), self.d_encoder.eq(d_cfg.encoder), self.argmax_idle.eq(~amax.busy),
                      self.busy.eq(d_upd_v | x_upd_v | s2_valid | z_valid)]
         return m
