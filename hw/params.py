@@ -15,8 +15,8 @@ from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, enum
 from amaranth.utils import bits_for, ceil_log2, exact_log2
 
-__all__ = ["CoreParams", "Mode", "HostMem", "READ_LATENCY", "SYNAPSE_RAMS", "WALKS", "SPRAM_WIDTH", "OVERLAP_LANES", "check_params",
-           "spram_words", "width_floors", "event_layout", "config_layout", "syn_lane_layout", "index_lane_layout",
+__all__ = ["CoreParams", "Mode", "HostMem", "READ_LATENCY", "SYNAPSE_RAMS", "WALKS", "SPRAM_WIDTH", "OVERLAP_LANES",
+           "check_params", "spram_words", "width_floors", "event_layout", "config_layout", "syn_lane_layout", "index_lane_layout",
            "state_lane_layout", "lane_shape", "pack", "unpack"]
 
 #: Clocks from a read address to its data: on the core's host port, and (the accelerator aligns its
@@ -227,7 +227,7 @@ class CoreParams:
         """Steps in flight in the core at once: one whose spikes (and end marker) are still leaving,
         one updating, one accumulating; with :attr:`overlap`, also one handed to UPDATE while the
         step before's last words are in the update stage, and the next one taken behind ACCUM's."""
-        return 5 if self.overlap else 4
+        return 5 if self.overlap else 3
 
     @property
     def max_threshold(self) -> int:

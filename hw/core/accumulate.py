@@ -72,13 +72,14 @@ class AccumulateStage(wiring.Component):
         d2_row = Signal.like(self.row)
         x_v, x_neg, x_addr = Signal(), Signal.like(self.neg), Signal(addrs)
         x_row = Signal.like(self.row)
-        # the layer's first word goes with the item: the next step's config may come in behind it
-        d_base, a_base = Signal(p.group_bits), Signal(p.group_bits)
         with m.If(self.accum):
             m.d.sync += [d_v.eq(self.issue), d_neg.eq(self.neg)]
         with m.Else():
             m.d.sync += d_v.eq(0)
-        m.d.sync += [d_base.eq(self.neuron_base), a_base.eq(d_base)]
+        a_base = self.neuron_base
+        if p.overlap:   # the layer's first word goes with the item: the next step's config comes in behind it
+            d_base, a_base = Signal(p.group_bits), Signal(p.group_bits)
+            m.d.sync += [d_base.eq(self.neuron_base), a_base.eq(d_base)]
         for k in range(n):   # A: the word of lane k's synapse = the layer's first word + its offset
             m.d.sync += b_addr[k].eq(a_base + self.row[k].offset)
         m.d.comb += [self.acc_addr.eq(b_addr), self.acc_read.eq(b_v)]

@@ -155,7 +155,7 @@ class Core(wiring.Component):
 
         accept, handoff, done_words = Signal(), Signal(), Signal()
         m.d.comb += [self.busy.eq(busy), accept.eq(self.step.valid & self.step.ready), done_words.eq(issue & last),
-                     handoff.eq(accum & ev.end & ~updating)]
+                     handoff.eq(accum & ev.end & ~updating & (~upd.busy if not p.overlap else 1))]
         m.d.sync += inflight.eq(inflight + accept - out.done)
         same_next = Signal()
         m.d.comb += same_next.eq(same)
@@ -205,13 +205,15 @@ class Core(wiring.Component):
         # the handoff: ACCUM's end marker taken once UPDATE is free and its last word written back
         # (the update stage holds one step's config, and a step of the same layer must read the
         # state after that write); the step's config goes with it
-        # the step handed over updates the layer whose words are still in the update stage: its first
-        # word reads the state after their write-back
+        # with overlap, the step handed over may update the layer whose words are still in the update
+        # stage: its first word waits for their write-back (it reads that state)
         after_same = Signal()
         with m.If(handoff):
-            if not p.overlap:
+            if p.overlap:
+                m.d.sync += after_same.eq(cfg.neuron_base == base)
+            else:
                 m.d.sync += accum.eq(0)
-            m.d.sync += [updating.eq(1), after_same.eq(cfg.neuron_base == base), first.eq(1), g.eq(0), word.eq(cfg.neuron_base),
+            m.d.sync += [updating.eq(1), first.eq(1), g.eq(0), word.eq(cfg.neuron_base),
                          base.eq(cfg.neuron_base), groups.eq(cfg.groups), last.eq(cfg.groups == 1)]
         # UPDATE issues a word only with a credit (a place in the word FIFO), so nothing stalls; its
         # first word only once the last sum of its step is written (no row in the accumulate stage,

@@ -72,16 +72,21 @@ class UpdateStage(wiring.Component):
         m = Module()
         m.submodules.neurons = neurons = NeuronArray(p, pipelined=True)
         m.submodules.argmax = amax = Argmax(p)
-        # the step's config, for its words issued in R; each word takes it along through D, X, Y, Z
-        # (what each stage uses), so a step may load while the words of the one before are still in
-        # the stage
+        # the step's config, for its words issued in R; with overlap each word takes it along through
+        # D, X, Y, Z (what each stage uses), so a step may load while the words of the one before are
+        # still in the stage; without, the stages share it (the core loads only while ~busy: on the
+        # iCEBreaker's 2 lanes the copies cost LCs it does not have)
         cfg = data.StructLayout({"mode": Mode, "threshold": p.threshold_bits, "count": p.index_bits + 1, "encoder": 1})
-        r_cfg, d_cfg, x_cfg = Signal(cfg), Signal(cfg), Signal(cfg)
-        s2_mode, z_mode = Signal(Mode), Signal(Mode)
+        r_cfg = Signal(cfg)
         with m.If(self.load):
             m.d.sync += [r_cfg.mode.eq(self.mode), r_cfg.threshold.eq(self.threshold), r_cfg.count.eq(self.count),
                          r_cfg.encoder.eq(self.encoder)]
-        m.d.sync += [d_cfg.eq(r_cfg), x_cfg.eq(d_cfg), s2_mode.eq(x_cfg.mode), z_mode.eq(s2_mode)]
+        if p.overlap:
+            d_cfg, x_cfg, s2_mode, z_mode = Signal(cfg), Signal(cfg), Signal(Mode), Signal(Mode)
+            m.d.sync += [d_cfg.eq(r_cfg), x_cfg.eq(d_cfg), s2_mode.eq(x_cfg.mode), z_mode.eq(s2_mode)]
+        else:
+            d_cfg = x_cfg = r_cfg
+            s2_mode = z_mode = r_cfg.mode
 
         # D, X: the word's valid bit and group
         d_upd_v, x_upd_v = Signal(), Signal()
