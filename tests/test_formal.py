@@ -132,8 +132,11 @@ def test_formal_router_delivers_every_event_once_in_order(factory, passes, tmp_p
 
 #: Per evaluation order: the loopback FIFO holds what the order needs with one spike per step (chain:
 #: a step, 2 events; waves at L = 2: a step of both spiking layers and the running one's, 6).
-CTRL_APS = {"chain": AccelParams(core=P, max_layers=4, timestep_bits=2, fifo_depth=2, tap_depth=2),
-            "waves": AccelParams(core=P, max_layers=4, timestep_bits=2, fifo_depth=6, tap_depth=2, order="waves")}
+#: With ``overlap`` the core is a 4-lane one (``CoreParams.overlap``): 5 steps in flight, not 3.
+CTRL_APS = {(order, overlap): AccelParams(core=CoreParams(lanes=4, neurons=8, synapse_rows=4) if overlap else P,
+                                          max_layers=4, timestep_bits=2, fifo_depth=2 if order == "chain" else 6,
+                                          tap_depth=2, order=order)
+            for order in ("chain", "waves") for overlap in (False, True)}
 
 
 def _ctrl_router(ap):
@@ -162,21 +165,25 @@ class _LosesOutput(Controller):
 #: (order, T, L, longest stall, spikes per step, bound): the clocks a run may take, each tight (one
 #: clock less has a counterexample): T = L = 1 (3 layer-steps) with stalls of up to one clock on every
 #: handshake, and T = L = 2 (8 layer-steps, every mode, steps in flight) without stalls.
+#: The same bounds hold, and are as tight, with 5 steps in flight (an overlapping core: "-overlap").
 CTRL_CASES = {"stalls": ("chain", 1, 1, 1, 1, 26), "no-stalls-T2-L2": ("chain", 2, 2, 0, 1, 24),
               "waves-stalls": ("waves", 1, 1, 1, 1, 27), "waves-T2-L2": ("waves", 2, 2, 0, 1, 24)}
+CTRL_CASES |= {f"{name}-overlap": case for name, case in CTRL_CASES.items() if "T2" in name}
 
 
 @pytest.mark.parametrize("factory, case, passes", [
     (Controller, "stalls", True), (Controller, "no-stalls-T2-L2", True),
     (Controller, "waves-stalls", True), (Controller, "waves-T2-L2", True),
+    (Controller, "no-stalls-T2-L2-overlap", True), (Controller, "waves-T2-L2-overlap", True),
     (_AlwaysFire, "no-stalls-T2-L2", False), (_LosesOutput, "no-stalls-T2-L2", False),
     (_AlwaysFire, "waves-T2-L2", False), (_LosesOutput, "waves-T2-L2", False)],
-    ids=["design-stalls", "design-T2-L2", "waves-stalls", "waves-T2-L2", "mutant-always-fire",
+    ids=["design-stalls", "design-T2-L2", "waves-stalls", "waves-T2-L2", "design-T2-L2-overlap", "waves-T2-L2-overlap",
+         "mutant-always-fire",
          "mutant-loses-output", "waves-mutant-always-fire", "waves-mutant-loses-output"])
 def test_formal_controller_runs_the_schedule_and_finishes(factory, case, passes, tmp_path):
     order, t, l, stall, events, bound = CTRL_CASES[case]
-    proof = controller_proof(factory, _ctrl_router, CTRL_APS[order], timesteps=t, layers=l, stall=stall,
-                             events=events, bound=bound)
+    proof = controller_proof(factory, _ctrl_router, CTRL_APS[order, case.endswith("overlap")], timesteps=t, layers=l,
+                             stall=stall, events=events, bound=bound)
     _check(prove(proof, "controller", mode="bmc", depth=bound + 1, workdir=tmp_path), passes=passes)
 
 
@@ -240,7 +247,7 @@ def test_formal_byte_fifo_keeps_every_byte_in_order(mutant, skid, tmp_path):
 
 # ---- the whole host link: a reply per frame, nothing without a good CRC, no wedge (bounded) ----
 
-LINK_AP = CTRL_APS["chain"]
+LINK_AP = CTRL_APS["chain", False]
 #: The host link proof's bounds. "back-to-back": frames come a byte every clock (only SYNC while
 #: hunting), so in 24 clocks a RUN, SETUP, ECHO and one-element WRITE each complete with their
 #: reply, and a READ or INFER gets through its checks, writes and run. "gaps": any bytes with any

@@ -3,9 +3,11 @@ layer, any mode, random input spikes) handed to the core as fast as it takes the
 output spikes, final states and counters of the same steps run one at a time.
 
 The accelerator's schedule runs the layers of a step in order, but the core does not rely on it:
-this sequence repeats layers (the ``same`` rule of ``hw/core/core.py``, and the handoff only after
-the last word's write-back) and runs encoder steps next to weight layers whose accumulator words
-they alias (a core sized by ``params_for``: the banks hold only the weight layers' words)."""
+this sequence repeats layers (the ``same`` rule of ``hw/core/core.py``; a step's first word after
+the write-back of the last word before it when that updated the same layer) and runs encoder steps
+next to weight layers whose accumulator words they alias (a core sized by ``params_for``: the banks
+hold only the weight layers' words). On 4 lanes the core overlaps its steps (``CoreParams.overlap``):
+the next step's config and events come in behind the end marker."""
 
 from functools import partial
 
@@ -118,12 +120,13 @@ def _room(lanes):
                       threshold_bits=10, neurons=64, synapse_rows=512)
 
 
-@pytest.mark.parametrize("lanes, seed", [(2, 1), (4, 2)])
-def test_steps_back_to_back_equal_steps_one_at_a_time(lanes, seed):
+#: 2 lanes: steps apart in the update stage; 4 lanes: overlapped (``CoreParams.overlap``), both walks
+@pytest.mark.parametrize("lanes, seed, walk", [(2, 1, "rows"), (4, 2, "rows"), (4, 3, "lanes")])
+def test_steps_back_to_back_equal_steps_one_at_a_time(lanes, seed, walk):
     rng = np.random.default_rng(seed)
     for _ in range(8):
         net = random_network(rng, _room(lanes), max_layers=3, max_size=12)
-        p = params_for(net, lanes=lanes).core
+        p = params_for(net, lanes=lanes, walk=walk).core
         img = place_network(net, p)
         x = rng.integers(0, net.input_limit + 1, size=net.n_inputs)
         steps = _sequence(rng, img, 60)

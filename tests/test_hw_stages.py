@@ -1,0 +1,146 @@
+# amaranth: UnusedElaboratable=no
+"""Unit tests of the core's pipeline stages around a step boundary (Amaranth simulator): what lets
+consecutive layer-steps overlap.
+
+- ``UpdateStage``: a step loaded while the words of the step before are still in D, X, Y, Z
+  gives every word exactly the outputs it gets when the steps are apart (each word carries its
+  step's config through the stages).
+- ``EventInput`` with ``CoreParams.overlap``: events past an end marker are taken only while the
+  next step's config is there (``ahead``), find their index entries from ``idx_next``, and never
+  more than two end markers are in.
+"""
+
+import random
+
+import pytest
+
+from cssnn.hw.core.events import EventInput
+from cssnn.hw.core.update import UpdateStage
+from cssnn.hw.params import CoreParams, Mode
+from cssnn.verif.pysim import run_testbenches
+
+P = CoreParams(lanes=4, weight_bits=5, membrane_bits=10, output_bits=12, acc_bits=8, bias_bits=8,
+               threshold_bits=6, neurons=32, synapse_rows=8)
+#: two steps of different layers, configs as different as they can be
+STEPS = [
+    {"mode": Mode.FIRE, "threshold": 5, "count": 14, "encoder": 0, "base": 0, "groups": 4},
+    {"mode": Mode.OUT, "threshold": 17, "count": 6, "encoder": 1, "base": 4, "groups": 2},
+    {"mode": Mode.SILENT, "threshold": 9, "count": 8, "encoder": 0, "base": 6, "groups": 2},
+]
+
+
+def _word_inputs(rng):
+    """Per (step, group): the state, accumulator and bias words the neuron store would read."""
+    out = {}
+    for s, st in enumerate(STEPS):
+        for g in range(st["groups"]):
+            out[s, g] = ([(rng.randrange(-300, 300), rng.randrange(2)) for _ in range(P.lanes)],
+                         [rng.randrange(-100, 100) for _ in range(P.lanes)],
+                         [rng.randrange(-100, 100) for _ in range(P.lanes)])
+    return out
+
+
+def _run_update(gap: int, seed: int = 3):
+    """The steps' words issued one per clock, each step loaded ``gap`` clocks after the last word
+    of the one before; returns the state writes, accumulator clears and spike words, each in order."""
+    dut = UpdateStage(P)
+    inputs = _word_inputs(random.Random(seed))
+    log = []
+
+    async def bench(ctx):
+        in_flight = []          # (step, group) issued, by clock: the word in X is two clocks old
+        schedule = []
+        for s, st in enumerate(STEPS):
+            schedule.append(("load", s))
+            schedule += [("issue", s, g) for g in range(st["groups"])]
+            schedule += [("idle",)] * gap
+        schedule += [("idle",)] * 8
+        for item in schedule:
+            for port in ("load", "issue", "update", "last"):
+                ctx.set(getattr(dut, port), 0)
+            if item[0] == "load":
+                st = STEPS[item[1]]
+                ctx.set(dut.load, 1)
+                for name in ("mode", "threshold", "count", "encoder"):
+                    ctx.set(getattr(dut, name), st[name])
+            elif item[0] == "issue":
+                s, g = item[1], item[2]
+                ctx.set(dut.update, 1)
+                ctx.set(dut.issue, 1)
+                ctx.set(dut.group, g)
+                ctx.set(dut.last, g == STEPS[s]["groups"] - 1)
+            in_flight.append(item[1:] if item[0] == "issue" else None)
+            x = in_flight[-3] if len(in_flight) >= 3 else None    # issued two clocks ago: in X
+            if x is not None:
+                state, acc, bias = inputs[x]
+                ctx.set(dut.x_addr, STEPS[x[0]]["base"] + x[1])
+                for k in range(P.lanes):
+                    ctx.set(dut.state[k].v, state[k][0])
+                    ctx.set(dut.state[k].fired, state[k][1])
+                    ctx.set(dut.acc[k], acc[k])
+                    ctx.set(dut.bias[k], bias[k])
+            if ctx.get(dut.state_write.en):
+                log.append(("state", ctx.get(dut.state_write.addr),
+                            [(ctx.get(dut.state_write.data[k].v), ctx.get(dut.state_write.data[k].fired))
+                             for k in range(P.lanes)]))
+            if ctx.get(dut.acc_clear.en):
+                log.append(("clear", ctx.get(dut.acc_clear.addr)))
+            if ctx.get(dut.words.valid):
+                w = dut.words.payload
+                log.append(("word", ctx.get(w.group), ctx.get(w.pos), ctx.get(w.neg), ctx.get(w.end)))
+            ctx.set(dut.word_taken, ctx.get(dut.words.valid))
+            await ctx.tick()
+
+    run_testbenches(dut, bench)
+    return {kind: [e[1:] for e in log if e[0] == kind] for kind in ("state", "clear", "word")}
+
+
+def test_update_stage_words_keep_their_steps_config_back_to_back():
+    apart = _run_update(gap=6)
+    assert len(apart["state"]) == sum(st["groups"] for st in STEPS)
+    assert any(pos or neg for _, pos, neg, _ in apart["word"]), "no spikes: the test would not see a mode mix-up"
+    back_to_back = _run_update(gap=0)
+    for kind in apart:
+        assert back_to_back[kind] == apart[kind], f"{kind}: a word used the config of another step"
+
+
+@pytest.mark.parametrize("ahead", [0, 1])
+def test_event_input_takes_the_next_steps_events_behind_the_end_marker_only_when_ahead(ahead):
+    p = CoreParams(lanes=4, neurons=32, synapse_rows=8, walk="rows")
+    assert p.overlap
+    dut = EventInput(p)
+    idx_base, idx_next = 3, 17
+    stream = [(2, 0), (5, 1), (None, 0), (1, 0), (4, 1), (None, 0), (6, 0)]   # (index, neg); None: end
+    taken, slots = [], []
+
+    async def bench(ctx):
+        ctx.set(dut.accum, 1)
+        ctx.set(dut.idx_base, idx_base)
+        ctx.set(dut.idx_next, idx_next)
+        ctx.set(dut.ahead, ahead)
+        k = 0
+        for _ in range(20):
+            if k < len(stream):
+                i, neg = stream[k]
+                ctx.set(dut.events.valid, 1)
+                ctx.set(dut.events.payload.end, i is None)
+                ctx.set(dut.events.payload.index, i or 0)
+                ctx.set(dut.events.payload.neg, neg)
+            else:
+                ctx.set(dut.events.valid, 0)
+            if ctx.get(dut.index_en):
+                slots.append(ctx.get(dut.index_addr))
+            if ctx.get(dut.events.valid) and ctx.get(dut.events.ready):
+                taken.append(stream[k])
+                k += 1
+            await ctx.tick()
+
+    run_testbenches(dut, bench)
+    if not ahead:
+        assert taken == stream[:3], "an event past the end marker was taken without the next step's config"
+    else:
+        assert taken == stream[:6], "the next step's events must follow the end marker, but not past a second one"
+        # E1's slot after each take: the first step's from idx_base, the next step's from idx_next
+        assert idx_base + 2 in slots and idx_base + 5 in slots
+        assert idx_next + 1 in slots and idx_next + 4 in slots
+        assert idx_base + 1 not in slots and idx_base + 4 not in slots
