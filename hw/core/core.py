@@ -23,7 +23,8 @@ X = accumulate or update stage 1, Y = update stage 2, Z = write-back, spikes, ar
 
 Per-step protocol (see docs/HARDWARE.md):
 
-1. When ``step.ready`` is high (no step in ACCUM, fewer than :data:`MAX_INFLIGHT` in flight) the
+1. When ``step.ready`` is high (no step in ACCUM, fewer than ``CoreParams.max_inflight`` in flight;
+   with ``CoreParams.overlap`` also once ACCUM's end marker is in and no next step is held) the
    controller hands a :func:`config_layout` word to the ``step`` stream.
 2. ACCUM: the core consumes ``events`` until an event with ``end = 1``. A spike event of neuron slot
    ``i`` of the previous layer finds its list in index-memory entry ``idx_base + i`` and costs one
@@ -31,10 +32,13 @@ Per-step protocol (see docs/HARDWARE.md):
    accumulator bank ``k`` at the word the lane names, so only synapses that exist cost anything.
    Items on the same word of a lane are forwarded (an item's read misses the sums of the two items
    ahead of it; those are muxed in front of the adder).
-3. The handoff: at the end marker, once the step before has issued its last word and that word
-   has been written back (no word in the update stage), the step goes to UPDATE with its config,
-   and ACCUM takes the next step. UPDATE, once the last sum is written: one word (N neurons) per
-   clock: membrane, flag, accumulator, bias are read; the TSA update is written back and the
+3. The handoff: at the end marker, once the step before has issued its last word and (without
+   ``overlap``) that word has been written back (no word in the update stage), the step goes to
+   UPDATE with its config, and ACCUM takes the next step: with ``overlap`` in the same clock, the
+   config taken behind the end marker (``nxt``), whose events followed that marker in. With
+   ``overlap`` each UPDATE word carries its config through the stages, and a step's first word
+   waits for the write-back only after words of its own layer (``after_same``). UPDATE, once the
+   last sum is written: one word (N neurons) per clock: membrane, flag, accumulator, bias are read; the TSA update is written back and the
    accumulator cleared; nonzero spikes go through a word FIFO to the serializer (one spike per
    clock). A word is issued only while the FIFO has a place reserved for it, so the pipeline never
    stalls, and never while a row is in B (the banks' ports). Output modes feed the argmax instead
@@ -89,7 +93,8 @@ class Core(wiring.Component):
     """A cssnn core. Ports:
 
     ``step``      In stream of :func:`~cssnn.hw.params.config_layout` (accepted while no step is in
-                  ACCUM and fewer than :data:`MAX_INFLIGHT` steps are in flight)
+                  ACCUM, or with ``overlap`` while its end marker is in and no next step is held,
+                  and fewer than ``CoreParams.max_inflight`` steps are in flight)
     ``events``    In stream of :func:`~cssnn.hw.params.event_layout` (the step's input spikes + end marker)
     ``out``       Out stream of events (the step's output spikes + end marker)
     ``busy``      high while a step is in flight: from its accepted ``step`` until its ``done``

@@ -18,6 +18,10 @@ its own (:data:`LANE_QUEUE` events): EB hands an event to the queue of every lan
 of it (``counts[k] > 0``; a full queue holds EB), and walker ``k`` issues its ``counts[k]`` rows at its
 own pace, so a step costs its busiest lane instead of the sum of every list's fullest lane. The end
 marker stays in EB; it is ``end`` once every queue and walker is empty (seen a clock late: timing).
+
+With ``CoreParams.overlap`` the next step's events follow the end marker in while the core holds
+that step's config (``ahead``; at most two end markers in, counted by ``ends``): their slots come
+from ``idx_next``, and they wait behind the marker, in the stages after it, for the handoff.
 """
 
 from __future__ import annotations
@@ -43,7 +47,9 @@ class EventInput(wiring.Component):
     is in the event register: its next row may issue), ``neg`` (its sign), ``end`` (the end marker is
     in the event register: ACCUM may end), ``load`` (the event register takes an event this clock) and
     ``first_row`` (that event's first row), ``event`` (an input spike event is taken from EB: the
-    event counter). With ``walk = "lanes"``: ``pending`` is any walker's, ``issues`` says which lanes
+    event counter). With ``overlap``: In ``ahead`` (the next step's config is held: its events may
+    follow the end marker) and ``idx_next`` (its ``idx_base``), Out ``end_in`` (an end marker is in,
+    not yet taken by the core). With ``walk = "lanes"``: ``pending`` is any walker's, ``issues`` says which lanes
     issue a row when ``row_issue`` is high, and ``neg``, ``load`` and ``first_row`` are per lane."""
 
     def __init__(self, params: CoreParams):
