@@ -36,17 +36,17 @@ Per-step protocol (see docs/HARDWARE.md):
    ``overlap``) that word has been written back (no word in the update stage), the step goes to
    UPDATE with its config, and ACCUM takes the next step: with ``overlap`` in the same clock, the
    config taken behind the end marker (``nxt``), whose events followed that marker in. With
-   ``overlap`` each UPDATE word carries its config through the stages, and a step's first word
-   waits for the write-back only after words of its own layer (``after_same``). UPDATE, once the
-   last sum is written: one word (N neurons) per clock: membrane, flag, accumulator, bias are read; the TSA update is written back and the
-   accumulator cleared; nonzero spikes go through a word FIFO to the serializer (one spike per
-   clock). A word is issued only while the FIFO has a place reserved for it, so the pipeline never
-   stalls, and never while a row is in B (the banks' ports). Output modes feed the argmax instead
-   and emit no spikes. The last word carries the step's end marker. Meanwhile the next step's rows
-   issue every clock, except while UPDATE waits for its last sums, while the updating step is
-   their own layer (``same``), and while UPDATE's spikes would run dry (``words_first``). An
-   encoder word neither reads nor clears the accumulator, whose words it aliases (the config's
-   ``encoder`` bit).
+   ``overlap`` each UPDATE word carries its config through the stages, and a step's first word waits
+   for the write-back only after words of its own layer (``after_same``). UPDATE, once the last sum
+   is written: one word (N neurons) per clock: membrane, flag, accumulator, bias are read; the TSA
+   update is written back and the accumulator cleared; nonzero spikes go through a word FIFO to the
+   serializer (one spike per clock). A word is issued only while the FIFO has a place reserved for
+   it, so the pipeline never stalls, and never while a row is in B (the banks' ports). Output modes
+   feed the argmax instead and emit no spikes. The last word carries the step's end marker.
+   Meanwhile the next step's rows issue every clock, except while UPDATE waits for its last sums,
+   while the updating step is their own layer (``same``), and while UPDATE's spikes would run dry
+   (``words_first``). An encoder word neither reads nor clears the accumulator, whose words it
+   aliases (the config's ``encoder`` bit).
 4. ``out`` carries the step's spikes in ascending slot order and then the end marker, directly usable
    as the next layer's ``events``; ``done`` pulses as the end marker leaves.
 
