@@ -207,11 +207,11 @@ class Core(wiring.Component):
                 m.d.comb += wf_next.eq(1)
             m.d.sync += [words_first.eq(wf_next), held.eq(same_next | wf_next)]
         m.d.comb += row.eq(accum & ev.pending & ~first & ~held)
-        # the handoff: ACCUM's end marker taken once UPDATE is free and its last word written back
-        # (the update stage holds one step's config, and a step of the same layer must read the
-        # state after that write); the step's config goes with it
-        # with overlap, the step handed over may update the layer whose words are still in the update
-        # stage: its first word waits for their write-back (it reads that state)
+        # the handoff: ACCUM's end marker taken once UPDATE has issued its last word and, without
+        # overlap, written it back (the update stage then holds one step's config, and a step of the
+        # same layer must read the state after that write); the step's config goes with it. With
+        # overlap each word carries its config, and only a step of the layer whose words are still in
+        # the update stage (`after_same`) holds its first word until their write-back
         after_same = Signal()
         with m.If(handoff):
             if p.overlap:

@@ -37,8 +37,10 @@ class UpdateStage(wiring.Component):
     """In: ``update`` (a step is in UPDATE), ``issue`` (a word is issued in R), ``last`` (it is
     the step's last word), ``group`` (its group g), ``x_addr`` (the memory word of the item in X:
     the core's address register), ``mode``, ``threshold``, ``count``, ``encoder`` (the step's,
-    taken while ``load`` is high: before the step's first word, and only while no word is in the
-    stage, ``busy`` low; held while its words are in it),
+    taken while ``load`` is high: before the step's first word; without
+    :attr:`~cssnn.hw.params.CoreParams.overlap` only while no word is in the stage, ``busy`` low,
+    and held while its words are in it; with it, each word carries its step's config through the
+    stages, so the next step may load while words of this one are still in them),
     ``state``, ``acc``, ``bias`` (the word read: the neuron store's D registers), ``word_taken``
     (the serializer took a word from the FIFO).
 
