@@ -19,7 +19,7 @@ signal fans out to the stage registers and read ports.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -27,7 +27,7 @@ from cssnn.hw.core.argmax import Argmax
 from cssnn.hw.core.neuron import NeuronArray
 from cssnn.hw.core.output import WORD_FIFO_DEPTH
 from cssnn.hw.core.serializer import word_layout
-from cssnn.hw.core.stores import word_clear_signature, word_write_signature
+from cssnn.hw.core.stores import lanes_write_signature, word_clear_signature, word_write_signature
 from cssnn.hw.params import CoreParams, Mode, check_params, state_lane_layout
 
 __all__ = ["UpdateStage"]
@@ -59,6 +59,7 @@ class UpdateStage(wiring.Component):
         super().__init__({
             "update": In(1), "load": In(1), "issue": In(1), "last": In(1), "group": In(p.group_bits), "x_addr": In(p.group_bits),
             "mode": In(Mode), "threshold": In(p.threshold_bits), "count": In(p.index_bits + 1), "encoder": In(1),
+            "base": In(p.group_bits),
             "state": In(data.ArrayLayout(state, n)), "acc": In(data.ArrayLayout(signed(p.acc_bits), n)),
             "bias": In(data.ArrayLayout(signed(p.bias_bits), n)), "word_taken": In(1),
             "d_valid": Out(1), "d_encoder": Out(1), "busy": Out(1), "credit": Out(1), "starving": Out(1),
@@ -66,6 +67,10 @@ class UpdateStage(wiring.Component):
             "state_write": Out(word_write_signature(p, state)),
             "words": Out(stream.Signature(word_layout(p), always_ready=True)), "argmax_idle": Out(1),
             "argmax_index": Out(p.index_bits), "argmax_value": Out(signed(p.store_bits)),
+            **({"probe": In(p.group_bits), "holds": Out(1), "d_addr": In(p.group_bits),
+                "sums": In(lanes_write_signature(p, signed(p.acc_bits)).flip()), "w1_en": In(1),
+                "w1_addr": In(data.ArrayLayout(p.group_bits, n)), "w1_data": In(data.ArrayLayout(signed(p.acc_bits), n)),
+                "w2_data": In(data.ArrayLayout(signed(p.acc_bits), n))} if p.overlap else {}),
         })
 
     def elaborate(self, platform):
@@ -78,14 +83,17 @@ class UpdateStage(wiring.Component):
         # D, X, Y, Z (what each stage uses), so a step may load while the words of the one before are
         # still in the stage; without, the stages share it (the core loads only while ~busy: on the
         # iCEBreaker's 2 lanes the copies cost LCs it does not have)
-        cfg = data.StructLayout({"mode": Mode, "threshold": p.threshold_bits, "count": p.index_bits + 1, "encoder": 1})
+        cfg = data.StructLayout({"mode": Mode, "threshold": p.threshold_bits, "count": p.index_bits + 1, "encoder": 1,
+                                 "base": p.group_bits})
         r_cfg = Signal(cfg)
         with m.If(self.load):
             m.d.sync += [r_cfg.mode.eq(self.mode), r_cfg.threshold.eq(self.threshold), r_cfg.count.eq(self.count),
-                         r_cfg.encoder.eq(self.encoder)]
+                         r_cfg.encoder.eq(self.encoder), r_cfg.base.eq(self.base)]
         if p.overlap:
             d_cfg, x_cfg, s2_mode, z_mode = Signal(cfg), Signal(cfg), Signal(Mode), Signal(Mode)
-            m.d.sync += [d_cfg.eq(r_cfg), x_cfg.eq(d_cfg), s2_mode.eq(x_cfg.mode), z_mode.eq(s2_mode)]
+            s2_base, z_base = Signal(p.group_bits), Signal(p.group_bits)
+            m.d.sync += [d_cfg.eq(r_cfg), x_cfg.eq(d_cfg), s2_mode.eq(x_cfg.mode), z_mode.eq(s2_mode),
+                         s2_base.eq(x_cfg.base), z_base.eq(s2_base)]
         else:
             d_cfg = x_cfg = r_cfg
             s2_mode = z_mode = r_cfg.mode
@@ -103,7 +111,18 @@ class UpdateStage(wiring.Component):
         # X: the array's stage 1, the layer's lanes, the accumulator clear
         for k in range(n):
             m.d.comb += [neurons.v[k].eq(self.state[k].v), neurons.fired[k].eq(self.state[k].fired)]
-        m.d.comb += [neurons.acc.eq(self.acc), neurons.bias.eq(self.bias), neurons.en.eq(1),
+        acc = self.acc
+        if p.overlap:
+            # the accumulate stage's sums of the two clocks after the word's read (R, D) are forwarded
+            # into X, lane by lane (hits compared in D, not for an encoder word: its words alias the
+            # weight layers'), so a step's first word may issue while its last sums are in D2 and X
+            acc = Signal.like(self.acc)
+            hit1, hit2 = Signal(n), Signal(n)
+            for k in range(n):
+                m.d.sync += [hit1[k].eq(self.sums.en & (self.sums.addr[k] == self.d_addr) & ~d_cfg.encoder),
+                             hit2[k].eq(self.w1_en & (self.w1_addr[k] == self.d_addr) & ~d_cfg.encoder)]
+                m.d.comb += acc[k].eq(Mux(hit1[k], self.w1_data[k], Mux(hit2[k], self.w2_data[k], self.acc[k])))
+        m.d.comb += [neurons.acc.eq(acc), neurons.bias.eq(self.bias), neurons.en.eq(1),
                      neurons.mode.eq(s2_mode), neurons.threshold.eq(d_cfg.threshold)]
         valid_lanes = Signal(n)
         base = Signal(p.index_bits + 1)
@@ -150,4 +169,7 @@ class UpdateStage(wiring.Component):
         m.d.sync += free.eq(free + ret - (self.update & self.issue))
         m.d.comb += [self.d_valid.eq(d_upd_v), self.d_encoder.eq(d_cfg.encoder), self.argmax_idle.eq(~amax.busy),
                      self.busy.eq(d_upd_v | x_upd_v | s2_valid | z_valid)]
+        if p.overlap:   # a word of layer `probe` is in the stage (steps of one word each may follow each other)
+            m.d.comb += self.holds.eq((d_upd_v & (d_cfg.base == self.probe)) | (x_upd_v & (x_cfg.base == self.probe)) |
+                                      (s2_valid & (s2_base == self.probe)) | (z_valid & (z_base == self.probe)))
         return m
