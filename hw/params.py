@@ -223,11 +223,18 @@ class CoreParams:
         return self.lanes >= OVERLAP_LANES
 
     @property
+    def steps_ahead(self) -> int:
+        """With :attr:`overlap`, the steps whose config (and events) the core takes behind ACCUM's:
+        two, so that the events of a step come in while a step without events (the encoder's) is
+        between it and ACCUM's."""
+        return 2 if self.overlap else 0
+
+    @property
     def max_inflight(self) -> int:
         """Steps in flight in the core at once: one whose spikes (and end marker) are still leaving,
         one updating, one accumulating; with :attr:`overlap`, also one handed to UPDATE while the
-        step before's last words are in the update stage, and the next one taken behind ACCUM's."""
-        return 5 if self.overlap else 3
+        step before's last words are in the update stage, and the :attr:`steps_ahead` behind ACCUM's."""
+        return 4 + self.steps_ahead if self.overlap else 3
 
     @property
     def max_threshold(self) -> int:

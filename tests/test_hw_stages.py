@@ -5,9 +5,10 @@ consecutive layer-steps overlap.
 - ``UpdateStage``: a step loaded while the words of the step before are still in D, X, Y, Z
   gives every word exactly the outputs it gets when the steps are apart (each word carries its
   step's config through the stages).
-- ``EventInput`` with ``CoreParams.overlap``: events past an end marker are taken only while the
-  next step's config is there (``ahead``), find their index entries from ``idx_next``, and never
-  more than two end markers are in.
+- ``EventInput`` with ``CoreParams.overlap``: events past an end marker are taken only for the
+  steps whose config the core holds behind ACCUM's (``steps``, up to ``steps_ahead``), each step's
+  events find their index entries from that step's base (``idx_base``, then ``idx_next``), and no
+  event is taken past the last held step's end marker.
 """
 
 import random
@@ -104,22 +105,30 @@ def test_update_stage_words_keep_their_steps_config_back_to_back():
         assert back_to_back[kind] == apart[kind], f"{kind}: a word used the config of another step"
 
 
-@pytest.mark.parametrize("ahead", [0, 1])
-def test_event_input_takes_the_next_steps_events_behind_the_end_marker_only_when_ahead(ahead):
+@pytest.mark.parametrize("behind", [0, 1, 2])
+def test_event_input_takes_the_events_of_the_steps_held_behind_the_end_markers_only(behind):
     p = CoreParams(lanes=4, neurons=32, synapse_rows=8, walk="rows")
-    assert p.overlap
+    assert p.overlap and p.steps_ahead == 2
     dut = EventInput(p)
-    idx_base, idx_next = 3, 17
-    stream = [(2, 0), (5, 1), (None, 0), (1, 0), (4, 1), (None, 0), (6, 0)]   # (index, neg); None: end
+    bases = [3, 12, 23]   # ACCUM's idx_base, then those of the steps held behind it
+    stream = [(2, 0), (5, 1), (None, 0), (1, 0), (4, 1), (None, 0), (6, 0), (0, 1), (None, 0), (7, 0)]
+    ends = [k for k, (i, _) in enumerate(stream) if i is None]
     taken, slots = [], []
 
     async def bench(ctx):
+        # the core's part: the configs held (ACCUM's first) and, when ACCUM's end marker is in, the
+        # handoff: that marker taken, the configs move up (the index entries here have no rows: the
+        # events leave EB at once)
+        held = bases[:1 + behind]
         ctx.set(dut.accum, 1)
-        ctx.set(dut.idx_base, idx_base)
-        ctx.set(dut.idx_next, idx_next)
-        ctx.set(dut.ahead, ahead)
         k = 0
-        for _ in range(20):
+        for _ in range(30):
+            ctx.set(dut.steps, len(held))
+            ctx.set(dut.idx_base, held[0] if held else 0)
+            for i in range(2):
+                ctx.set(dut.idx_next[i], held[i + 1] if i + 1 < len(held) else 0)
+            handoff = bool(ctx.get(dut.end)) and len(held) > 1
+            ctx.set(dut.end_take, handoff)
             if k < len(stream):
                 i, neg = stream[k]
                 ctx.set(dut.events.valid, 1)
@@ -128,19 +137,24 @@ def test_event_input_takes_the_next_steps_events_behind_the_end_marker_only_when
                 ctx.set(dut.events.payload.neg, neg)
             else:
                 ctx.set(dut.events.valid, 0)
-            if ctx.get(dut.index_en):
-                slots.append(ctx.get(dut.index_addr))
-            if ctx.get(dut.events.valid) and ctx.get(dut.events.ready):
+            took = bool(ctx.get(dut.events.valid) and ctx.get(dut.events.ready))
+            if took:
                 taken.append(stream[k])
                 k += 1
             await ctx.tick()
+            if took and taken[-1][0] is not None:
+                slots.append(ctx.get(dut.index_addr))   # E1's slot of the event just taken
+            if handoff:
+                held = held[1:]
+        assert ctx.get(dut.ends) == 1 and ctx.get(dut.end), "the last held step's end marker is in"
 
     run_testbenches(dut, bench)
-    if not ahead:
-        assert taken == stream[:3], "an event past the end marker was taken without the next step's config"
-    else:
-        assert taken == stream[:6], "the next step's events must follow the end marker, but not past a second one"
-        # E1's slot after each take: the first step's from idx_base, the next step's from idx_next
-        assert idx_base + 2 in slots and idx_base + 5 in slots
-        assert idx_next + 1 in slots and idx_next + 4 in slots
-        assert idx_base + 1 not in slots and idx_base + 4 not in slots
+    assert taken == stream[:ends[behind] + 1], "events were taken past the end marker of the last step held"
+    # E1's slot of each event: its own step's idx_base + its index
+    step, want = 0, []
+    for i, _ in taken:
+        if i is None:
+            step += 1
+        else:
+            want.append(bases[step] + i)
+    assert slots == want, "an event found its index entry from another step's idx_base"

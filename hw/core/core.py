@@ -166,20 +166,33 @@ class Core(wiring.Component):
         same_next = Signal()
         m.d.comb += same_next.eq(same)
         if p.overlap:
-            # the next step's config is taken behind ACCUM's once its end marker is in (``nxt``): its
-            # events follow that marker into the event input, and ACCUM takes it at the handoff
-            nxt, nxt_v = Signal(config_layout(p)), Signal()
-            m.d.comb += [self.step.ready.eq((~accum | (ev.end_in & ~nxt_v)) & (inflight < p.max_inflight)),
-                         ev.ahead.eq(nxt_v), ev.idx_next.eq(nxt.idx_base)]
+            # the next steps' configs are taken behind ACCUM's (``nxt``, ``steps_ahead`` places) once
+            # the end markers of every step held are in (the controller's input follows the step it
+            # gave last): their events follow those markers into the event input, and ACCUM takes the
+            # first at the handoff
+            ahead = p.steps_ahead
+            nxt = [Signal(config_layout(p), name=f"nxt{i}") for i in range(ahead)]
+            nq = Signal(range(ahead + 1))
+            pop, into_q = Signal(), Signal()
+            m.d.comb += [ev.steps.eq(accum + nq), self.step.ready.eq((ev.ends == accum + nq) & (nq != ahead) &
+                                                                     (inflight < p.max_inflight))]
+            for i in range(ahead):
+                m.d.comb += ev.idx_next[i].eq(nxt[i].idx_base)
             coming = Signal(config_layout(p))   # the step ACCUM takes at the handoff, if any
-            m.d.comb += coming.eq(Mux(nxt_v, nxt, self.step.payload))
+            m.d.comb += [coming.eq(Mux(nq != 0, nxt[0], self.step.payload)), pop.eq(handoff & (nq != 0)),
+                         into_q.eq(accept & accum & ~(handoff & (nq == 0)))]
+            with m.If(pop):
+                for i in range(ahead - 1):
+                    m.d.sync += nxt[i].eq(nxt[i + 1])
+            for i in range(ahead):   # an accepted step goes to the first free place (after the pop)
+                with m.If(into_q & (nq - pop == i)):
+                    m.d.sync += nxt[i].eq(self.step.payload)
+            m.d.sync += nq.eq(nq - pop + into_q)
             with m.If(handoff):
-                m.d.sync += [accum.eq(nxt_v | accept), nxt_v.eq(0)]
-                with m.If(nxt_v | accept):
+                m.d.sync += accum.eq((nq != 0) | accept)
+                with m.If((nq != 0) | accept):
                     m.d.sync += cfg.eq(coming)
                     m.d.comb += same_next.eq(coming.neuron_base == cfg.neuron_base)
-            with m.Elif(accept & accum):
-                m.d.sync += [nxt.eq(self.step.payload), nxt_v.eq(1)]
         else:
             m.d.comb += self.step.ready.eq(~accum & (inflight < p.max_inflight))
         with m.If(accept & ~accum):

@@ -63,7 +63,8 @@ class EventInput(wiring.Component):
             "index_addr": Out(p.slot_bits), "index_en": Out(1),
             "pending": Out(1), "issues": Out(n), "neg": Out(n), "end": Out(1), "load": Out(n),
             "first_row": Out(data.ArrayLayout(p.row_bits, n) if p.walk == "lanes" else p.row_bits), "event": Out(1),
-            **({"ahead": In(1), "idx_next": In(p.slot_bits), "end_in": Out(1)} if p.overlap else {}),
+            **({"steps": In(range(p.steps_ahead + 2)), "idx_next": In(data.ArrayLayout(p.slot_bits, p.steps_ahead)),
+                "ends": Out(range(p.steps_ahead + 2))} if p.overlap else {}),
         })
 
     def elaborate(self, platform):
@@ -88,11 +89,15 @@ class EventInput(wiring.Component):
             self.index_addr.eq(e1_slot), self.index_en.eq(adv_e1),
         ]
         if p.overlap:
-            # the next step's events follow its predecessor's end marker (at most two markers in)
-            ends = Signal(range(3))
+            # the events of the steps held behind ACCUM's follow the end markers before them: those
+            # after `ends` markers are the events of step `ends` (0: ACCUM's)
+            ends = Signal(range(p.steps_ahead + 2))
+            bases = Signal(data.ArrayLayout(p.slot_bits, p.steps_ahead + 1))
             m.d.sync += ends.eq(ends + (take & ev.end) - self.end_take)
-            m.d.comb += [end_in.eq(ends != 0), open_.eq(~end_in | ((ends == 1) & self.ahead)),
-                         base.eq(Mux(end_in, self.idx_next, self.idx_base)), self.end_in.eq(end_in)]
+            m.d.comb += [bases[0].eq(self.idx_base), open_.eq(ends < self.steps), base.eq(bases[ends]),
+                         self.ends.eq(ends)]
+            for i in range(p.steps_ahead):
+                m.d.comb += bases[i + 1].eq(self.idx_next[i])
         else:
             with m.If(take):
                 m.d.sync += end_in.eq(ev.end)
@@ -107,6 +112,11 @@ class EventInput(wiring.Component):
             m.d.sync += [em_v.eq(e1_v), em_neg.eq(e1_neg), em_end.eq(e1_end)]
         with m.If(adv):
             m.d.sync += [eb_v.eq(em_v), eb_neg.eq(em_neg), eb_end.eq(em_end), eb.eq(self.index_data)]
+        if p.overlap:
+            # an end marker taken while E1 and EM are empty goes straight to EB: it reads no index entry
+            # (a step without events, like the encoder's, then ends two clocks sooner)
+            with m.If(take & ev.end & ~e1_v & ~em_v & adv):
+                m.d.sync += [e1_v.eq(0), eb_v.eq(1), eb_end.eq(1)]
         if p.walk == "lanes":
             self._walkers(m, adv, eb_v, eb_neg, eb_end, eb, eb_take, eb_free)
         else:

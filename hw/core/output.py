@@ -13,7 +13,7 @@ leaves: the core's ``out`` carries exactly one end marker per step, its last ite
 
 from __future__ import annotations
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -50,12 +50,24 @@ class OutputStage(wiring.Component):
         # buffered: the serializer takes the FIFO's word from a register (timing: docs/BOARDS.md, item 20)
         m.submodules.word_fifo = word_fifo = SyncFIFOBuffered(width=word_layout(p).size, depth=WORD_FIFO_DEPTH)
         m.submodules.ser = ser = SpikeSerializer(p)
-        m.d.comb += [
-            word_fifo.w_data.eq(self.words.payload), word_fifo.w_en.eq(self.words.valid),
-            ser.i.payload.as_value().eq(word_fifo.r_data), ser.i.valid.eq(word_fifo.r_rdy),
-            word_fifo.r_en.eq(ser.i.ready),
-            self.word_taken.eq(word_fifo.r_rdy & word_fifo.r_en),
-        ]
+        m.d.comb += [word_fifo.w_data.eq(self.words.payload), word_fifo.r_en.eq(ser.i.ready)]
+        if p.overlap:
+            # a word passes the FIFO when it is empty and the serializer takes it (the FIFO's two
+            # clocks are in every step's path to the next layer: short steps wait for them)
+            direct = Signal()
+            m.d.comb += [
+                direct.eq((word_fifo.level == 0) & self.words.valid),
+                ser.i.payload.as_value().eq(Mux(word_fifo.r_rdy, word_fifo.r_data, self.words.payload.as_value())),
+                ser.i.valid.eq(word_fifo.r_rdy | direct),
+                word_fifo.w_en.eq(self.words.valid & ~(direct & ser.i.ready)),
+                self.word_taken.eq(ser.i.valid & ser.i.ready),
+            ]
+        else:
+            m.d.comb += [
+                word_fifo.w_en.eq(self.words.valid),
+                ser.i.payload.as_value().eq(word_fifo.r_data), ser.i.valid.eq(word_fifo.r_rdy),
+                self.word_taken.eq(word_fifo.r_rdy & word_fifo.r_en),
+            ]
 
         # serializer events through a skid buffer (timing: docs/BOARDS.md, item 17)
         m.submodules.out_buf = out_buf = SkidBuffer(event_layout(p))
