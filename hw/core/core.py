@@ -224,32 +224,31 @@ class Core(wiring.Component):
         # the handoff: ACCUM's end marker taken once UPDATE has issued its last word and, without
         # overlap, written it back (the update stage then holds one step's config, and a step of the
         # same layer must read the state after that write); the step's config goes with it. With
-        # overlap each word carries its config, and only a step of the layer whose words are still in
-        # the update stage (`after_same`) holds its first word until their write-back
-        after_same = Signal()
+        # overlap each word carries its config, and a word waits only while the word it reads is still
+        # to be written back (`UpdateStage.hazard`: an earlier step of its layer)
         # UPDATE issues a word only with a credit (a place in the word FIFO), so nothing stalls; its
         # first word only once the last sum of its step is written (no row in the accumulate stage,
         # where ACCUM holds its rows back until then); and never while a row is in B (that row reads
         # the accumulator banks, and its sums are written in the clock the word's clear would be)
         # (with overlap its sums in D2 and X are forwarded to it: it waits only for the items before them)
         drained = ~acc.busy_front if p.overlap else ~acc.busy
-        m.d.comb += issue.eq(updating & upd.credit & ~acc.acc_read & ~(first & (~drained | (after_same & upd.busy))))
+        if p.overlap:   # and never before the word it reads has been written back (by an earlier step)
+            m.d.comb += issue.eq(updating & upd.credit & ~acc.acc_read & ~(first & ~drained) & ~upd.hazard)
+        else:
+            m.d.comb += issue.eq(updating & upd.credit & ~acc.acc_read & ~(first & ~drained))
         with m.If(issue):
             m.d.sync += [first.eq(0), g.eq(g + 1), word.eq(word + 1), last.eq(g + 2 == groups)]
             with m.If(last):
                 m.d.sync += updating.eq(0)
         with m.If(handoff):   # after the issue: a step handed over as the last word issues takes UPDATE
-            if p.overlap:
-                # its layer's words: the one issuing now, or any in the stage (each step may be one word)
-                m.d.sync += after_same.eq((cfg.neuron_base == base) | upd.holds)
-            else:
+            if not p.overlap:
                 m.d.sync += accum.eq(0)
             m.d.sync += [updating.eq(1), first.eq(1), g.eq(0), word.eq(cfg.neuron_base),
                          base.eq(cfg.neuron_base), groups.eq(cfg.groups), last.eq(cfg.groups == 1)]
         m.d.sync += [d_addr.eq(word), x_addr.eq(d_addr)]
 
         if p.overlap:
-            m.d.comb += [upd.probe.eq(cfg.neuron_base), upd.d_addr.eq(d_addr), upd.sums.en.eq(acc.write.en),
+            m.d.comb += [upd.r_addr.eq(word), upd.d_addr.eq(d_addr), upd.sums.en.eq(acc.write.en),
                          upd.sums.addr.eq(acc.write.addr), upd.sums.data.eq(acc.write.data), upd.w1_en.eq(acc.w1_en),
                          upd.w1_addr.eq(acc.w1_addr), upd.w1_data.eq(acc.w1_data), upd.w2_data.eq(acc.w2_data)]
         self._connect(m, cfg, accum, updating, busy, row, issue, handoff, last, g, word, x_addr)
@@ -288,7 +287,7 @@ class Core(wiring.Component):
             upd.update.eq(updating), upd.load.eq(handoff), upd.issue.eq(issue), upd.last.eq(last),
             upd.group.eq(g), upd.x_addr.eq(x_addr),
             upd.mode.eq(cfg.mode), upd.threshold.eq(cfg.threshold), upd.count.eq(cfg.count),
-            upd.encoder.eq(cfg.encoder), upd.base.eq(cfg.neuron_base), nst.upd_zero.eq(upd.d_encoder),
+            upd.encoder.eq(cfg.encoder), nst.upd_zero.eq(upd.d_encoder),
             upd.state.eq(nst.state), upd.acc.eq(nst.acc_upd), upd.bias.eq(nst.bias),
             upd.word_taken.eq(out.word_taken),
             out.end_ok.eq(upd.argmax_idle),

@@ -59,7 +59,6 @@ class UpdateStage(wiring.Component):
         super().__init__({
             "update": In(1), "load": In(1), "issue": In(1), "last": In(1), "group": In(p.group_bits), "x_addr": In(p.group_bits),
             "mode": In(Mode), "threshold": In(p.threshold_bits), "count": In(p.index_bits + 1), "encoder": In(1),
-            "base": In(p.group_bits),
             "state": In(data.ArrayLayout(state, n)), "acc": In(data.ArrayLayout(signed(p.acc_bits), n)),
             "bias": In(data.ArrayLayout(signed(p.bias_bits), n)), "word_taken": In(1),
             "d_valid": Out(1), "d_encoder": Out(1), "busy": Out(1), "credit": Out(1), "starving": Out(1),
@@ -67,7 +66,7 @@ class UpdateStage(wiring.Component):
             "state_write": Out(word_write_signature(p, state)),
             "words": Out(stream.Signature(word_layout(p), always_ready=True)), "argmax_idle": Out(1),
             "argmax_index": Out(p.index_bits), "argmax_value": Out(signed(p.store_bits)),
-            **({"probe": In(p.group_bits), "holds": Out(1), "d_addr": In(p.group_bits),
+            **({"r_addr": In(p.group_bits), "hazard": Out(1), "d_addr": In(p.group_bits),
                 "sums": In(lanes_write_signature(p, signed(p.acc_bits)).flip()), "w1_en": In(1),
                 "w1_addr": In(data.ArrayLayout(p.group_bits, n)), "w1_data": In(data.ArrayLayout(signed(p.acc_bits), n)),
                 "w2_data": In(data.ArrayLayout(signed(p.acc_bits), n))} if p.overlap else {}),
@@ -83,17 +82,14 @@ class UpdateStage(wiring.Component):
         # D, X, Y, Z (what each stage uses), so a step may load while the words of the one before are
         # still in the stage; without, the stages share it (the core loads only while ~busy: on the
         # iCEBreaker's 2 lanes the copies cost LCs it does not have)
-        cfg = data.StructLayout({"mode": Mode, "threshold": p.threshold_bits, "count": p.index_bits + 1, "encoder": 1,
-                                 "base": p.group_bits})
+        cfg = data.StructLayout({"mode": Mode, "threshold": p.threshold_bits, "count": p.index_bits + 1, "encoder": 1})
         r_cfg = Signal(cfg)
         with m.If(self.load):
             m.d.sync += [r_cfg.mode.eq(self.mode), r_cfg.threshold.eq(self.threshold), r_cfg.count.eq(self.count),
-                         r_cfg.encoder.eq(self.encoder), r_cfg.base.eq(self.base)]
+                         r_cfg.encoder.eq(self.encoder)]
         if p.overlap:
             d_cfg, x_cfg, s2_mode, z_mode = Signal(cfg), Signal(cfg), Signal(Mode), Signal(Mode)
-            s2_base, z_base = Signal(p.group_bits), Signal(p.group_bits)
-            m.d.sync += [d_cfg.eq(r_cfg), x_cfg.eq(d_cfg), s2_mode.eq(x_cfg.mode), z_mode.eq(s2_mode),
-                         s2_base.eq(x_cfg.base), z_base.eq(s2_base)]
+            m.d.sync += [d_cfg.eq(r_cfg), x_cfg.eq(d_cfg), s2_mode.eq(x_cfg.mode), z_mode.eq(s2_mode)]
         else:
             d_cfg = x_cfg = r_cfg
             s2_mode = z_mode = r_cfg.mode
@@ -169,7 +165,9 @@ class UpdateStage(wiring.Component):
         m.d.sync += free.eq(free + ret - (self.update & self.issue))
         m.d.comb += [self.d_valid.eq(d_upd_v), self.d_encoder.eq(d_cfg.encoder), self.argmax_idle.eq(~amax.busy),
                      self.busy.eq(d_upd_v | x_upd_v | s2_valid | z_valid)]
-        if p.overlap:   # a word of layer `probe` is in the stage (steps of one word each may follow each other)
-            m.d.comb += self.holds.eq((d_upd_v & (d_cfg.base == self.probe)) | (x_upd_v & (x_cfg.base == self.probe)) |
-                                      (s2_valid & (s2_base == self.probe)) | (z_valid & (z_base == self.probe)))
+        if p.overlap:
+            # the memory word R would read is still to be written back by a word in D, X, Y or Z (of an
+            # earlier step of its layer: a step's own words are distinct)
+            m.d.comb += self.hazard.eq((d_upd_v & (self.d_addr == self.r_addr)) | (x_upd_v & (self.x_addr == self.r_addr)) |
+                                       (s2_valid & (s2_addr == self.r_addr)) | (z_valid & (z_addr == self.r_addr)))
         return m
