@@ -71,7 +71,7 @@ class EventInput(wiring.Component):
         p = self.params
         m = Module()
         ev = self.events.payload
-        adv = Signal()             # EB takes the index memory's read (EM): EB is empty or its content leaves
+        adv = Signal()             # EB takes the index memory's read (EM): EB is empty or its event leaves
         adv_e1 = Signal()          # E1 is read into EM: EM is empty or advances (bubbles close up)
         end_in = Signal()          # an end marker has been taken (into E1) and not yet by the core
         e1_v, e1_neg, e1_end = Signal(), Signal(), Signal()
@@ -80,11 +80,10 @@ class EventInput(wiring.Component):
         eb_v, eb_neg, eb_end = Signal(), Signal(), Signal()
         eb = Signal(index_lane_layout(p))
         eb_take = Signal()         # EB's event leaves (to the event register, a queue, or nowhere)
-        eb_free = Signal()         # EB's content leaves: its event, or with walkers the end marker taken
         take, open_ = Signal(), Signal()   # an event is taken; events may come (past any end marker)
         base = Signal(p.slot_bits)         # the slot of index 0 for the event taken
         m.d.comb += [
-            adv.eq(~eb_v | eb_free), adv_e1.eq(~em_v | adv),
+            adv.eq(~eb_v | eb_take), adv_e1.eq(~em_v | adv),
             self.events.ready.eq(self.accum & open_ & (~e1_v | adv_e1)), take.eq(self.events.valid & self.events.ready),
             self.index_addr.eq(e1_slot), self.index_en.eq(adv_e1),
         ]
@@ -118,12 +117,12 @@ class EventInput(wiring.Component):
             with m.If(take & ev.end & ~e1_v & ~em_v & adv):
                 m.d.sync += [e1_v.eq(0), eb_v.eq(1), eb_end.eq(1)]
         if p.walk == "lanes":
-            self._walkers(m, adv, eb_v, eb_neg, eb_end, eb, eb_take, eb_free)
+            self._walkers(m, adv, eb_v, eb_neg, eb_end, eb, eb_take)
         else:
-            self._register(m, adv, eb_v, eb_neg, eb_end, eb, eb_take, eb_free)
+            self._register(m, adv, eb_v, eb_neg, eb_end, eb, eb_take)
         return m
 
-    def _register(self, m, adv, eb_v, eb_neg, eb_end, eb, eb_take, eb_free):
+    def _register(self, m, adv, eb_v, eb_neg, eb_end, eb, eb_take):
         """The event register: EB's event, its rows issued one per ``row_issue``."""
         eb_empty = Signal()        # the event in EB has no synapse rows
         evq_v, evq_neg, evq_end = Signal(), Signal(), Signal()
@@ -134,25 +133,25 @@ class EventInput(wiring.Component):
             m.d.sync += eb_empty.eq(self.index_data.rows == 0)
         m.d.comb += [
             evq_take.eq(self.row_issue & last),   # the event's last row issues
-            # the end marker waits in the event register; the event behind it loads as it is taken
-            evq_load.eq(self.accum & eb_v & ~(eb_empty & ~eb_end) & (~evq_v | evq_take | self.end_take)),
-            eb_take.eq(evq_load | (self.accum & eb_v & eb_empty & ~eb_end)), eb_free.eq(eb_take),
+            # the end marker waits in the event register until the core takes it (the handoff)
+            evq_load.eq(self.accum & eb_v & ~(eb_empty & ~eb_end) & (~evq_v | evq_take)),
+            eb_take.eq(evq_load | (self.accum & eb_v & eb_empty & ~eb_end)),
         ]
-        with m.If(self.end_take):
-            m.d.sync += evq_v.eq(0)
         with m.If(evq_load):
             m.d.sync += [evq_v.eq(1), evq_neg.eq(eb_neg), evq_end.eq(eb_end), rem.eq(eb.rows), last.eq(eb.rows == 1)]
         with m.Elif(self.row_issue):
             m.d.sync += [rem.eq(rem - 1), last.eq(rem == 2)]
             with m.If(last):
                 m.d.sync += evq_v.eq(0)
+        with m.If(self.end_take):
+            m.d.sync += evq_v.eq(0)
         m.d.comb += [
             self.pending.eq(evq_v & ~evq_end), self.issues.eq(self.row_issue), self.end.eq(evq_v & evq_end),
             self.neg.eq(evq_neg), self.load.eq(evq_load), self.first_row.eq(eb.first),
             self.event.eq(eb_take & ~eb_end),
         ]
 
-    def _walkers(self, m, adv, eb_v, eb_neg, eb_end, eb, eb_take, eb_free):
+    def _walkers(self, m, adv, eb_v, eb_neg, eb_end, eb, eb_take):
         """A queue and a walker per lane; EB's spike goes to the queues of the lanes it has synapses in."""
         p = self.params
         n = p.lanes
@@ -193,8 +192,8 @@ class EventInput(wiring.Component):
         m.d.sync += idle.eq(~busy.any() & ~eb_take)
         m.d.comb += [
             eb_take.eq(self.accum & eb_v & ~eb_end & space.all()),
-            # the end marker waits in EB: the event behind it moves up as the marker is taken
-            eb_free.eq(eb_take | self.end_take),
             self.pending.eq(walking.any()), self.end.eq(eb_v & eb_end & idle),
             self.event.eq(eb_take),
         ]
+        with m.If(self.end_take):   # the end marker waits in EB until the core takes it
+            m.d.sync += eb_v.eq(0)

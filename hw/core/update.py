@@ -110,13 +110,14 @@ class UpdateStage(wiring.Component):
         acc = self.acc
         if p.overlap:
             # the accumulate stage's sums of the two clocks after the word's read (R, D) are forwarded
-            # into X, lane by lane (hits compared in D, not for an encoder word: its words alias the
-            # weight layers'), so a step's first word may issue while its last sums are in D2 and X
+            # into X, lane by lane (hits compared in D on the whole word address: an encoder word's
+            # differs from every weight layer's, it aliases them only in the banks), so a step's first
+            # word may issue while its last sums are in D2 and X
             acc = Signal.like(self.acc)
             hit1, hit2 = Signal(n), Signal(n)
             for k in range(n):
-                m.d.sync += [hit1[k].eq(self.sums.en & (self.sums.addr[k] == self.d_addr) & ~d_cfg.encoder),
-                             hit2[k].eq(self.w1_en & (self.w1_addr[k] == self.d_addr) & ~d_cfg.encoder)]
+                m.d.sync += [hit1[k].eq(self.sums.en & (self.sums.addr[k] == self.d_addr)),
+                             hit2[k].eq(self.w1_en & (self.w1_addr[k] == self.d_addr))]
                 m.d.comb += acc[k].eq(Mux(hit1[k], self.w1_data[k], Mux(hit2[k], self.w2_data[k], self.acc[k])))
         m.d.comb += [neurons.acc.eq(acc), neurons.bias.eq(self.bias), neurons.en.eq(1),
                      neurons.mode.eq(s2_mode), neurons.threshold.eq(d_cfg.threshold)]
