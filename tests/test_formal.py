@@ -132,7 +132,7 @@ def test_formal_router_delivers_every_event_once_in_order(factory, passes, tmp_p
 
 #: Per evaluation order: the loopback FIFO holds what the order needs with one spike per step (chain:
 #: a step, 2 events; waves at L = 2: a step of both spiking layers and the running one's, 6).
-#: With ``overlap`` the core is a 4-lane one (``CoreParams.overlap``): 5 steps in flight, not 3.
+#: With ``overlap`` the core is a 4-lane one (``CoreParams.overlap``): 6 steps in flight, not 3.
 CTRL_APS = {(order, overlap): AccelParams(core=CoreParams(lanes=4, neurons=8, synapse_rows=4) if overlap else P,
                                           max_layers=4, timestep_bits=2, fifo_depth=2 if order == "chain" else 6,
                                           tap_depth=2, order=order)
@@ -165,7 +165,7 @@ class _LosesOutput(Controller):
 #: (order, T, L, longest stall, spikes per step, bound): the clocks a run may take, each tight (one
 #: clock less has a counterexample): T = L = 1 (3 layer-steps) with stalls of up to one clock on every
 #: handshake, and T = L = 2 (8 layer-steps, every mode, steps in flight) without stalls.
-#: The same bounds hold, and are as tight, with 5 steps in flight (an overlapping core: "-overlap").
+#: The same bounds hold, and are as tight, with 6 steps in flight (an overlapping core: "-overlap").
 CTRL_CASES = {"stalls": ("chain", 1, 1, 1, 1, 26), "no-stalls-T2-L2": ("chain", 2, 2, 0, 1, 24),
               "waves-stalls": ("waves", 1, 1, 1, 1, 27), "waves-T2-L2": ("waves", 2, 2, 0, 1, 24)}
 CTRL_CASES |= {f"{name}-overlap": case for name, case in CTRL_CASES.items() if "T2" in name}

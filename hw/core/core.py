@@ -24,8 +24,9 @@ X = accumulate or update stage 1, Y = update stage 2, Z = write-back, spikes, ar
 Per-step protocol (see docs/HARDWARE.md):
 
 1. When ``step.ready`` is high (no step in ACCUM, fewer than ``CoreParams.max_inflight`` in flight;
-   with ``CoreParams.overlap`` also once ACCUM's end marker is in and no next step is held) the
-   controller hands a :func:`config_layout` word to the ``step`` stream.
+   with ``CoreParams.overlap`` also while fewer than ``CoreParams.steps_ahead`` steps are held behind
+   ACCUM's and the end markers of every step held are in) the controller hands a
+   :func:`config_layout` word to the ``step`` stream.
 2. ACCUM: the core consumes ``events`` until an event with ``end = 1``. A spike event of neuron slot
    ``i`` of the previous layer finds its list in index-memory entry ``idx_base + i`` and costs one
    clock per row of it (0 rows: none); lane ``k`` of a row adds (or subtracts) a weight into
@@ -34,10 +35,12 @@ Per-step protocol (see docs/HARDWARE.md):
    ahead of it; those are muxed in front of the adder).
 3. The handoff: at the end marker, once the step before has issued its last word and (without
    ``overlap``) that word has been written back (no word in the update stage), the step goes to
-   UPDATE with its config, and ACCUM takes the next step: with ``overlap`` in the same clock, the
-   config taken behind the end marker (``nxt``), whose events followed that marker in. With
-   ``overlap`` each UPDATE word carries its config through the stages, and a step's first word waits
-   for the write-back only after words of its own layer (``after_same``). UPDATE, once the last sum
+   UPDATE with its config, and ACCUM takes the next step: with ``overlap`` in the clock the last word
+   issues, and ACCUM takes the first config held behind it (``nxt``), whose events followed the end
+   marker in. With ``overlap`` each UPDATE word carries its config through the stages, a word waits
+   only while the word it reads is still to be written back by an earlier step
+   (``UpdateStage.hazard``), and the accumulate stage's last two sums are forwarded into UPDATE's X,
+   so a step's first word waits only for its rows in D, A and B. UPDATE, once the last sum
    is written: one word (N neurons) per clock: membrane, flag, accumulator, bias are read; the TSA
    update is written back and the accumulator cleared; nonzero spikes go through a word FIFO to the
    serializer (one spike per clock). A word is issued only while the FIFO has a place reserved for
@@ -93,8 +96,9 @@ class Core(wiring.Component):
     """A cssnn core. Ports:
 
     ``step``      In stream of :func:`~cssnn.hw.params.config_layout` (accepted while no step is in
-                  ACCUM, or with ``overlap`` while its end marker is in and no next step is held,
-                  and fewer than ``CoreParams.max_inflight`` steps are in flight)
+                  ACCUM, or with ``overlap`` while fewer than ``steps_ahead`` steps are held behind
+                  it and every held step's end marker is in, and fewer than
+                  ``CoreParams.max_inflight`` steps are in flight)
     ``events``    In stream of :func:`~cssnn.hw.params.event_layout` (the step's input spikes + end marker)
     ``out``       Out stream of events (the step's output spikes + end marker)
     ``busy``      high while a step is in flight: from its accepted ``step`` until its ``done``

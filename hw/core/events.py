@@ -19,9 +19,12 @@ of it (``counts[k] > 0``; a full queue holds EB), and walker ``k`` issues its ``
 own pace, so a step costs its busiest lane instead of the sum of every list's fullest lane. The end
 marker stays in EB; it is ``end`` once every queue and walker is empty (seen a clock late: timing).
 
-With ``CoreParams.overlap`` the next step's events follow the end marker in while the core holds
-that step's config (``ahead``; at most two end markers in, counted by ``ends``): their slots come
-from ``idx_next``, and they wait behind the marker, in the stages after it, for the handoff.
+With ``CoreParams.overlap`` the events of the steps whose config the core holds behind ACCUM's
+(``steps``: ACCUM's and up to ``steps_ahead`` more) follow the end markers before them in (``ends``
+counts the markers in): the events after ``ends`` markers are step ``ends``'s, their slots from its
+base (``idx_base``, then ``idx_next``), and they wait behind the markers, in the stages after them,
+for the handoffs. E1 then moves into an empty EM while EB waits (bubbles close up), and an end
+marker taken while E1 and EM are empty goes straight to EB (it reads no index entry).
 """
 
 from __future__ import annotations
@@ -47,10 +50,11 @@ class EventInput(wiring.Component):
     is in the event register: its next row may issue), ``neg`` (its sign), ``end`` (the end marker is
     in the event register: ACCUM may end), ``load`` (the event register takes an event this clock) and
     ``first_row`` (that event's first row), ``event`` (an input spike event is taken from EB: the
-    event counter). With ``overlap``: In ``ahead`` (the next step's config is held: its events may
-    follow the end marker) and ``idx_next`` (its ``idx_base``), Out ``end_in`` (an end marker is in,
-    not yet taken by the core). With ``walk = "lanes"``: ``pending`` is any walker's, ``issues`` says which lanes
-    issue a row when ``row_issue`` is high, and ``neg``, ``load`` and ``first_row`` are per lane."""
+    event counter). With ``overlap``: In ``steps`` (the configs held, ACCUM's first: events are taken
+    until all their end markers are in) and ``idx_next`` (the ``idx_base`` of those behind ACCUM's),
+    Out ``ends`` (end markers in, not yet taken by the core). With ``walk = "lanes"``: ``pending``
+    is any walker's, ``issues`` says which lanes issue a row when ``row_issue`` is high, and
+    ``neg``, ``load`` and ``first_row`` are per lane."""
 
     def __init__(self, params: CoreParams):
         check_params(self, params)

@@ -8,7 +8,9 @@ per clock, and a step's last word (``end``) into its end marker too, once the ar
 in band, behind the step's spikes, so the core can already run the next step while this one's spikes
 are still leaving. Everything leaves through a :class:`~cssnn.hw.core.skid.SkidBuffer`: the
 consumer's ``ready`` only drives the enables of its two registers. ``done`` pulses as an end marker
-leaves: the core's ``out`` carries exactly one end marker per step, its last item.
+leaves: the core's ``out`` carries exactly one end marker per step, its last item. With
+``CoreParams.overlap`` a word passes the FIFO when it is empty and the serializer takes it: the
+FIFO's two clocks are in every step's path to the next layer.
 """
 
 from __future__ import annotations

@@ -42,14 +42,18 @@ class UpdateStage(wiring.Component):
     and held while its words are in it; with it, each word carries its step's config through the
     stages, so the next step may load while words of this one are still in them),
     ``state``, ``acc``, ``bias`` (the word read: the neuron store's D registers), ``word_taken``
-    (the serializer took a word from the FIFO).
+    (the serializer took a word from the FIFO). With ``overlap`` also ``r_addr``/``d_addr`` (the
+    memory words of the items in R and D), ``sums`` (the accumulate stage's write in X; its ``en``
+    and ``addr``), ``w1_en``, ``w1_addr``, ``w1_data``, ``w2_data`` (its writes of the last two
+    clocks): forwarded into X, so a word may read while its step's last sums are in D2 and X.
 
     Out: ``d_valid`` (an UPDATE word is in D), ``d_encoder`` (it is an encoder word: the neuron
     store zeroes its accumulator input), ``busy`` (a word is in D, X, Y or Z), ``credit`` (a word
     may issue), ``starving`` (every credit is free: no word in flight or in the FIFO, the serializer
     is about to idle), ``acc_clear`` (not for an encoder word: its accumulator words alias weight layers'),
     ``state_write`` (to the neuron store), ``words`` (the spike words, always taken: credits),
-    ``argmax_idle`` (no word in the argmax), ``argmax_index``, ``argmax_value``."""
+    ``argmax_idle`` (no word in the argmax), ``argmax_index``, ``argmax_value``; with ``overlap``
+    ``hazard`` (the word R reads is still to be written back from D, X, Y or Z)."""
 
     def __init__(self, params: CoreParams):
         check_params(self, params)
