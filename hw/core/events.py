@@ -23,8 +23,8 @@ With ``CoreParams.overlap`` the events of the steps whose config the core holds 
 (``steps``: ACCUM's and up to ``steps_ahead`` more) follow the end markers before them in (``ends``
 counts the markers in): the events after ``ends`` markers are step ``ends``'s, their slots from its
 base (``idx_base``, then ``idx_next``), and they wait behind the markers, in the stages after them,
-for the handoffs. E1 then moves into an empty EM while EB waits (bubbles close up), and an end
-marker taken while E1 and EM are empty goes straight to EB (it reads no index entry).
+for the handoffs; an end marker taken while E1 and EM are empty goes straight to EB (it reads no
+index entry). On every core E1 moves into an empty EM while EB waits (bubbles close up).
 """
 
 from __future__ import annotations
