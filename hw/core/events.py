@@ -97,8 +97,11 @@ class EventInput(wiring.Component):
             ends = Signal(range(p.steps_ahead + 2))
             bases = Signal(data.ArrayLayout(p.slot_bits, p.steps_ahead + 1))
             m.d.sync += ends.eq(ends + (take & ev.end) - self.end_take)
-            m.d.comb += [bases[0].eq(self.idx_base), open_.eq(ends < self.steps), base.eq(bases[ends]),
-                         self.ends.eq(ends)]
+            m.d.comb += [bases[0].eq(self.idx_base), open_.eq(ends < self.steps), self.ends.eq(ends)]
+            with m.Switch(ends):   # the base of step `ends` (a mux, not an indexed view: that multiplies)
+                for i in range(p.steps_ahead + 1):
+                    with m.Case(i):
+                        m.d.comb += base.eq(bases[i])
             for i in range(p.steps_ahead):
                 m.d.comb += bases[i + 1].eq(self.idx_next[i])
         else:
