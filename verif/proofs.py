@@ -525,7 +525,7 @@ def lane_walk_proof(factory, p: CoreParams, *, bits: int = 6) -> Module:
     (any entry for any event) and the core's row permission ``row_issue`` (only while a walker has a
     row: the core's rule); the handoff ``end_take`` comes only with ``end``. Per lane, the rows
     promised are the ``counts[k]`` of every spike EB hands on (``event``), with the entry EB took
-    when it advanced (``index_en``). Asserted: no lane issues more rows than promised, and at the
+    when it advanced (``index_take``: E1's read may run ahead into an empty EM, ``index_en``). Asserted: no lane issues more rows than promised, and at the
     end marker every lane has issued all of its rows."""
     assert p.walk == "lanes"
     m = Module()
@@ -536,7 +536,7 @@ def lane_walk_proof(factory, p: CoreParams, *, bits: int = 6) -> Module:
         m.d.comb += value.eq(any_seq(len(value)))
     m.d.comb += [Assume(~ev.row_issue | ev.pending), Assume(~ev.end_take | ev.end)]
     eb_counts = Signal.like(ev.index_data.counts)     # the entry EB holds (taken when it advances)
-    with m.If(ev.index_en):
+    with m.If(ev.index_take):
         m.d.sync += eb_counts.eq(ev.index_data.counts)
     for k in range(n):
         promised, issued = Signal(bits), Signal(bits)

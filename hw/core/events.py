@@ -46,7 +46,8 @@ class EventInput(wiring.Component):
     ``idx_base`` (the step's), ``index_data`` (the index memory's read data), ``row_issue`` (the row
     of ``pending`` issues this clock), ``end_take`` (the end marker leaves the event register).
 
-    Out: ``index_addr``/``index_en`` (the index memory's pipeline read), ``pending`` (a spike event
+    Out: ``index_addr``/``index_en`` (the index memory's pipeline read), ``index_take`` (EB takes
+    the read's data: E1's read may run ahead into an empty EM while EB waits), ``pending`` (a spike event
     is in the event register: its next row may issue), ``neg`` (its sign), ``end`` (the end marker is
     in the event register: ACCUM may end), ``load`` (the event register takes an event this clock) and
     ``first_row`` (that event's first row), ``event`` (an input spike event is taken from EB: the
@@ -64,7 +65,7 @@ class EventInput(wiring.Component):
             "events": In(stream.Signature(event_layout(p))),
             "accum": In(1), "idx_base": In(p.slot_bits), "index_data": In(index_lane_layout(p)),
             "row_issue": In(1), "end_take": In(1),
-            "index_addr": Out(p.slot_bits), "index_en": Out(1),
+            "index_addr": Out(p.slot_bits), "index_en": Out(1), "index_take": Out(1),
             "pending": Out(1), "issues": Out(n), "neg": Out(n), "end": Out(1), "load": Out(n),
             "first_row": Out(data.ArrayLayout(p.row_bits, n) if p.walk == "lanes" else p.row_bits), "event": Out(1),
             **({"steps": In(range(p.steps_ahead + 2)), "idx_next": In(data.ArrayLayout(p.slot_bits, p.steps_ahead)),
@@ -89,7 +90,7 @@ class EventInput(wiring.Component):
         m.d.comb += [
             adv.eq(~eb_v | eb_take), adv_e1.eq(~em_v | adv),
             self.events.ready.eq(self.accum & open_ & (~e1_v | adv_e1)), take.eq(self.events.valid & self.events.ready),
-            self.index_addr.eq(e1_slot), self.index_en.eq(adv_e1),
+            self.index_addr.eq(e1_slot), self.index_en.eq(adv_e1), self.index_take.eq(adv),
         ]
         if p.overlap:
             # the events of the steps held behind ACCUM's follow the end markers before them: those
