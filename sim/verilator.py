@@ -140,12 +140,18 @@ def run_cocotb_module(vpath: Path, toplevel: str, module: str, spec: dict, *, te
     env = {"CSSNN_COCOTB_SPEC": json.dumps(dict(spec, report=report))}
     test_dir = Path(tempfile.mkdtemp(prefix="cssnn-cocotb-"))
     try:
-        runner.test(hdl_toplevel=toplevel, test_module=module, testcase=testcase,
-                    build_dir=build_dir, test_dir=test_dir, extra_env=env,
-                    results_xml=str(test_dir / "results.xml"), log_file=test_dir / "sim.log")
+        def log_tail() -> str:
+            log = test_dir / "sim.log"
+            return log.read_text()[-3000:] if log.exists() else ""
+
+        try:
+            runner.test(hdl_toplevel=toplevel, test_module=module, testcase=testcase,
+                        build_dir=build_dir, test_dir=test_dir, extra_env=env,
+                        results_xml=str(test_dir / "results.xml"), log_file=test_dir / "sim.log")
+        except SystemExit as e:   # cocotb's runner exits when a test fails: say what failed instead
+            raise RuntimeError(f"the cocotb test failed; log tail:\n{log_tail()}") from e
         if not Path(report).exists():
-            log = (test_dir / "sim.log").read_text() if (test_dir / "sim.log").exists() else ""
-            raise RuntimeError(f"the cocotb run wrote no report; log tail:\n{log[-3000:]}")
+            raise RuntimeError(f"the cocotb run wrote no report; log tail:\n{log_tail()}")
         return json.loads(Path(report).read_text())
     finally:
         shutil.rmtree(test_dir, ignore_errors=True)

@@ -3,8 +3,9 @@
 The core feeds it every word (group) of output membranes it writes in an output-layer step, in
 ascending group order; ``first`` marks group 0 (restarts the search). ``latency`` clocks after the
 step's last word the registered ``index``/``value`` hold the argmax of the layer's ``count`` neurons
-(lanes at index >= count are excluded by ``valid``); ``busy`` is high while a word is still in the
-pipeline.
+(lanes at index >= count are excluded by ``valid``); ``busy`` is high while a word enters (``en``)
+or is still in the pipeline (a step's end marker may meet its last word here: with
+``CoreParams.overlap`` the word passes an empty word FIFO).
 
 Pipeline (for timing: every stage is one comparator and a mux deep)::
 
@@ -66,7 +67,7 @@ class Argmax(wiring.Component):
             v, ok = Signal(signed(p.store_bits), name=f"in_v{k}"), Signal(name=f"in_ok{k}")
             m.d.sync += [v.eq(self.values[k]), ok.eq(self.valid[k])]
             cands.append((v, k, ok))
-        busy = [en]
+        busy = [self.en, en]
 
         # tree levels, each registered
         for lvl in range(self.levels):
