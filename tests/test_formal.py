@@ -23,6 +23,7 @@ from cssnn.verif.proofs import (
     controller_proof,
     crc_proof,
     credit_fifo_proof,
+    hazard_proof,
     hostlink_proof,
     lane_walk_proof,
     receiver_proof,
@@ -313,6 +314,27 @@ def test_formal_credit_fifo_never_overflows_and_keeps_the_events(mutant, scorebo
     proof = credit_fifo_proof(update.UpdateStage, output_stage, P, scoreboard=scoreboard)
     depth = CREDIT_SCOREBOARD_DEPTH if scoreboard else CREDIT_DEPTH
     _check(prove(proof, "credit", mode="bmc", depth=depth, workdir=tmp_path), passes=passes)
+
+
+# ---- the update stage's write-back hazard: exact, though computed a clock ahead (bounded) ----
+
+#: BMC depth: a step's words through D, X, Y, Z, a load behind them and its words, twice.
+HAZARD_DEPTH = 12
+HAZARD_MUTANTS = {
+    # the next word's compares replaced by the current word's while words issue back to back
+    "next-word-not-compared": ("Mux(issued, ahead(r_next), ahead(self.r_addr))", "ahead(self.r_addr)"),
+    "loaded-word-misses-d": (" | (issued & (self.r_addr == self.load_addr))", ""),
+}
+
+
+@pytest.mark.parametrize("mutant", [None, *HAZARD_MUTANTS], ids=["design", *(f"mutant-{k}" for k in HAZARD_MUTANTS)])
+def test_formal_update_hazard_is_exactly_a_word_in_the_stage_with_rs_address(mutant, tmp_path):
+    import cssnn.hw.core.update as update
+
+    p = CoreParams(lanes=4, neurons=16, synapse_rows=16)
+    namespace = vars(update) if mutant is None else _mutant(update, *HAZARD_MUTANTS[mutant])
+    proof = hazard_proof(namespace["UpdateStage"], p)
+    _check(prove(proof, "hazard", mode="bmc", depth=HAZARD_DEPTH, workdir=tmp_path), passes=mutant is None)
 
 
 # ---- the lane walk: every lane issues exactly its rows before the end marker (bounded) ----

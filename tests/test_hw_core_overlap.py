@@ -56,10 +56,10 @@ async def _one_at_a_time(drv, steps):
     return [(await drv.run_step(cfg, events)).events for cfg, events in steps]
 
 
-async def _back_to_back(drv, steps, rng):
+async def _back_to_back(drv, steps, rng, ready_prob):
     """Every config offered as soon as the last one is taken, every event as soon as the last one is
-    taken (with random gaps), the output taken with random back-pressure; the outputs split at
-    the end markers."""
+    taken (with random gaps), the output taken with random back-pressure (ready with
+    ``ready_prob``); the outputs split at the end markers."""
     io, p = drv.io, drv.p
     ev_layout = event_layout(p)
     evs = []
@@ -75,7 +75,7 @@ async def _back_to_back(drv, steps, rng):
         if offer:
             io.set("events__payload", evs[k_ev])
         io.set("events__valid", int(offer))
-        ready = rng.random() < 0.7
+        ready = rng.random() < ready_prob
         io.set("out__ready", int(ready))
         await io.settle()
         if k_cfg < len(steps) and io.get("step__ready"):
@@ -120,9 +120,12 @@ def _room(lanes):
                       threshold_bits=10, neurons=64, synapse_rows=512)
 
 
-#: 2 lanes: steps apart in the update stage; 4 lanes: overlapped (``CoreParams.overlap``), both walks
-@pytest.mark.parametrize("lanes, seed, walk", [(2, 1, "rows"), (4, 2, "rows"), (4, 3, "lanes")])
-def test_steps_back_to_back_equal_steps_one_at_a_time(lanes, seed, walk):
+#: 2 lanes: steps apart in the update stage; 4 lanes: overlapped (``CoreParams.overlap``), both walks;
+#: with strong back-pressure (ready 0.2) a step's words wait for credits between them, so the next
+#: step of its layer may catch up with its words in the update stage (``UpdateStage.hazard``)
+@pytest.mark.parametrize("lanes, seed, walk, ready_prob", [(2, 1, "rows", 0.7), (4, 2, "rows", 0.7), (4, 3, "lanes", 0.7),
+                                                           (4, 4, "rows", 0.2)])
+def test_steps_back_to_back_equal_steps_one_at_a_time(lanes, seed, walk, ready_prob):
     rng = np.random.default_rng(seed)
     for _ in range(8):
         net = random_network(rng, _room(lanes), max_layers=3, max_size=12)
@@ -131,7 +134,7 @@ def test_steps_back_to_back_equal_steps_one_at_a_time(lanes, seed, walk):
         x = rng.integers(0, net.input_limit + 1, size=net.n_inputs)
         steps = _sequence(rng, img, 60)
         want = _run(p, img, x, partial(_one_at_a_time, steps=steps))
-        got = _run(p, img, x, partial(_back_to_back, steps=steps, rng=np.random.default_rng(seed)))
+        got = _run(p, img, x, partial(_back_to_back, steps=steps, rng=np.random.default_rng(seed), ready_prob=ready_prob))
         assert got[0] == want[0], "output spikes differ"
         assert got[1] == want[1], "final states or accumulators differ"
         assert got[2] == want[2], "counters differ"

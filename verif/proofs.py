@@ -18,6 +18,9 @@ can hand it a planted mutant and expect a counterexample.
 - :func:`credit_fifo_proof`: the core's update stage and output stage: with words issued only on
   a credit, the word FIFO never holds more than its depth (a word can never be lost), and the
   events leaving are the words' spikes and end markers, each once, in order.
+- :func:`hazard_proof`: the update stage's write-back hazard (a register, computed a clock ahead)
+  is high exactly while the word R reads was issued in one of the four clocks before (it is then in
+  D, X, Y or Z).
 - :func:`byte_fifo_proof`: the host link's byte FIFO keeps every byte, in order, refuses only when
   full and offers a byte inside within its latency.
 - :func:`lane_walk_proof`: the event input with the lane walk: every lane issues exactly the rows its
@@ -57,7 +60,7 @@ from cssnn.verif.formal import any_const, any_seq, initial
 
 __all__ = ["skid_buffer_proof", "byte_fifo_proof", "hostlink_proof", "AbstractCrc", "tsa_lane_proof", "router_proof",
            "ROUTER_TABLE", "controller_proof", "receiver_proof",
-           "crc16_bitwise", "crc_proof", "credit_fifo_proof", "lane_walk_proof"]
+           "crc16_bitwise", "crc_proof", "credit_fifo_proof", "hazard_proof", "lane_walk_proof"]
 
 
 def _stream_scoreboard(m: Module, i_fire, i_data, o_fire, o_data, *, capacity: int, width: int, bits: int = 5):
@@ -517,6 +520,39 @@ def credit_fifo_proof(update_factory, output_factory, p: CoreParams, *, scoreboa
     m.d.comb += [Assume(entered < (1 << bits) - 2), Assume(k < (1 << bits) - 2)]   # no wrap in the trace
     return m
 
+
+
+def hazard_proof(factory, p: CoreParams) -> Module:
+    """``factory(p)`` makes the core's :class:`~cssnn.hw.core.update.UpdateStage` with
+    ``p.overlap``. Every input is free except the word addresses, which follow the core's rules: R
+    reads ``r_addr``, which steps by one with each word issued (``update & issue``) and takes
+    ``load_addr`` (any) with ``load``; ``d_addr`` and ``x_addr`` are it one and two clocks later.
+    Asserted: ``hazard`` is high exactly while a word with R's address was issued in one of the
+    four clocks before (one in D, X, Y or Z)."""
+    assert p.overlap
+    m = Module()
+    m.submodules.upd = upd = factory(p)
+    for name in ("update", "load", "issue", "last", "group", "mode", "threshold", "count", "encoder", "state", "acc",
+                 "bias", "word_taken", "load_addr"):
+        value = Value.cast(getattr(upd, name))
+        m.d.comb += value.eq(any_seq(len(value)))
+    r, d, x = Signal(p.group_bits), Signal(p.group_bits), Signal(p.group_bits)
+    issued = upd.update & upd.issue
+    with m.If(upd.load):
+        m.d.sync += r.eq(upd.load_addr)
+    with m.Elif(issued):
+        m.d.sync += r.eq(r + 1)
+    m.d.sync += [d.eq(r), x.eq(d)]
+    m.d.comb += [upd.r_addr.eq(r), upd.d_addr.eq(d), upd.x_addr.eq(x)]
+    hits = []
+    v_prev, a_prev = issued, r
+    for i in range(4):   # the words issued 1..4 clocks ago
+        v, a = Signal(name=f"issued_{i + 1}"), Signal(p.group_bits, name=f"addr_{i + 1}")
+        m.d.sync += [v.eq(v_prev), a.eq(a_prev)]
+        hits.append(v & (a == r))
+        v_prev, a_prev = v, a
+    m.d.comb += Assert(upd.hazard == Cat(*hits).any())
+    return m
 
 
 def lane_walk_proof(factory, p: CoreParams, *, bits: int = 6) -> Module:

@@ -50,16 +50,14 @@ class AccumulateStage(wiring.Component):
         self.params = p = params
         n = p.lanes
         acc = signed(p.acc_bits)
-        addrs = data.ArrayLayout(p.group_bits, n)
         super().__init__({
             "accum": In(1), "issue": In(1), "neg": In(n if p.walk == "lanes" else 1), "neuron_base": In(p.group_bits),
             "row": In(data.ArrayLayout(syn_lane_layout(p), n)), "acc": In(data.ArrayLayout(acc, n)),
             "acc_addr": Out(data.ArrayLayout(p.group_bits, n)), "acc_read": Out(1), "busy": Out(1),
             "write": Out(lanes_write_signature(p, acc)), "synops": Out(ceil_log2(n + 1)),
-            # with overlap, for UPDATE's forwarding: the sums written in the last clock (w1) and the one
-            # before (w2), and ``busy_front`` (an item in D, A or B: its sums are not written yet)
-            **({"w1_en": Out(1), "w1_addr": Out(addrs), "w1_data": Out(data.ArrayLayout(acc, n)),
-                "w2_data": Out(data.ArrayLayout(acc, n)), "busy_front": Out(1)} if p.overlap else {}),
+            # with overlap ``busy_front``: an item in D, A or B (its sums are neither written nor in
+            # D2 or X, from where the neuron store forwards them to UPDATE's read)
+            **({"busy_front": Out(1)} if p.overlap else {}),
         })
 
     def elaborate(self, platform):
@@ -107,6 +105,5 @@ class AccumulateStage(wiring.Component):
                      self.write.en.eq(x_v), self.write.addr.eq(x_addr), self.write.data.eq(adder.acc_out),
                      self.synops.eq(adder.synops), self.busy.eq(d_v | a_v | b_v | d2_v | x_v)]
         if p.overlap:
-            m.d.comb += [self.w1_en.eq(w1_v), self.w1_addr.eq(w1_addr), self.w1_data.eq(w1_data),
-                         self.w2_data.eq(w2_data), self.busy_front.eq(d_v | a_v | b_v)]
+            m.d.comb += self.busy_front.eq(d_v | a_v | b_v)
         return m

@@ -39,8 +39,8 @@ Per-step protocol (see docs/HARDWARE.md):
    issues, and ACCUM takes the first config held behind it (``nxt``), whose events followed the end
    marker in. With ``overlap`` each UPDATE word carries its config through the stages, a word waits
    only while the word it reads is still to be written back by an earlier step
-   (``UpdateStage.hazard``), and the accumulate stage's last two sums are forwarded into UPDATE's X,
-   so a step's first word waits only for its rows in D, A and B. UPDATE, once the last sum
+   (``UpdateStage.hazard``), and the neuron store forwards the accumulate stage's last two sums into
+   the word UPDATE reads, so a step's first word waits only for its rows in D, A and B. UPDATE, once the last sum
    is written: one word (N neurons) per clock: membrane, flag, accumulator, bias are read; the TSA
    update is written back and the accumulator cleared; nonzero spikes go through a word FIFO to the
    serializer (one spike per clock). A word is issued only while the FIFO has a place reserved for
@@ -252,9 +252,7 @@ class Core(wiring.Component):
         m.d.sync += [d_addr.eq(word), x_addr.eq(d_addr)]
 
         if p.overlap:
-            m.d.comb += [upd.r_addr.eq(word), upd.d_addr.eq(d_addr), upd.sums.en.eq(acc.write.en),
-                         upd.sums.addr.eq(acc.write.addr), upd.sums.data.eq(acc.write.data), upd.w1_en.eq(acc.w1_en),
-                         upd.w1_addr.eq(acc.w1_addr), upd.w1_data.eq(acc.w1_data), upd.w2_data.eq(acc.w2_data)]
+            m.d.comb += [upd.r_addr.eq(word), upd.d_addr.eq(d_addr), upd.load_addr.eq(cfg.neuron_base)]
         self._connect(m, cfg, accum, updating, busy, row, issue, handoff, last, g, word, x_addr)
         return m
 

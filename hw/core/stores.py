@@ -159,7 +159,8 @@ class NeuronStore(wiring.Component):
     lane ``k``'s synapse in the row in A); while ``update`` all three memories read ``word``;
     ``state``, ``bias``, ``acc`` are the words read, registered; ``acc_upd`` is a second register of
     the accumulator word, loaded only while ``upd_valid`` (an UPDATE word is in D), for the neuron
-    lanes (with ``upd_zero``, that word is an encoder's: zero). Pipeline writes: ``acc_write`` (the
+    lanes (with ``upd_zero``, that word is an encoder's: zero; with ``overlap`` it takes the
+    ``acc_write`` sums of that word written in its read's clock and the next). Pipeline writes: ``acc_write`` (the
     accumulate stage's sums, each lane at its own word), ``acc_clear`` and ``state_write`` (the
     update stage's clear and write-back).
 
@@ -221,10 +222,27 @@ class NeuronStore(wiring.Component):
         # the lanes' own copy, kept apart from d_acc by its enable: timing (docs/BOARDS.md, item 16)
         # (zero for an encoder word: a synchronous reset of the register, no logic in front of it)
         d_acc_upd = Signal.like(acc_data)
+        upd_data = acc_data
+        if p.overlap:
+            # the accumulate stage's sums written while the word is read (R) and in D are forwarded into
+            # it, lane by lane, so a step's first word may issue while its last sums are in D2 and X
+            # (hits on the whole word address: an encoder word's differs from every weight layer's, it
+            # aliases them only in the banks; the compares run a clock ahead of the data, and the mux
+            # sits in front of this register, not of the lanes' adders: ECP5 timing)
+            upd_data = Signal.like(acc_data)
+            d_word = Signal(p.group_bits)
+            r_hit, d_hit = Signal(n), Signal(n)
+            r_sums = Signal.like(acc_data)     # the sums written in R (the read misses them)
+            aw = self.acc_write
+            m.d.sync += [d_word.eq(self.word), r_sums.eq(aw.data)]
+            for k in range(n):
+                m.d.sync += r_hit[k].eq(aw.en & (aw.addr[k] == self.word))
+                m.d.comb += [d_hit[k].eq(aw.en & (aw.addr[k] == d_word)),
+                             upd_data[k].eq(Mux(d_hit[k], aw.data[k], Mux(r_hit[k], r_sums[k], acc_data[k])))]
         with m.If(self.upd_valid & self.upd_zero):
             m.d.sync += d_acc_upd.eq(0)
         with m.Elif(self.upd_valid):
-            m.d.sync += d_acc_upd.eq(acc_data)
+            m.d.sync += d_acc_upd.eq(upd_data)
         m.d.comb += [self.acc.eq(d_acc), self.acc_upd.eq(d_acc_upd), self.state.eq(d_state), self.bias.eq(d_bias),
                      self.read.acc.eq(d_acc), self.read.state.eq(d_state), self.read.bias.eq(d_bias)]
 

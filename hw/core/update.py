@@ -27,7 +27,7 @@ from cssnn.hw.core.argmax import Argmax
 from cssnn.hw.core.neuron import NeuronArray
 from cssnn.hw.core.output import WORD_FIFO_DEPTH
 from cssnn.hw.core.serializer import word_layout
-from cssnn.hw.core.stores import lanes_write_signature, word_clear_signature, word_write_signature
+from cssnn.hw.core.stores import word_clear_signature, word_write_signature
 from cssnn.hw.params import CoreParams, Mode, check_params, state_lane_layout
 
 __all__ = ["UpdateStage"]
@@ -43,9 +43,8 @@ class UpdateStage(wiring.Component):
     stages, so the next step may load while words of this one are still in them),
     ``state``, ``acc``, ``bias`` (the word read: the neuron store's D registers), ``word_taken``
     (the serializer took a word from the FIFO). With ``overlap`` also ``r_addr``/``d_addr`` (the
-    memory words of the items in R and D), ``sums`` (the accumulate stage's write in X; its ``en``
-    and ``addr``), ``w1_en``, ``w1_addr``, ``w1_data``, ``w2_data`` (its writes of the last two
-    clocks): forwarded into X, so a word may read while its step's last sums are in D2 and X.
+    memory words of the items in R and D) and ``load_addr`` (the first word of the step taken with
+    ``load``; R reads it next): the hazard.
 
     Out: ``d_valid`` (an UPDATE word is in D), ``d_encoder`` (it is an encoder word: the neuron
     store zeroes its accumulator input), ``busy`` (a word is in D, X, Y or Z), ``credit`` (a word
@@ -53,7 +52,8 @@ class UpdateStage(wiring.Component):
     is about to idle), ``acc_clear`` (not for an encoder word: its accumulator words alias weight layers'),
     ``state_write`` (to the neuron store), ``words`` (the spike words, always taken: credits),
     ``argmax_idle`` (no word in the argmax), ``argmax_index``, ``argmax_value``; with ``overlap``
-    ``hazard`` (the word R reads is still to be written back from D, X, Y or Z)."""
+    ``hazard`` (the word R reads is still to be written back from D, X, Y or Z; a register, computed
+    the clock before from the ``issue``/``load`` of that clock)."""
 
     def __init__(self, params: CoreParams):
         check_params(self, params)
@@ -70,10 +70,8 @@ class UpdateStage(wiring.Component):
             "state_write": Out(word_write_signature(p, state)),
             "words": Out(stream.Signature(word_layout(p), always_ready=True)), "argmax_idle": Out(1),
             "argmax_index": Out(p.index_bits), "argmax_value": Out(signed(p.store_bits)),
-            **({"r_addr": In(p.group_bits), "hazard": Out(1), "d_addr": In(p.group_bits),
-                "sums": In(lanes_write_signature(p, signed(p.acc_bits)).flip()), "w1_en": In(1),
-                "w1_addr": In(data.ArrayLayout(p.group_bits, n)), "w1_data": In(data.ArrayLayout(signed(p.acc_bits), n)),
-                "w2_data": In(data.ArrayLayout(signed(p.acc_bits), n))} if p.overlap else {}),
+            **({"r_addr": In(p.group_bits), "d_addr": In(p.group_bits), "load_addr": In(p.group_bits),
+                "hazard": Out(1)} if p.overlap else {}),
         })
 
     def elaborate(self, platform):
@@ -111,19 +109,7 @@ class UpdateStage(wiring.Component):
         # X: the array's stage 1, the layer's lanes, the accumulator clear
         for k in range(n):
             m.d.comb += [neurons.v[k].eq(self.state[k].v), neurons.fired[k].eq(self.state[k].fired)]
-        acc = self.acc
-        if p.overlap:
-            # the accumulate stage's sums of the two clocks after the word's read (R, D) are forwarded
-            # into X, lane by lane (hits compared in D on the whole word address: an encoder word's
-            # differs from every weight layer's, it aliases them only in the banks), so a step's first
-            # word may issue while its last sums are in D2 and X
-            acc = Signal.like(self.acc)
-            hit1, hit2 = Signal(n), Signal(n)
-            for k in range(n):
-                m.d.sync += [hit1[k].eq(self.sums.en & (self.sums.addr[k] == self.d_addr)),
-                             hit2[k].eq(self.w1_en & (self.w1_addr[k] == self.d_addr))]
-                m.d.comb += acc[k].eq(Mux(hit1[k], self.w1_data[k], Mux(hit2[k], self.w2_data[k], self.acc[k])))
-        m.d.comb += [neurons.acc.eq(acc), neurons.bias.eq(self.bias), neurons.en.eq(1),
+        m.d.comb += [neurons.acc.eq(self.acc), neurons.bias.eq(self.bias), neurons.en.eq(1),
                      neurons.mode.eq(s2_mode), neurons.threshold.eq(d_cfg.threshold)]
         valid_lanes = Signal(n)
         base = Signal(p.index_bits + 1)
@@ -171,8 +157,16 @@ class UpdateStage(wiring.Component):
         m.d.comb += [self.d_valid.eq(d_upd_v), self.d_encoder.eq(d_cfg.encoder), self.argmax_idle.eq(~amax.busy),
                      self.busy.eq(d_upd_v | x_upd_v | s2_valid | z_valid)]
         if p.overlap:
-            # the memory word R would read is still to be written back by a word in D, X, Y or Z (of an
-            # earlier step of its layer: a step's own words are distinct)
-            m.d.comb += self.hazard.eq((d_upd_v & (self.d_addr == self.r_addr)) | (x_upd_v & (self.x_addr == self.r_addr)) |
-                                       (s2_valid & (s2_addr == self.r_addr)) | (z_valid & (z_addr == self.r_addr)))
+            # the memory word R reads is still to be written back by a word in D, X, Y or Z (of an
+            # earlier step of its layer: a step's own words are distinct). A register, computed a clock
+            # ahead for each word R may read next (the first word of a step loaded, the next word, the
+            # same one), so the compares stay off the issue path (ECP5 timing): the words in D, X, Y now
+            # are those in X, Y, Z then, and a word issued now is in D then
+            def ahead(addr):
+                return (d_upd_v & (self.d_addr == addr)) | (x_upd_v & (self.x_addr == addr)) | (s2_valid & (s2_addr == addr))
+            issued = self.update & self.issue
+            r_next = Signal(p.group_bits)
+            m.d.comb += r_next.eq(self.r_addr + 1)
+            m.d.sync += self.hazard.eq(Mux(self.load, ahead(self.load_addr) | (issued & (self.r_addr == self.load_addr)),
+                                           Mux(issued, ahead(r_next), ahead(self.r_addr))))
         return m
