@@ -71,7 +71,7 @@ forwarding), :class:`~.update.UpdateStage` (the neuron array's stages, credits, 
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -236,10 +236,9 @@ class Core(wiring.Component):
         # the accumulator banks, and its sums are written in the clock the word's clear would be)
         # (with overlap its sums in D2 and X are forwarded to it: it waits only for the items before them)
         drained = ~acc.busy_front if p.overlap else ~acc.busy
-        if p.overlap:   # and never before the word it reads has been written back (by an earlier step)
-            m.d.comb += issue.eq(updating & upd.credit & ~acc.acc_read & ~(first & ~drained) & ~upd.hazard)
-        else:
-            m.d.comb += issue.eq(updating & upd.credit & ~acc.acc_read & ~(first & ~drained))
+        # and (with overlap) never before the word it reads has been written back (by an earlier step)
+        hazard = upd.hazard if p.overlap else Const(0)
+        m.d.comb += issue.eq(updating & upd.credit & ~acc.acc_read & ~(first & ~drained) & ~hazard)
         with m.If(issue):
             m.d.sync += [first.eq(0), g.eq(g + 1), word.eq(word + 1), last.eq(g + 2 == groups)]
             with m.If(last):
