@@ -160,7 +160,7 @@ class AcceleratorGateware(wiring.Component):
         wiring.connect(m, router.o[LOOPBACK_PORT], ctrl.loopback)
         wiring.connect(m, router.o[TAP_PORT], wiring.flipped(self.tap))
         m.d.comb += [
-            ctrl.core_done.eq(core.done), core.clear.eq(ctrl.clear),
+            ctrl.core_done.eq(core.done), ctrl.argmax_idle.eq(core.argmax_idle), core.clear.eq(ctrl.clear),
             router.query_addr.eq(ctrl.route_addr), ctrl.route_mask.eq(router.query_mask),
         ]
 

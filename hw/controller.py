@@ -96,7 +96,7 @@ class Controller(wiring.Component):
             "table_addr": Out(lb), "table_data": In(layer_layout(p)),
             "route_addr": Out(lb), "route_mask": In(ROUTE_PORTS),
             "step": Out(stream.Signature(config_layout(p))),
-            "core_done": In(1),
+            "core_done": In(1), "argmax_idle": In(1, init=1),
             "events": Out(stream.Signature(event_layout(p))),
             "core_out": In(stream.Signature(event_layout(p))),
             "routed": Out(stream.Signature(routed)),
@@ -180,11 +180,14 @@ class Controller(wiring.Component):
 
         # The last step's done is registered before it ends the run: the core's done depends on its
         # out.ready, which comes through the router, and would otherwise run on into the host link.
+        # The run ends once the argmax has drained too (the core's end markers do not wait for it: only
+        # the last output step's class is read)
         last_done = Signal()
-        m.d.sync += last_done.eq(running & self.core_done & head.last)
-        m.d.comb += self.done.eq(empty_run | last_done)
-        with m.If(last_done):
-            m.d.sync += running.eq(0)
+        with m.If(running & self.core_done & head.last):
+            m.d.sync += last_done.eq(1)
+        m.d.comb += self.done.eq(empty_run | (last_done & self.argmax_idle))
+        with m.If(last_done & self.argmax_idle):
+            m.d.sync += [running.eq(0), last_done.eq(0)]
 
         # ---- input mux: injected end marker or the loopback port ----
         with m.If(cur_inject):

@@ -98,8 +98,12 @@ class CoreDriver:
         self.io.set("clear", 0)
 
     async def counters(self) -> dict:
-        """Counters and argmax (``argmax_index``), sampled this clock; ends with a clock edge."""
+        """Counters and argmax (``argmax_index``), sampled once the argmax has drained; ends with a
+        clock edge."""
         await self.io.settle()
+        while not self.io.get("argmax_idle"):
+            await self.io.tick()
+            await self.io.settle()
         out = {name: self.io.get(f"cnt_{name}") for name in COUNTERS}
         out["argmax_index"] = self.io.get("argmax_index")
         await self.io.tick()

@@ -119,7 +119,7 @@ class Core(wiring.Component):
             "out": Out(stream.Signature(event_layout(p))),
             "busy": Out(1), "done": Out(1),
             "host": In(host_signature(p)),
-            "argmax_index": Out(p.index_bits), "argmax_value": Out(signed(p.store_bits)),
+            "argmax_index": Out(p.index_bits), "argmax_value": Out(signed(p.store_bits)), "argmax_idle": Out(1),
             "clear": In(1),
         }
         for name in COUNTERS:
@@ -291,7 +291,7 @@ class Core(wiring.Component):
             upd.encoder.eq(cfg.encoder), nst.upd_zero.eq(upd.d_encoder),
             upd.state.eq(nst.state), upd.acc.eq(nst.acc_upd), upd.bias.eq(nst.bias),
             upd.word_taken.eq(out.word_taken),
-            out.end_ok.eq(upd.argmax_idle),
+            out.end_ok.eq(1), self.argmax_idle.eq(upd.argmax_idle),
             self.done.eq(out.done), self.argmax_index.eq(upd.argmax_index), self.argmax_value.eq(upd.argmax_value),
             counters.clear.eq(self.clear), counters.busy.eq(busy), counters.event.eq(ev.event),
             counters.synops_valid.eq(acc.write.en), counters.synops.eq(acc.synops),
