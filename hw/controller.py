@@ -29,8 +29,10 @@ Timing: the next step's layer-table entry is read (synchronous read port, addres
 *next* value of the layer counter) while the current step runs, so the config is on ``step`` when
 the core can take it, which is while the previous step's spikes still leave: the input mux follows
 the step just accepted, the output demux a queue of the steps in flight (popped by the core's
-``done``). One clock at the end registers the last step's done, so ``run cycles = core busy cycles
-+ 2`` (with the start clock).
+``done``). One clock at the end registers the last step's done, and the run ends once the core's
+argmax has drained too (``argmax_idle``; the end markers do not wait for it, since only the last
+class is read), so ``run cycles = core busy cycles + 2`` (with the start clock) plus the clocks the
+argmax still needs after the last end marker.
 ``start`` while idle runs one inference; ``done`` pulses in the last busy clock. T == 0, L == 0 or
 L >= max_layers run nothing (done at once).
 
@@ -71,7 +73,7 @@ class Controller(wiring.Component):
                      previous clock (:func:`~cssnn.hw.memmap.layer_layout`)
     ``route_addr``   Out: route-table read address; ``route_mask`` In: that entry, previous clock
     ``step``         Out stream of :func:`~cssnn.hw.params.config_layout` -> the core's ``step``
-    ``core_done``    In: the core's ``done``
+    ``core_done``    In: the core's ``done``; ``argmax_idle`` In: the core's (the run ends only then)
     ``events``       Out stream of events -> the core's ``events``
     ``core_out``     In stream of events <- the core's ``out``
     ``routed``       Out stream of :func:`~cssnn.hw.router.routed_layout` -> the router's input

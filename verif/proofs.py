@@ -488,7 +488,7 @@ def credit_fifo_proof(update_factory, output_factory, p: CoreParams, *, scoreboa
     m.submodules.upd = upd = update_factory(p)
     m.submodules.out = out = output_factory(p)
     m.d.comb += [out.words.valid.eq(upd.words.valid), out.words.payload.eq(upd.words.payload),
-                 upd.word_taken.eq(out.word_taken), out.end_ok.eq(upd.argmax_idle)]
+                 upd.word_taken.eq(out.word_taken)]
     for name in ("update", "load", "issue", "last", "group", "x_addr", "mode", "threshold", "count", "state", "acc",
                  "bias"):
         value = Value.cast(getattr(upd, name))

@@ -101,10 +101,12 @@ class Core(wiring.Component):
                   ``CoreParams.max_inflight`` steps are in flight)
     ``events``    In stream of :func:`~cssnn.hw.params.event_layout` (the step's input spikes + end marker)
     ``out``       Out stream of events (the step's output spikes + end marker)
-    ``busy``      high while a step is in flight: from its accepted ``step`` until its ``done``
+    ``busy``      high while a step is in flight: from its accepted ``step`` until its ``done``, and while
+                  the argmax drains after it
     ``done``      one-clock pulse when a step's end marker has been accepted on ``out``
     ``host``      In :func:`~cssnn.hw.core.host.host_signature` memory access
-    ``argmax_index``, ``argmax_value``  argmax of the last output-mode step
+    ``argmax_index``, ``argmax_value``  argmax of the last output-mode step, final while
+                  ``argmax_idle`` is high (a step's end marker does not wait for it)
     ``cnt_cycles``  busy clocks; ``cnt_events`` input spike events; ``cnt_synops`` synaptic operations
     (existing synapses touched); ``cnt_spikes`` output spikes; ``cnt_steps`` steps done (see
     :data:`COUNTERS`); ``clear`` zeroes them all
@@ -160,7 +162,7 @@ class Core(wiring.Component):
         # steps accepted whose end marker has not left yet
         inflight = Signal(range(p.max_inflight + 1))
         busy = Signal()
-        m.d.comb += busy.eq(accum | updating | (inflight != 0))
+        m.d.comb += busy.eq(accum | updating | (inflight != 0) | ~upd.argmax_idle)   # the argmax drains after the end marker
 
         accept, handoff, done_words = Signal(), Signal(), Signal()
         m.d.comb += [self.busy.eq(busy), accept.eq(self.step.valid & self.step.ready), done_words.eq(issue & last),
@@ -291,7 +293,7 @@ class Core(wiring.Component):
             upd.encoder.eq(cfg.encoder), nst.upd_zero.eq(upd.d_encoder),
             upd.state.eq(nst.state), upd.acc.eq(nst.acc_upd), upd.bias.eq(nst.bias),
             upd.word_taken.eq(out.word_taken),
-            out.end_ok.eq(1), self.argmax_idle.eq(upd.argmax_idle),
+            self.argmax_idle.eq(upd.argmax_idle),
             self.done.eq(out.done), self.argmax_index.eq(upd.argmax_index), self.argmax_value.eq(upd.argmax_value),
             counters.clear.eq(self.clear), counters.busy.eq(busy), counters.event.eq(ev.event),
             counters.synops_valid.eq(acc.write.en), counters.synops.eq(acc.synops),

@@ -3,8 +3,8 @@
 The update stage's spike words (always taken: it issues a word only with a credit, a FIFO place)
 wait in a buffered FIFO (the serializer takes its next word from a register, not from a LUT-RAM
 read); the :class:`~cssnn.hw.core.serializer.SpikeSerializer` turns each into its spike events, one
-per clock, and a step's last word (``end``) into its end marker too, once the argmax has drained
-(``end_ok``: ``argmax_index``/``value`` are final when the marker leaves). The end marker travels
+per clock, and a step's last word (``end``) into its end marker too (it does not wait for the
+argmax: the controller's ``done`` does, since only the run's last class is read). The end marker travels
 in band, behind the step's spikes, so the core can already run the next step while this one's spikes
 are still leaving. Everything leaves through a :class:`~cssnn.hw.core.skid.SkidBuffer`: the
 consumer's ``ready`` only drives the enables of its two registers. ``done`` pulses as an end marker
@@ -33,7 +33,7 @@ WORD_FIFO_DEPTH = 8
 
 
 class OutputStage(wiring.Component):
-    """In: ``words`` (spike words, always taken), ``end_ok`` (the argmax has drained). Out: ``out``
+    """In: ``words`` (spike words, always taken). Out: ``out``
     (the core's output stream), ``done`` (an end marker leaves on ``out``), ``word_taken`` (the
     serializer takes a word from the FIFO: a credit back), ``spike`` (a spike event leaves the
     serializer)."""
@@ -42,7 +42,7 @@ class OutputStage(wiring.Component):
         check_params(self, params)
         self.params = p = params
         super().__init__({
-            "words": In(stream.Signature(word_layout(p), always_ready=True)), "end_ok": In(1),
+            "words": In(stream.Signature(word_layout(p), always_ready=True)),
             "out": Out(stream.Signature(event_layout(p))), "done": Out(1), "word_taken": Out(1), "spike": Out(1),
         })
 
@@ -75,7 +75,6 @@ class OutputStage(wiring.Component):
         m.submodules.out_buf = out_buf = SkidBuffer(event_layout(p))
         wiring.connect(m, wiring.flipped(self.out), out_buf.o)
         wiring.connect(m, ser.o, out_buf.i)
-        m.d.comb += [ser.end_ok.eq(self.end_ok),
-                     self.spike.eq(ser.o.valid & ser.o.ready & ~ser.o.payload.end),
+        m.d.comb += [self.spike.eq(ser.o.valid & ser.o.ready & ~ser.o.payload.end),
                      self.done.eq(self.out.valid & self.out.ready & self.out.payload.end)]
         return m

@@ -3,10 +3,10 @@
 The update stage of the core produces, per word (group g), a ``pos`` and a ``neg`` mask over the N
 lanes, and marks a step's last word with ``end``. This block holds one such word and emits an event
 ``(index = g*N + k, neg)`` for every set lane ``k`` in ascending order, one per clock while the
-consumer is ready, and after the spikes of an ``end`` word the step's end marker (as soon as
-``end_ok`` is high). It accepts the next word in the same clock it hands out the last event of the
-current one, so a word with s spikes costs max(1, s) clocks of the update stage. Nothing is dropped
-or duplicated under back-pressure.
+consumer is ready, and after the spikes of an ``end`` word the step's end marker. It accepts the
+next word in the same clock it hands out the last event of the current one, so a word with s
+spikes costs max(1, s) clocks of the update stage. Nothing is dropped or duplicated under
+back-pressure.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ def word_layout(p: CoreParams) -> data.StructLayout:
 
 class SpikeSerializer(wiring.Component):
     """``i``: stream of words (group, pos, neg, end; a spike or ``end`` set); ``o``: stream of events
-    (the spikes, then an end marker for an ``end`` word); ``end_ok``: an end marker may be emitted;
-    ``busy``: an event is held."""
+    (the spikes, then an end marker for an ``end`` word); ``busy``: an event is held."""
 
     def __init__(self, params: CoreParams):
         check_params(self, params)
@@ -35,7 +34,7 @@ class SpikeSerializer(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(word_layout(p))),
             "o": Out(stream.Signature(event_layout(p))),
-            "end_ok": In(1, init=1), "busy": Out(1),
+            "busy": Out(1),
         })
 
     def elaborate(self, platform):
@@ -91,13 +90,11 @@ class SpikeSerializer(wiring.Component):
             m.d.sync += [valid.eq(0), end.eq(0)]
             with m.If(rest_any):
                 m.d.sync += [*load(rest_pos, rest_neg), valid.eq(1)]
-            with m.Elif(rest_end):
-                with m.If(self.end_ok):   # the end marker: index 0, like the one the controller injects
-                    m.d.sync += [valid.eq(1), end.eq(1), rest_end.eq(0), group.eq(0), lane.eq(0), neg.eq(0)]
+            with m.Elif(rest_end):   # the end marker: index 0, like the one the controller injects
+                m.d.sync += [valid.eq(1), end.eq(1), rest_end.eq(0), group.eq(0), lane.eq(0), neg.eq(0)]
             with m.Elif(self.i.valid):
                 m.d.sync += [*load(word.pos, word.neg), group.eq(word.group), rest_end.eq(word.end & word_any),
                              valid.eq(word_any)]
-                with m.If(word.end & ~word_any):   # no spikes: the end marker (when allowed) or wait for it
-                    m.d.sync += [valid.eq(self.end_ok), end.eq(self.end_ok), rest_end.eq(~self.end_ok),
-                                 group.eq(0), lane.eq(0), neg.eq(0)]
+                with m.If(word.end & ~word_any):   # no spikes: the end marker at once
+                    m.d.sync += [valid.eq(1), end.eq(1), group.eq(0), lane.eq(0), neg.eq(0)]
         return m
