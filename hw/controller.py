@@ -31,8 +31,8 @@ the core can take it, which is while the previous step's spikes still leave: the
 the step just accepted, the output demux a queue of the steps in flight (popped by the core's
 ``done``). One clock at the end registers the last step's done, and the run ends once the core's
 argmax has drained too (``argmax_idle``; the end markers do not wait for it, since only the last
-class is read), so ``run cycles = core busy cycles + 2`` (with the start clock) plus the clocks the
-argmax still needs after the last end marker.
+class is read; the core counts as busy until then), so ``run cycles = core busy cycles + 2`` (with
+the start clock).
 ``start`` while idle runs one inference; ``done`` pulses in the last busy clock. T == 0, L == 0 or
 L >= max_layers run nothing (done at once).
 
