@@ -4,8 +4,8 @@ The core feeds it every word (group) of output membranes it writes in an output-
 ascending group order; ``first`` marks group 0 (restarts the search). ``latency`` clocks after the
 step's last word the registered ``index``/``value`` hold the argmax of the layer's ``count`` neurons
 (lanes at index >= count are excluded by ``valid``); ``busy`` is high while a word enters (``en``)
-or is still in the pipeline (a step's end marker may meet its last word here: with
-``CoreParams.overlap`` the word passes an empty word FIFO).
+or is still in the pipeline: the core counts as busy, and the controller's run ends, only once it
+is low (an output step's end marker may leave in the clock its last word enters).
 
 Pipeline (for timing: every stage is one comparator and a mux deep)::
 
