@@ -127,8 +127,8 @@ def memories(ap: AccelParams, *, max_payload: int = 256, table_ram: str | None =
         {"name": "accumulator", "width": lane(Sel.ACC), "depth": p.acc_words, "masked": False, "copies": n},  # N banks
         {"name": "bias", "width": n * lane(Sel.BIAS), "depth": p.groups, "masked": True, "copies": 1,
          "lane": lane(Sel.BIAS)},
-        *({"name": f"index {name}", "width": Shape.cast(f.shape).width, "depth": p.neurons, "masked": False, "copies": 1}
-          for name, f in index_lane_layout(p)),   # one memory per field
+        *({"name": f"index {name}", "width": Shape.cast(f.shape).width, "depth": p.neurons, "masked": False, "copies": 1,
+           "kind": "forced"} for name, f in index_lane_layout(p)),   # one memory per field, block RAM (IndexStore)
         {"name": "loopback FIFO", "width": ev, "depth": max(1, ap.fifo_depth - 1), "masked": False, "copies": 1},
         {"name": "tap FIFO", "width": ev, "depth": max(1, ap.tap_depth - 1), "masked": False, "copies": 1},
         {"name": "layer table", "width": layer_layout(p).size, "depth": ap.max_layers, "masked": False,

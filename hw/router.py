@@ -30,7 +30,7 @@ from amaranth.utils import ceil_log2
 
 from cssnn.hw.params import CoreParams, check_params, event_layout
 
-__all__ = ["Router", "routed_layout", "MAX_PORTS"]
+__all__ = ["Router", "HeadFIFO", "routed_layout", "MAX_PORTS"]
 
 MAX_PORTS = 16
 
@@ -38,6 +38,49 @@ MAX_PORTS = 16
 def routed_layout(p: CoreParams, layer_bits: int) -> data.StructLayout:
     """An event with the index of the layer that emitted it (router input and output payload)."""
     return data.StructLayout({"event": event_layout(p), "source": unsigned(layer_bits)})
+
+
+class HeadFIFO(wiring.Component):
+    """A FIFO of ``depth`` items of ``width`` bits whose head is a register: an item written while the
+    FIFO is empty is offered in the next clock (a block-RAM FIFO offers it in the second), and the
+    consumer reads a register, not the RAM's output. Behind the head, ``depth - 1`` items wait in a
+    :class:`SyncFIFOBuffered` (block RAM; :class:`SyncFIFO` registers at 2 or fewer, where a 1-entry
+    memory would have a zero-width address, a Verilator warning). The ports of Amaranth's FIFOs:
+    ``w_data``, ``w_en``, ``w_rdy`` (room behind the head), ``r_data``, ``r_rdy``, ``r_en``, ``level``."""
+
+    def __init__(self, *, width: int, depth: int):
+        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+            raise ValueError(f"depth must be an int of at least 1, not {depth!r}")
+        self.width, self.depth = width, depth
+        super().__init__({"w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
+                          "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1), "level": Out(range(depth + 1))})
+
+    def elaborate(self, platform):
+        m = Module()
+        head_v = Signal()
+        head_free = Signal()       # the head is empty or read this clock: it takes the next item
+        if self.depth == 1:
+            m.d.comb += [head_free.eq(~head_v | self.r_en), self.w_rdy.eq(~head_v), self.level.eq(head_v)]
+            with m.If(head_free):
+                m.d.sync += head_v.eq(self.w_en)
+                with m.If(self.w_en):
+                    m.d.sync += self.r_data.eq(self.w_data)
+        else:
+            inner_depth = self.depth - 1
+            kind = SyncFIFO if inner_depth <= 2 else SyncFIFOBuffered
+            m.submodules.inner = inner = kind(width=self.width, depth=inner_depth)
+            direct = Signal()      # an item written while nothing waits behind the head goes to the head
+            m.d.comb += [
+                head_free.eq(~head_v | self.r_en), direct.eq(self.w_en & head_free & (inner.level == 0)),
+                inner.w_data.eq(self.w_data), inner.w_en.eq(self.w_en & ~direct), self.w_rdy.eq(inner.w_rdy),
+                inner.r_en.eq(head_free), self.level.eq(inner.level + head_v),
+            ]
+            with m.If(head_free):
+                m.d.sync += head_v.eq(inner.r_rdy | direct)
+                with m.If(inner.r_rdy | direct):
+                    m.d.sync += self.r_data.eq(Mux(inner.r_rdy, inner.r_data, self.w_data))
+        m.d.comb += self.r_rdy.eq(head_v)
+        return m
 
 
 class Router(wiring.Component):
@@ -117,10 +160,7 @@ class Router(wiring.Component):
 
         fifos = []
         for k, depth in enumerate(self.depths):
-            # SyncFIFOBuffered (sync read: block RAM) except at depth 2, where it would hold a 1-entry
-            # memory with a zero-width address (a Verilator warning); 2 entries are registers anyway.
-            kind = SyncFIFO if depth == 2 else SyncFIFOBuffered
-            fifo = kind(width=len(self.i.payload.as_value()), depth=depth)
+            fifo = HeadFIFO(width=len(self.i.payload.as_value()), depth=depth)
             m.submodules[f"fifo{k}"] = fifo
             fifos.append(fifo)
         # Accept only when every destination has room: all-or-nothing, so no loss and no duplicate.

@@ -339,7 +339,7 @@ def test_formal_update_hazard_is_exactly_a_word_in_the_stage_with_rs_address(mut
 
 # ---- the lane walk: every lane issues exactly its rows before the end marker (bounded) ----
 
-#: BMC depth: events through E1, the index read and EB into a walker and a queue of 2, their rows
+#: BMC depth: events through the index read and EB into a walker and a queue of 2, their rows
 #: (up to 3 each) and the end marker's handoff, twice.
 LANE_WALK_DEPTH = 14
 LANE_WALK_MUTANTS = {

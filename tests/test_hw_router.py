@@ -1,14 +1,15 @@
 # amaranth: UnusedElaboratable=no
 """The spike router in pysim: random input gaps and random ready on every output against a Python
 model (exact per-port sequences), multicast all-or-nothing under FIFO-full back-pressure, mask 0
-drops, the table's read/write ports, and constructor validation."""
+drops, the table's read/write ports, and constructor validation; its port FIFO (``HeadFIFO``) alone:
+order, capacity and the one clock from an empty FIFO's write to its head."""
 
 import random
 
 import pytest
 
 from cssnn.hw.params import CoreParams
-from cssnn.hw.router import Router
+from cssnn.hw.router import HeadFIFO, Router
 from cssnn.verif.pysim import run_testbenches
 
 P = CoreParams(lanes=2, neurons=16, synapse_rows=4)
@@ -222,3 +223,52 @@ def test_constructor_validation():
         Router(P, max_layers=2, depths=(2,), init=[2])
     with pytest.raises(ValueError, match="init"):
         Router(P, max_layers=1, depths=(2,), init=[1, 1])
+
+
+# ---- the port FIFO: a register head in front of a block-RAM FIFO ----
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4, 9])
+@pytest.mark.parametrize("seed, w_prob, r_prob", [(1, 0.7, 0.5), (2, 0.4, 0.9), (3, 0.9, 0.2)])
+def test_head_fifo_order_capacity_and_latency(depth, seed, w_prob, r_prob):
+    """Random writes and reads against a Python queue, clock by clock: whatever is offered is the
+    queue's head; an item written into an empty FIFO is offered in the next clock; an item behind the
+    head waits at most two clocks once it is at the front (the block RAM's read); ``w_rdy`` holds only
+    while fewer than ``depth`` items are in; ``level`` is the queue's length."""
+    rng = random.Random(seed)
+    dut = HeadFIFO(width=8, depth=depth)
+    queue, seen = [], {"full": 0, "direct": 0}
+
+    async def tb(ctx):
+        n, direct, absent = 0, False, 0
+        for c in range(600):
+            r_rdy = ctx.get(dut.r_rdy)
+            if r_rdy:
+                assert queue and ctx.get(dut.r_data) == queue[0], "offered an item that is not the head"
+            assert r_rdy or not direct, "an item written into an empty FIFO is not offered in the next clock"
+            absent = absent + 1 if queue and not r_rdy else 0
+            assert absent <= 2, "the head waited more than two clocks"
+            assert ctx.get(dut.level) == len(queue)
+            w_rdy = ctx.get(dut.w_rdy)
+            assert not w_rdy or len(queue) < depth, "room claimed in a full FIFO"
+            seen["full"] += len(queue) == depth
+            write = w_rdy and rng.random() < w_prob
+            read = r_rdy and rng.random() < (0 if 200 <= c < 240 else r_prob)   # a phase without reads fills it
+            ctx.set(dut.w_en, write)
+            ctx.set(dut.w_data, n & 0xFF)
+            ctx.set(dut.r_en, read)
+            await ctx.tick()
+            if read:
+                queue.pop(0)
+            direct = write and not queue
+            if write:
+                seen["direct"] += direct
+                queue.append(n & 0xFF)
+                n += 1
+
+    run_testbenches(dut, tb)
+    assert seen["full"] > 0 and seen["direct"] > 0, seen
+
+
+def test_head_fifo_rejects_a_bad_depth():
+    with pytest.raises(ValueError, match="depth must be an int of at least 1"):
+        HeadFIFO(width=4, depth=0)

@@ -141,16 +141,16 @@ def test_event_input_takes_the_events_of_the_steps_held_behind_the_end_markers_o
             if took:
                 taken.append(stream[k])
                 k += 1
+                if taken[-1][0] is not None:
+                    slots.append(ctx.get(dut.index_addr))   # the slot the event taken reads
             await ctx.tick()
-            if took and taken[-1][0] is not None:
-                slots.append(ctx.get(dut.index_addr))   # E1's slot of the event just taken
             if handoff:
                 held = held[1:]
         assert ctx.get(dut.ends) == 1 and ctx.get(dut.end), "the last held step's end marker is in"
 
     run_testbenches(dut, bench)
     assert taken == stream[:ends[behind] + 1], "events were taken past the end marker of the last step held"
-    # E1's slot of each event: its own step's idx_base + its index
+    # the slot each event reads: its own step's idx_base + its index
     step, want = 0, []
     for i, _ in taken:
         if i is None:

@@ -561,7 +561,7 @@ def lane_walk_proof(factory, p: CoreParams, *, bits: int = 6) -> Module:
     (any entry for any event) and the core's row permission ``row_issue`` (only while a walker has a
     row: the core's rule); the handoff ``end_take`` comes only with ``end``. Per lane, the rows
     promised are the ``counts[k]`` of every spike EB hands on (``event``), with the entry EB took
-    when it advanced (``index_take``: E1's read, ``index_en``, may run ahead into an empty EM).
+    when it advanced (``index_take``: a read, ``index_en``, may run ahead into an empty EM).
     Asserted: no lane issues more rows than promised, and at the end marker every lane has issued
     all of its rows."""
     assert p.walk == "lanes"

@@ -9,13 +9,14 @@ is low (an output step's end marker may leave in the clock its last word enters)
 
 Pipeline (for timing: every stage is one comparator and a mux deep)::
 
-    inputs -> [input register] -> [tree level 1] -> ... -> [tree level log2 N] -> [running best]
+    inputs -> [tree level 1] -> ... -> [tree level log2 N] -> [running best]
 
-The inputs come straight from the end of the core's update stage, so they are registered first.
+The inputs come from registers already (the update stage's Z), so the first level compares them directly
+(an input register of its own cost every run a clock at its end).
 Each tree level halves the candidates (pairs of adjacent candidates: the right one wins only if it
 is strictly greater or the left one is invalid, so the lowest lane wins ties); the last stage
 compares the word's best with the running best (strict ``>``: an earlier word wins ties). The
-group number and ``first`` travel along with the word. ``latency = ceil(log2 N) + 2``.
+group number and ``first`` travel along with the word. ``latency = ceil(log2 N) + 1``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Argmax(wiring.Component):
         check_params(self, params)
         self.params = p = params
         self.levels = ceil_log2(p.lanes)
-        self.latency = self.levels + 2
+        self.latency = self.levels + 1
         super().__init__({
             "en": In(1), "first": In(1), "group": In(p.group_bits),
             "values": In(data.ArrayLayout(signed(p.store_bits), p.lanes)), "valid": In(p.lanes),
@@ -59,15 +60,10 @@ class Argmax(wiring.Component):
             """Registers of one pipeline stage: the word's valid bit, first, group."""
             return (Signal(name=f"{name}_en"), Signal(name=f"{name}_first"), Signal(p.group_bits, name=f"{name}_group"))
 
-        # input register
-        en, first, group = stage("in")
-        m.d.sync += [en.eq(self.en), first.eq(self.first), group.eq(self.group)]
-        cands = []  # (value, lane, ok) per candidate
-        for k in range(p.lanes):
-            v, ok = Signal(signed(p.store_bits), name=f"in_v{k}"), Signal(name=f"in_ok{k}")
-            m.d.sync += [v.eq(self.values[k]), ok.eq(self.valid[k])]
-            cands.append((v, k, ok))
-        busy = [self.en, en]
+        # the inputs (registers: the update stage's Z) are the first level's candidates
+        en, first, group = self.en, self.first, self.group
+        cands = [(self.values[k], k, self.valid[k]) for k in range(p.lanes)]   # (value, lane, ok)
+        busy = [en]
 
         # tree levels, each registered
         for lvl in range(self.levels):

@@ -6,7 +6,7 @@ X = accumulate or update stage 1, Y = update stage 2, Z = write-back, spikes, ar
 
       step (config stream) ---> [ ACCUM --handoff--> UPDATE ]   (a step in each; done: an end marker left)
                                        |                |
-    events --> [E1: slot = idx_base + i] --> [index mem] --> [EB: first row, rows]
+    events --> slot = idx_base + i --> [index mem] --> [EB: first row, rows]
                  --> [event register]: row register = first row, +1 per clock, `rows` times
                                   R: synapse row addr     R (UPDATE): word addr nb+g (register)
                              [synapse mem]                |
@@ -63,7 +63,7 @@ counters (``g``, ``word``, ``last``), the word address of the UPDATE items in D 
 in flight; it wires the
 components (one module each in this package): :class:`~.stores.SynapseStore`,
 :class:`~.stores.NeuronStore` and :class:`~.stores.IndexStore` (the memories, their address and D
-registers), :class:`~.host.HostPort`, :class:`~.events.EventInput` (E1, the index read, EB, the
+registers), :class:`~.host.HostPort`, :class:`~.events.EventInput` (the index read, EB, the
 event register), :class:`~.accumulate.AccumulateStage` (the word addresses, the adder, the
 forwarding), :class:`~.update.UpdateStage` (the neuron array's stages, credits, argmax),
 :class:`~.output.OutputStage` (word FIFO, serializer, skid buffer) and :class:`~.counters.Counters`.

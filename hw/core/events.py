@@ -1,13 +1,16 @@
 """The event input of the core: the ``events`` stream through the index memory into the event
 register, which issues the event's synapse rows.
 
-Stages (one clock each; all but the event register advance together, ``adv``, so a stall holds them
-and the index memory's read data)::
+Stages (one clock each; EM and EB advance together, ``adv``, so a stall holds them and the index
+memory's read data)::
 
-    events -> E1: slot = idx_base + index -> [index memory] -> EB: (first row, rows) registered
+    events -> slot = idx_base + index -> [index memory] EM -> EB: (first row, rows) registered
            -> event register: loads the synapse store's row register with the first row, then one row
               per clock in which the core issues one (``row_issue``), until the last
 
+The event taken addresses the index memory in the clock it is taken: its slot is added in front of
+the memory's address, from the event's register (the router's FIFO head) and the step's base (a
+register of E1 in front of the memory cost every crossing from one layer to the next a clock).
 An event whose neuron has no synapses into this layer (0 rows) leaves EB without entering the
 event register: it costs no row. Events are taken only while ``accum`` and never past the end
 marker, which stays in the event register until the core takes it (``end_take``): the next step's
@@ -23,8 +26,8 @@ With ``CoreParams.overlap`` the events of the steps whose config the core holds 
 (``steps``: ACCUM's and up to ``steps_ahead`` more) follow the end markers before them in (``ends``
 counts the markers in): the events after ``ends`` markers are step ``ends``'s, their slots from its
 base (``idx_base``, then ``idx_next``), and they wait behind the markers, in the stages after them,
-for the handoffs; an end marker taken while E1 and EM are empty goes straight to EB (it reads no
-index entry). On every core E1 moves into an empty EM while EB waits (bubbles close up).
+for the handoffs; an end marker taken while EM is empty goes straight to EB (it reads no index
+entry). On every core an event is taken into an empty EM while EB waits (bubbles close up).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ class EventInput(wiring.Component):
     of ``pending`` issues this clock), ``end_take`` (the end marker leaves the event register).
 
     Out: ``index_addr``/``index_en`` (the index memory's pipeline read), ``index_take`` (EB takes
-    the read's data: E1's read may run ahead into an empty EM while EB waits), ``pending`` (a spike event
+    the read's data: a read may run ahead into an empty EM while EB waits), ``pending`` (a spike event
     is in the event register: its next row may issue), ``neg`` (its sign), ``end`` (the end marker is
     in the event register: ACCUM may end), ``load`` (the event register takes an event this clock) and
     ``first_row`` (that event's first row), ``event`` (an input spike event is taken from EB: the
@@ -77,10 +80,8 @@ class EventInput(wiring.Component):
         m = Module()
         ev = self.events.payload
         adv = Signal()             # EB takes the index memory's read (EM): EB is empty or its event leaves
-        adv_e1 = Signal()          # E1 is read into EM: EM is empty or advances (bubbles close up)
-        end_in = Signal()          # an end marker has been taken (into E1) and not yet by the core
-        e1_v, e1_neg, e1_end = Signal(), Signal(), Signal()
-        e1_slot = Signal(p.slot_bits)
+        adv_em = Signal()          # the index memory reads: EM is empty or advances (bubbles close up)
+        end_in = Signal()          # an end marker has been taken (into EM) and not yet by the core
         em_v, em_neg, em_end = Signal(), Signal(), Signal()   # the index memory's read in flight
         eb_v, eb_neg, eb_end = Signal(), Signal(), Signal()
         eb = Signal(index_lane_layout(p))
@@ -88,9 +89,10 @@ class EventInput(wiring.Component):
         take, open_ = Signal(), Signal()   # an event is taken; events may come (past any end marker)
         base = Signal(p.slot_bits)         # the slot of index 0 for the event taken
         m.d.comb += [
-            adv.eq(~eb_v | eb_take), adv_e1.eq(~em_v | adv),
-            self.events.ready.eq(self.accum & open_ & (~e1_v | adv_e1)), take.eq(self.events.valid & self.events.ready),
-            self.index_addr.eq(e1_slot), self.index_en.eq(adv_e1), self.index_take.eq(adv),
+            adv.eq(~eb_v | eb_take), adv_em.eq(~em_v | adv),
+            self.events.ready.eq(self.accum & open_ & adv_em), take.eq(self.events.valid & self.events.ready),
+            # the event taken addresses the index memory in the same clock (its slot is not registered)
+            self.index_addr.eq(base + ev.index), self.index_en.eq(adv_em), self.index_take.eq(adv),
         ]
         if p.overlap:
             # the events of the steps held behind ACCUM's follow the end markers before them: those
@@ -111,19 +113,15 @@ class EventInput(wiring.Component):
             with m.If(self.end_take):
                 m.d.sync += end_in.eq(0)
             m.d.comb += [open_.eq(~end_in), base.eq(self.idx_base)]
-        with m.If(take):
-            m.d.sync += [e1_v.eq(1), e1_neg.eq(ev.neg), e1_end.eq(ev.end), e1_slot.eq(base + ev.index)]
-        with m.Elif(adv_e1):
-            m.d.sync += e1_v.eq(0)
-        with m.If(adv_e1):
-            m.d.sync += [em_v.eq(e1_v), em_neg.eq(e1_neg), em_end.eq(e1_end)]
+        with m.If(adv_em):
+            m.d.sync += [em_v.eq(take), em_neg.eq(ev.neg), em_end.eq(ev.end)]
         with m.If(adv):
             m.d.sync += [eb_v.eq(em_v), eb_neg.eq(em_neg), eb_end.eq(em_end), eb.eq(self.index_data)]
         if p.overlap:
-            # an end marker taken while E1 and EM are empty goes straight to EB: it reads no index entry
-            # (a step without events, like the encoder's, then ends two clocks sooner)
-            with m.If(take & ev.end & ~e1_v & ~em_v & adv):
-                m.d.sync += [e1_v.eq(0), eb_v.eq(1), eb_end.eq(1)]
+            # an end marker taken while EM is empty goes straight to EB: it reads no index entry
+            # (a step without events, like the encoder's, then ends a clock sooner)
+            with m.If(take & ev.end & ~em_v & adv):
+                m.d.sync += [em_v.eq(0), eb_v.eq(1), eb_end.eq(1)]
         if p.walk == "lanes":
             self._walkers(m, adv, eb_v, eb_neg, eb_end, eb, eb_take)
         else:

@@ -293,10 +293,13 @@ class IndexStore(wiring.Component):
             return port.addr if p.lanes == 1 else Cat(port.lane[:p.lane_bits], port.addr)
 
         # one memory per field (first row, row count): narrower memories map to fewer block RAMs
-        # (iCE40: a 14-bit and an 8-bit field fit 256 x 16 and 512 x 8 blocks, 22 bits would not)
+        # (iCE40: a 14-bit and an 8-bit field fit 256 x 16 and 512 x 8 blocks, 22 bits would not).
+        # Block RAM always: the event input adds the slot in front of the address, and an ECP5 LUT RAM
+        # would have its read and the mux tree after it in that clock too (96.4 MHz)
         rd_data = Signal(layout)
         for name, field in layout:
-            m.submodules[f"{name}_mem"] = mem = memory.Memory(shape=field.shape, depth=p.neurons, init=[])
+            m.submodules[f"{name}_mem"] = mem = memory.Memory(shape=field.shape, depth=p.neurons, init=[],
+                                                              attrs={"ram_style": "block"})
             wr, rd = mem.write_port(), mem.read_port()
             m.d.comb += [rd.addr.eq(slot(self.read)), rd.en.eq(1), getattr(rd_data, name).eq(rd.data)]
             with m.If(self.accum):
