@@ -7,7 +7,7 @@ import inspect
 import os
 
 import pytest
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 
 import cssnn.hw.core.neuron as neuron
 from cssnn.hw.controller import Controller
@@ -154,6 +154,17 @@ class _AlwaysFire(Controller):
         return m
 
 
+class _IgnoresArgmax(Controller):
+    """Mutant: the run ends without waiting for the core's argmax (its ``argmax_idle`` read as 1)."""
+
+    def elaborate(self, platform):
+        port, self.argmax_idle = self.argmax_idle, Signal(init=1)
+        try:
+            return super().elaborate(platform)
+        finally:
+            self.argmax_idle = port
+
+
 class _LosesOutput(Controller):
     """Mutant: the core's output is taken but never offered to the router (the next layer waits forever)."""
 
@@ -165,9 +176,10 @@ class _LosesOutput(Controller):
 
 #: (order, T, L, longest stall, spikes per step, bound): the clocks a run may take, each tight (one
 #: clock less has a counterexample): T = L = 1 (3 layer-steps) with stalls of up to one clock on every
-#: handshake, and T = L = 2 (8 layer-steps, every mode, steps in flight) without stalls.
+#: handshake and on the core's argmax (26 with an argmax always idle), and T = L = 2 (8 layer-steps,
+#: every mode, steps in flight) without stalls.
 #: The same bounds hold, and are as tight, with 6 steps in flight (an overlapping core: "-overlap").
-CTRL_CASES = {"stalls": ("chain", 1, 1, 1, 1, 26), "no-stalls-T2-L2": ("chain", 2, 2, 0, 1, 24),
+CTRL_CASES = {"stalls": ("chain", 1, 1, 1, 1, 27), "no-stalls-T2-L2": ("chain", 2, 2, 0, 1, 24),
               "waves-stalls": ("waves", 1, 1, 1, 1, 27), "waves-T2-L2": ("waves", 2, 2, 0, 1, 24)}
 CTRL_CASES |= {f"{name}-overlap": case for name, case in CTRL_CASES.items() if "T2" in name}
 
@@ -177,10 +189,10 @@ CTRL_CASES |= {f"{name}-overlap": case for name, case in CTRL_CASES.items() if "
     (Controller, "waves-stalls", True), (Controller, "waves-T2-L2", True),
     (Controller, "no-stalls-T2-L2-overlap", True), (Controller, "waves-T2-L2-overlap", True),
     (_AlwaysFire, "no-stalls-T2-L2", False), (_LosesOutput, "no-stalls-T2-L2", False),
-    (_AlwaysFire, "waves-T2-L2", False), (_LosesOutput, "waves-T2-L2", False)],
+    (_AlwaysFire, "waves-T2-L2", False), (_LosesOutput, "waves-T2-L2", False), (_IgnoresArgmax, "stalls", False)],
     ids=["design-stalls", "design-T2-L2", "waves-stalls", "waves-T2-L2", "design-T2-L2-overlap", "waves-T2-L2-overlap",
          "mutant-always-fire",
-         "mutant-loses-output", "waves-mutant-always-fire", "waves-mutant-loses-output"])
+         "mutant-loses-output", "waves-mutant-always-fire", "waves-mutant-loses-output", "mutant-ignores-argmax"])
 def test_formal_controller_runs_the_schedule_and_finishes(factory, case, passes, tmp_path):
     order, t, l, stall, events, bound = CTRL_CASES[case]
     proof = controller_proof(factory, _ctrl_router, CTRL_APS[order, case.endswith("overlap")], timesteps=t, layers=l,

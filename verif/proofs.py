@@ -266,12 +266,13 @@ def controller_proof(factory, router_factory, ap, *, timesteps: int, layers: int
     The core is abstract: it takes a step config when it has no step's input pending and fewer than
     ``ap.core.max_inflight`` steps' outputs leaving; takes that step's input events up to its end marker;
     then emits up to ``events`` spikes and an end marker for each step, in order, held until taken;
-    ``core_done`` as an end marker leaves. Every ready/valid choice of the core and of the router's
-    tap consumer may stall, at most ``stall`` clocks in a row. Asserted:
+    ``core_done`` as an end marker leaves; its ``argmax_idle`` is free while the controller is busy.
+    Every ready/valid choice of the core and of the router's tap consumer, and ``argmax_idle``, may
+    stall, at most ``stall`` clocks in a row. Asserted:
 
     - every step config handed out is the next one of the schedule (modes, and the encoder bit, in
       ``ap.order``'s evaluation order, docs/SEMANTICS.md section 4), none after the last;
-    - ``done`` pulses once, after the last step was taken and all outputs have left;
+    - ``done`` pulses once, after the last step was taken and all outputs have left, with the argmax idle;
     - ``done`` comes within ``bound`` clocks of the start: the handshakes never deadlock.
     """
     m = Module()
@@ -294,6 +295,7 @@ def controller_proof(factory, router_factory, ap, *, timesteps: int, layers: int
     m.d.comb += ctrl.events.ready.eq(in_busy & _fair(m, in_busy & ctrl.events.valid, stall=stall, name="events"))
     step_fire = ctrl.step.valid & ctrl.step.ready
     in_end = ctrl.events.valid & ctrl.events.ready & ctrl.events.payload.end
+    m.d.comb += ctrl.argmax_idle.eq(_fair(m, ctrl.busy, stall=stall, name="argmax"))
     out = ctrl.core_out
     n_out = Signal(range(events + 1))          # spikes of the output step leaving now, gone so far
     o_valid, o_end, o_index = Signal(), Signal(), Signal(out.payload.index.shape())
@@ -335,7 +337,7 @@ def controller_proof(factory, router_factory, ap, *, timesteps: int, layers: int
     m.d.sync += clock.eq(Mux(clock == bound, bound, clock + 1))
     with m.If(ctrl.done):
         m.d.sync += ran.eq(1)
-        m.d.comb += [Assert(~ran), Assert(finished & (pending == 0) & ~in_busy)]
+        m.d.comb += [Assert(~ran), Assert(finished & (pending == 0) & ~in_busy & ctrl.argmax_idle)]
     m.d.comb += Assert((clock < bound) | ran)
     return m
 

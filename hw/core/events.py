@@ -9,8 +9,8 @@ memory's read data)::
               per clock in which the core issues one (``row_issue``), until the last
 
 The event taken addresses the index memory in the clock it is taken: its slot is added in front of
-the memory's address, from the event's register (the router's FIFO head) and the step's base (a
-register of E1 in front of the memory cost every crossing from one layer to the next a clock).
+the memory's address, from the event's register (the router's FIFO head) and the step's base (no
+register in front of the memory: one there cost every crossing from one layer to the next a clock).
 An event whose neuron has no synapses into this layer (0 rows) leaves EB without entering the
 event register: it costs no row. Events are taken only while ``accum`` and never past the end
 marker, which stays in the event register until the core takes it (``end_take``): the next step's
