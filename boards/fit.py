@@ -129,8 +129,9 @@ def memories(ap: AccelParams, *, max_payload: int = 256, table_ram: str | None =
          "lane": lane(Sel.BIAS)},
         *({"name": f"index {name}", "width": Shape.cast(f.shape).width, "depth": p.neurons, "masked": False, "copies": 1,
            "kind": "forced"} for name, f in index_lane_layout(p)),   # one memory per field, block RAM (IndexStore)
-        {"name": "loopback FIFO", "width": ev, "depth": max(1, ap.fifo_depth - 1), "masked": False, "copies": 1},
-        {"name": "tap FIFO", "width": ev, "depth": max(1, ap.tap_depth - 1), "masked": False, "copies": 1},
+        # the router's HeadFIFOs: a register head, then a SyncFIFOBuffered (whose output register holds one)
+        {"name": "loopback FIFO", "width": ev, "depth": max(1, ap.fifo_depth - 2), "masked": False, "copies": 1},
+        {"name": "tap FIFO", "width": ev, "depth": max(1, ap.tap_depth - 2), "masked": False, "copies": 1},
         {"name": "layer table", "width": layer_layout(p).size, "depth": ap.max_layers, "masked": False,
          "copies": 1, "kind": "forced" if table_ram == "block" else "block"},
         *({"name": "lane queues", "width": p.row_bits + p.count_bits + 1, "depth": LANE_QUEUE - 1, "masked": False,
@@ -159,8 +160,8 @@ def _spram_count(p: CoreParams) -> int:
 
 def _blocks(mem: dict, family: str) -> int:
     if mem["kind"] == "forced" or (mem["kind"] == "small fifo" and family == "ice40"):
-        d, w = (256, 16) if family == "ice40" else (512, 36)
-        return math.ceil(mem["width"] / w) * math.ceil(mem["depth"] / d) * mem["copies"]
+        modes = _EBR_ICE40 if family == "ice40" else _DP16KD   # block RAM whatever its size, in its best mode
+        return min(math.ceil(mem["width"] / w) * math.ceil(mem["depth"] / d) for d, w in modes) * mem["copies"]
     return ram_blocks(family, mem["width"], mem["depth"], masked=mem["masked"], lane=mem.get("lane")) * mem["copies"]
 
 

@@ -44,8 +44,8 @@ class HeadFIFO(wiring.Component):
     """A FIFO of ``depth`` items of ``width`` bits whose head is a register: an item written while the
     FIFO is empty is offered in the next clock (a block-RAM FIFO offers it in the second), and the
     consumer reads a register, not the RAM's output. Behind the head, ``depth - 1`` items wait in a
-    :class:`SyncFIFOBuffered` (block RAM; :class:`SyncFIFO` registers at 2 or fewer, where a 1-entry
-    memory would have a zero-width address, a Verilator warning). The ports of Amaranth's FIFOs:
+    :class:`SyncFIFOBuffered` (block RAM; a :class:`SyncFIFO` of registers for 2 or fewer, where its
+    1-entry memory would have a zero-width address, a Verilator warning). The ports of Amaranth's FIFOs:
     ``w_data``, ``w_en``, ``w_rdy`` (room behind the head), ``r_data``, ``r_rdy``, ``r_en``, ``level``."""
 
     def __init__(self, *, width: int, depth: int):
@@ -59,27 +59,23 @@ class HeadFIFO(wiring.Component):
         m = Module()
         head_v = Signal()
         head_free = Signal()       # the head is empty or read this clock: it takes the next item
-        if self.depth == 1:
-            m.d.comb += [head_free.eq(~head_v | self.r_en), self.w_rdy.eq(~head_v), self.level.eq(head_v)]
-            with m.If(head_free):
-                m.d.sync += head_v.eq(self.w_en)
-                with m.If(self.w_en):
-                    m.d.sync += self.r_data.eq(self.w_data)
+        if self.depth > 1:
+            kind = SyncFIFO if self.depth <= 3 else SyncFIFOBuffered
+            m.submodules.inner = inner = kind(width=self.width, depth=self.depth - 1)
+            m.d.comb += [inner.w_data.eq(self.w_data), inner.r_en.eq(head_free), self.w_rdy.eq(inner.w_rdy)]
+            behind, behind_data, behind_n = inner.r_rdy, inner.r_data, inner.level
         else:
-            inner_depth = self.depth - 1
-            kind = SyncFIFO if inner_depth <= 2 else SyncFIFOBuffered
-            m.submodules.inner = inner = kind(width=self.width, depth=inner_depth)
-            direct = Signal()      # an item written while nothing waits behind the head goes to the head
-            m.d.comb += [
-                head_free.eq(~head_v | self.r_en), direct.eq(self.w_en & head_free & (inner.level == 0)),
-                inner.w_data.eq(self.w_data), inner.w_en.eq(self.w_en & ~direct), self.w_rdy.eq(inner.w_rdy),
-                inner.r_en.eq(head_free), self.level.eq(inner.level + head_v),
-            ]
-            with m.If(head_free):
-                m.d.sync += head_v.eq(inner.r_rdy | direct)
-                with m.If(inner.r_rdy | direct):
-                    m.d.sync += self.r_data.eq(Mux(inner.r_rdy, inner.r_data, self.w_data))
-        m.d.comb += self.r_rdy.eq(head_v)
+            m.d.comb += self.w_rdy.eq(~head_v)
+            behind, behind_data, behind_n = Const(0), Const(0, self.width), Const(0)
+        direct = Signal()          # an item written while nothing waits behind the head goes to the head
+        m.d.comb += [head_free.eq(~head_v | self.r_en), direct.eq(self.w_en & head_free & (behind_n == 0)),
+                     self.level.eq(behind_n + head_v), self.r_rdy.eq(head_v)]
+        if self.depth > 1:
+            m.d.comb += inner.w_en.eq(self.w_en & ~direct)
+        with m.If(head_free):
+            m.d.sync += head_v.eq(behind | direct)
+            with m.If(behind | direct):
+                m.d.sync += self.r_data.eq(Mux(behind, behind_data, self.w_data))
         return m
 
 
