@@ -44,8 +44,8 @@ class HeadFIFO(wiring.Component):
     """A FIFO of ``depth`` items of ``width`` bits whose head is a register: an item written while the
     FIFO is empty is offered in the next clock (a block-RAM FIFO offers it in the second), and the
     consumer reads a register, not the RAM's output. Behind the head, ``depth - 1`` items wait in a
-    :class:`SyncFIFOBuffered` (block RAM; a :class:`SyncFIFO` of registers for 2 or fewer, where its
-    1-entry memory would have a zero-width address, a Verilator warning). The ports of Amaranth's FIFOs:
+    :class:`SyncFIFOBuffered` (block RAM; a :class:`SyncFIFO` of registers for 2 or fewer, never one
+    of 1 entry, whose memory would have a zero-width address: a Verilator lint warning). The ports of Amaranth's FIFOs:
     ``w_data``, ``w_en``, ``w_rdy`` (room behind the head), ``r_data``, ``r_rdy``, ``r_en``, ``level``."""
 
     def __init__(self, *, width: int, depth: int):
@@ -60,9 +60,12 @@ class HeadFIFO(wiring.Component):
         head_v = Signal()
         head_free = Signal()       # the head is empty or read this clock: it takes the next item
         if self.depth > 1:
-            kind = SyncFIFO if self.depth <= 3 else SyncFIFOBuffered
-            m.submodules.inner = inner = kind(width=self.width, depth=self.depth - 1)
-            m.d.comb += [inner.w_data.eq(self.w_data), inner.r_en.eq(head_free), self.w_rdy.eq(inner.w_rdy)]
+            # one item behind the head: a 2-entry SyncFIFO that takes one (a 1-entry one has a zero-width address)
+            behind_depth = max(2, self.depth - 1)
+            kind = SyncFIFO if behind_depth == 2 else SyncFIFOBuffered
+            m.submodules.inner = inner = kind(width=self.width, depth=behind_depth)
+            room = inner.w_rdy if behind_depth == self.depth - 1 else inner.level == 0
+            m.d.comb += [inner.w_data.eq(self.w_data), inner.r_en.eq(head_free), self.w_rdy.eq(room)]
             behind, behind_data, behind_n = inner.r_rdy, inner.r_data, inner.level
         else:
             m.d.comb += self.w_rdy.eq(~head_v)
