@@ -71,11 +71,11 @@ def test_a_spike_costs_the_rows_of_its_list():
 
     c = run_with_core(p, body)
     assert p.overlap   # a 4-lane core: a lone end marker goes straight to EB, skipping the index read
-    assert c["empty"] == c["none"] + 3 + 2  # one event per clock into the event input, no row; the
-    #                                         marker behind them reads no entry but waits its turn
+    assert c["empty"] == c["none"] + 3 + 1  # one event per clock into the event input, no row; the
+    #                                         marker behind them reads no entry but waits its turn (EM)
     # a step with rows also waits once for the accumulate stage to drain before its first word (its
-    # D, A, B: 2 more; D2 and X are forwarded) and its marker comes behind the event (2)
-    assert c["one"] == c["none"] + 1 + 2 + 2 and c["big"] == c["one"] + 7
+    # D, A, B: 2 more; D2 and X are forwarded) and its marker comes behind the event (EM: 1)
+    assert c["one"] == c["none"] + 1 + 2 + 1 and c["big"] == c["one"] + 7
     assert c["all"] == c["one"] + 7 + 2 + 2    # the empty ones pass while neuron 0's rows issue
 
 
