@@ -59,22 +59,21 @@ class HeadFIFO(wiring.Component):
         m = Module()
         head_v = Signal()
         head_free = Signal()       # the head is empty or read this clock: it takes the next item
+        direct = Signal()          # an item written while nothing waits behind the head goes to the head
         if self.depth > 1:
             # one item behind the head: a 2-entry SyncFIFO that takes one (a 1-entry one has a zero-width address)
             behind_depth = max(2, self.depth - 1)
             kind = SyncFIFO if behind_depth == 2 else SyncFIFOBuffered
             m.submodules.inner = inner = kind(width=self.width, depth=behind_depth)
             room = inner.w_rdy if behind_depth == self.depth - 1 else inner.level == 0
-            m.d.comb += [inner.w_data.eq(self.w_data), inner.r_en.eq(head_free), self.w_rdy.eq(room)]
+            m.d.comb += [inner.w_data.eq(self.w_data), inner.w_en.eq(self.w_en & ~direct), inner.r_en.eq(head_free),
+                         self.w_rdy.eq(room)]
             behind, behind_data, behind_n = inner.r_rdy, inner.r_data, inner.level
         else:
             m.d.comb += self.w_rdy.eq(~head_v)
             behind, behind_data, behind_n = Const(0), Const(0, self.width), Const(0)
-        direct = Signal()          # an item written while nothing waits behind the head goes to the head
         m.d.comb += [head_free.eq(~head_v | self.r_en), direct.eq(self.w_en & head_free & (behind_n == 0)),
                      self.level.eq(behind_n + head_v), self.r_rdy.eq(head_v)]
-        if self.depth > 1:
-            m.d.comb += inner.w_en.eq(self.w_en & ~direct)
         with m.If(head_free):
             m.d.sync += head_v.eq(behind | direct)
             with m.If(behind | direct):
